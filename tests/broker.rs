@@ -1,0 +1,458 @@
+//! The worker against a real Mosquitto: connect, QoS 0/1/2, authentication,
+//! TLS, last will, persistent sessions and broker restarts.
+
+mod common;
+
+use common::*;
+use mqscope::mqtt::{
+    Command, ConnStatus, ConnectionId, Event, EventKind, Message, PublishOutcome, Worker,
+};
+use mqscope::profile::{Profile, Qos, SubscriptionSpec, WillSettings};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn connect(worker: &Worker, conn: ConnectionId, profile: Profile) {
+    worker.send(Command::Connect {
+        conn,
+        profile: Box::new(profile),
+    });
+}
+
+/// Subscribes and waits for the SUBACK; returns the granted QoS.
+fn subscribe(worker: &Worker, conn: ConnectionId, filter: &str, qos: Qos) -> Option<Qos> {
+    worker.send(Command::Subscribe {
+        conn,
+        sub: SubscriptionSpec {
+            filter: filter.into(),
+            qos,
+        },
+    });
+    wait_subscribed_event(worker, conn, filter)
+}
+
+fn wait_subscribed_event(worker: &Worker, conn: ConnectionId, filter: &str) -> Option<Qos> {
+    wait_for(worker, LIMIT, |e| match &e.kind {
+        EventKind::Subscribed { filter: f, granted } if e.conn == conn && f == filter => {
+            Some(*granted)
+        }
+        _ => None,
+    })
+}
+
+fn publish(worker: &Worker, conn: ConnectionId, token: u64, topic: &str, payload: &str, qos: Qos) {
+    worker.send(Command::Publish {
+        conn,
+        token,
+        topic: topic.into(),
+        payload: payload.as_bytes().to_vec(),
+        qos,
+        retain: false,
+    });
+}
+
+fn message_on(e: &Event, conn: ConnectionId, topic: &str) -> Option<Message> {
+    match &e.kind {
+        EventKind::Message(m) if e.conn == conn && m.topic == topic => Some(m.clone()),
+        _ => None,
+    }
+}
+
+/// Waits for a status that ends the attempt: `Disconnected` with a reason,
+/// or `Reconnecting`. Returns it so the test can say which it expected.
+fn wait_failure(worker: &Worker, conn: ConnectionId) -> ConnStatus {
+    wait_status(worker, conn, LIMIT, |s| {
+        matches!(
+            s,
+            ConnStatus::Disconnected { reason: Some(_) } | ConnStatus::Reconnecting { .. }
+        )
+    })
+}
+
+fn failure_reason(status: &ConnStatus) -> String {
+    match status {
+        ConnStatus::Disconnected { reason: Some(r) } => r.clone(),
+        ConnStatus::Reconnecting { reason, .. } => reason.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Publishes at `qos` on a topic the connection subscribed to and checks the
+/// outcome and the message that comes back.
+fn round_trip(worker: &Worker, conn: ConnectionId, token: u64, topic: &str, qos: Qos) {
+    let payload = format!("payload at {qos}");
+    publish(worker, conn, token, topic, &payload, qos);
+    let mut outcome = None;
+    let mut message = None;
+    wait_for(worker, LIMIT, |e| {
+        match &e.kind {
+            EventKind::Published {
+                token: t,
+                outcome: o,
+            } if e.conn == conn && *t == token => outcome = Some(o.clone()),
+            _ => {
+                if let Some(m) = message_on(e, conn, topic) {
+                    message = Some(m);
+                }
+            }
+        }
+        (outcome.is_some() && message.is_some()).then_some(())
+    });
+    let expected = match qos {
+        Qos::AtMostOnce => PublishOutcome::Sent,
+        _ => PublishOutcome::Acknowledged,
+    };
+    assert_eq!(outcome, Some(expected), "outcome of the {qos} publish");
+    let message = message.unwrap_or_else(|| unreachable!());
+    assert_eq!(message.topic, topic);
+    assert_eq!(&message.payload[..], payload.as_bytes());
+    assert_eq!(message.qos, qos, "QoS of the received message");
+    assert!(!message.retain);
+}
+
+#[test]
+fn broker_starts_and_accepts_mosquitto_clients() {
+    let broker = Broker::start();
+    let sub = mosquitto_sub(
+        &broker,
+        &["-i", "harness-sub", "-t", "harness/#", "-v", "-C", "1"],
+    );
+    let mut sub = Lines::new(sub);
+    broker.wait_subscribed("harness-sub", "harness/#");
+    mosquitto_pub(&broker, &["-t", "harness/x", "-m", "hello"]);
+    assert_eq!(
+        sub.next_line(Duration::from_secs(5)).as_deref(),
+        Some("harness/x hello"),
+        "broker log:\n{}",
+        broker.log()
+    );
+    let (code, err) = sub.finish(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn publishes_and_receives_at_qos_0_1_and_2() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    connect(&worker, 1, profile_for(&broker));
+    let session_present = wait_connected(&worker, 1);
+    assert!(!session_present, "a clean session has no stored state");
+    assert_eq!(
+        subscribe(&worker, 1, "qos/#", Qos::ExactlyOnce),
+        Some(Qos::ExactlyOnce)
+    );
+    for (token, qos) in Qos::ALL.into_iter().enumerate() {
+        round_trip(
+            &worker,
+            1,
+            token as u64,
+            &format!("qos/{}", qos.as_u8()),
+            qos,
+        );
+    }
+}
+
+#[test]
+fn messages_from_other_clients_arrive_with_their_topic_and_payload() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    connect(&worker, 7, profile_for(&broker));
+    wait_connected(&worker, 7);
+    subscribe(&worker, 7, "sensors/+/temp", Qos::AtLeastOnce);
+    mosquitto_pub(
+        &broker,
+        &["-t", "sensors/kitchen/temp", "-m", "21.5", "-q", "1"],
+    );
+    mosquitto_pub(&broker, &["-t", "sensors/kitchen/humidity", "-m", "40"]);
+    mosquitto_pub(&broker, &["-t", "sensors/hall/temp", "-m", "19", "-r"]);
+    let mut got = Vec::new();
+    wait_for(&worker, LIMIT, |e| {
+        if let EventKind::Message(m) = &e.kind {
+            got.push((
+                m.topic.clone(),
+                String::from_utf8_lossy(&m.payload).to_string(),
+            ));
+        }
+        (got.len() == 2).then_some(())
+    });
+    assert_eq!(
+        got,
+        [
+            ("sensors/kitchen/temp".to_string(), "21.5".to_string()),
+            ("sensors/hall/temp".to_string(), "19".to_string())
+        ],
+        "the humidity topic does not match the filter"
+    );
+}
+
+#[test]
+fn wrong_password_is_refused_once_and_not_retried() {
+    let broker = Broker::builder().password("alice", "s3cret").start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.password = "wrong".into();
+    connect(&worker, 1, profile);
+    let status = wait_failure(&worker, 1);
+    let ConnStatus::Disconnected {
+        reason: Some(reason),
+    } = &status
+    else {
+        panic!("a refused login must stop, not retry: {status:?}");
+    };
+    // Mosquitto 2 answers a wrong password on MQTT 3.1.1 with CONNACK code 5
+    // ("not authorised" in mosquitto_sub's words), not code 4.
+    let lower = reason.to_lowercase();
+    assert!(lower.contains("not authori"), "reason: {reason}");
+    assert!(lower.contains("refused"), "reason: {reason}");
+
+    // No reconnect loop: no further attempts during the next second and a half.
+    let later = collect_for(&worker, Duration::from_millis(1500));
+    assert!(
+        !later.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Status(ConnStatus::Connecting | ConnStatus::Reconnecting { .. })
+        )),
+        "the worker tried again after a refusal:\n{}",
+        format_events(&later)
+    );
+    assert_eq!(
+        broker.log().matches("not authorised").count(),
+        1,
+        "the broker saw more than one attempt:\n{}",
+        broker.log()
+    );
+
+    // The right password on the same broker works.
+    connect(&worker, 2, profile_for(&broker));
+    wait_connected(&worker, 2);
+}
+
+#[test]
+fn tls_connects_to_a_server_verified_by_its_ca() {
+    let pki = Pki::generate();
+    let broker = Broker::builder().tls(pki.server_tls()).start();
+    let worker = Worker::spawn(None);
+    let profile = profile_for(&broker);
+    assert!(profile.tls.verify_server);
+    connect(&worker, 1, profile);
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "tls/#", Qos::AtLeastOnce);
+    round_trip(&worker, 1, 1, "tls/x", Qos::AtLeastOnce);
+}
+
+fn mutual_tls(cert: impl Fn(&Pki) -> (std::path::PathBuf, std::path::PathBuf)) {
+    let pki = Pki::generate();
+    let broker = Broker::builder()
+        .tls(pki.server_tls())
+        .require_certificate(true)
+        .start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    let (cert, key) = cert(&pki);
+    profile.tls.client_cert = Some(cert);
+    profile.tls.client_key = Some(key);
+    connect(&worker, 1, profile);
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "mtls/#", Qos::ExactlyOnce);
+    round_trip(&worker, 1, 1, "mtls/x", Qos::ExactlyOnce);
+}
+
+#[test]
+fn mutual_tls_with_rsa_pkcs8_client_key() {
+    mutual_tls(|pki| (pki.client_rsa_cert.clone(), pki.client_rsa_key.clone()));
+}
+
+#[test]
+fn mutual_tls_with_ec_sec1_client_key() {
+    mutual_tls(|pki| (pki.client_ec_cert.clone(), pki.client_ec_key.clone()));
+}
+
+#[test]
+fn mutual_tls_with_ec_pkcs8_client_key() {
+    mutual_tls(|pki| (pki.client_ec_cert.clone(), pki.client_ec_key_pkcs8.clone()));
+}
+
+#[test]
+fn unknown_ca_is_reported_as_an_untrusted_certificate() {
+    let pki = Pki::generate();
+    let broker = Broker::builder().tls(pki.server_tls()).start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.tls.ca_file = Some(pki.other_ca_cert.clone());
+    connect(&worker, 1, profile);
+    let status = wait_failure(&worker, 1);
+    let reason = failure_reason(&status);
+    assert!(
+        matches!(status, ConnStatus::Disconnected { .. }),
+        "an untrusted certificate cannot be fixed by retrying: {status:?}"
+    );
+    let lower = reason.to_lowercase();
+    assert!(lower.contains("certificate"), "reason: {reason}");
+    assert!(
+        lower.contains("unknown issuer") || lower.contains("trusted ca"),
+        "reason: {reason}"
+    );
+}
+
+#[test]
+fn verification_off_connects_to_a_server_of_an_unknown_ca() {
+    let pki = Pki::generate();
+    let broker = Broker::builder().tls(pki.other_server_tls()).start();
+    let worker = Worker::spawn(None);
+
+    // Verified against our CA, the other CA's server certificate is refused...
+    connect(&worker, 1, profile_for(&broker));
+    let refused = wait_failure(&worker, 1);
+    assert!(
+        failure_reason(&refused).contains("certificate"),
+        "{refused:?}"
+    );
+
+    // ...and accepted once the user turns verification off.
+    let mut profile = profile_for(&broker);
+    profile.tls.verify_server = false;
+    connect(&worker, 2, profile);
+    wait_connected(&worker, 2);
+    subscribe(&worker, 2, "insecure/#", Qos::AtLeastOnce);
+    round_trip(&worker, 2, 1, "insecure/x", Qos::AtLeastOnce);
+}
+
+#[test]
+fn missing_client_certificate_is_reported() {
+    let pki = Pki::generate();
+    let broker = Broker::builder()
+        .tls(pki.server_tls())
+        .require_certificate(true)
+        .start();
+    let worker = Worker::spawn(None);
+    connect(&worker, 1, profile_for(&broker));
+    let status = wait_failure(&worker, 1);
+    let reason = failure_reason(&status);
+    assert!(
+        reason.to_lowercase().contains("client certificate"),
+        "the user must learn that a client certificate is needed: {status:?}"
+    );
+}
+
+#[test]
+fn last_will_fires_when_the_connection_drops_but_not_on_disconnect() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+
+    // B watches the wills.
+    connect(&worker, 2, profile_for(&broker));
+    wait_connected(&worker, 2);
+    subscribe(&worker, 2, "will/#", Qos::AtLeastOnce);
+
+    let with_will = |topic: &str, payload: &str| {
+        let mut p = profile_for(&broker);
+        p.keep_alive_secs = 5;
+        p.will = WillSettings {
+            enabled: true,
+            topic: topic.into(),
+            payload: payload.into(),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+        };
+        p
+    };
+
+    // A drops its TCP connection without DISCONNECT: the broker publishes its will.
+    connect(&worker, 1, with_will("will/a", "a is gone"));
+    wait_connected(&worker, 1);
+    worker.send(Command::Drop { conn: 1 });
+    let will = wait_for(&worker, LIMIT, |e| message_on(e, 2, "will/a"));
+    assert_eq!(&will.payload[..], b"a is gone");
+    assert_eq!(will.qos, Qos::AtLeastOnce);
+
+    // C says goodbye properly: the broker discards its will.
+    connect(&worker, 3, with_will("will/c", "c is gone"));
+    wait_connected(&worker, 3);
+    worker.send(Command::Disconnect { conn: 3 });
+    wait_status(&worker, 3, LIMIT, |s| {
+        matches!(s, ConnStatus::Disconnected { .. })
+    });
+    let after = collect_for(&worker, Duration::from_secs(2));
+    assert!(
+        !after.iter().any(|e| message_on(e, 2, "will/c").is_some()),
+        "a graceful disconnect fired the will:\n{}",
+        format_events(&after)
+    );
+}
+
+#[test]
+fn persistent_session_gets_messages_queued_while_offline() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.client_id = "mqscope-persistent".into();
+    profile.clean_session = false;
+
+    connect(&worker, 1, profile.clone());
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "persist/#", Qos::AtLeastOnce);
+    worker.send(Command::Disconnect { conn: 1 });
+    wait_status(&worker, 1, LIMIT, |s| {
+        matches!(s, ConnStatus::Disconnected { .. })
+    });
+
+    for i in 1..=5 {
+        mosquitto_pub(
+            &broker,
+            &["-t", "persist/n", "-q", "1", "-m", &format!("m{i}")],
+        );
+    }
+
+    connect(&worker, 1, profile);
+    let mut session_present = None;
+    let mut payloads = Vec::new();
+    wait_for(&worker, LIMIT, |e| {
+        match &e.kind {
+            EventKind::Status(ConnStatus::Connected {
+                session_present: p, ..
+            }) => session_present = Some(*p),
+            EventKind::Message(m) if m.topic == "persist/n" => {
+                payloads.push(String::from_utf8_lossy(&m.payload).to_string())
+            }
+            _ => {}
+        }
+        (session_present.is_some() && payloads.len() >= 5).then_some(())
+    });
+    assert_eq!(session_present, Some(true));
+    assert_eq!(payloads, ["m1", "m2", "m3", "m4", "m5"]);
+}
+
+#[test]
+fn reconnects_and_resubscribes_after_a_broker_restart() {
+    let mut broker = Broker::start();
+    let worker = Worker::spawn(None);
+    let profile = profile_for(&broker);
+    connect(&worker, 1, profile);
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "re/#", Qos::AtLeastOnce);
+
+    broker.stop();
+    let status = wait_status(&worker, 1, LIMIT, |s| {
+        matches!(s, ConnStatus::Reconnecting { .. })
+    });
+    let ConnStatus::Reconnecting {
+        attempt, retry_in, ..
+    } = status
+    else {
+        unreachable!()
+    };
+    assert!(attempt >= 1);
+    assert!(retry_in > Duration::ZERO && retry_in <= Duration::from_secs(30));
+
+    broker.restart();
+    let session_present = wait_connected(&worker, 1);
+    assert!(
+        !session_present,
+        "the restarted broker has no stored session"
+    );
+    // The worker subscribes again by itself.
+    wait_subscribed_event(&worker, 1, "re/#");
+    mosquitto_pub(&broker, &["-t", "re/x", "-q", "1", "-m", "back"]);
+    let m = wait_for(&worker, LIMIT, |e| message_on(e, 1, "re/x"));
+    assert_eq!(&m.payload[..], b"back");
+}
