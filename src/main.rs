@@ -1,1 +1,20 @@
-fn main() {}
+//! mqscope: no subcommand opens the window; `sub` / `pub` run headless.
+
+use clap::Parser as _;
+use mqscope::cli::{Cli, CliCommand, run_pub, run_sub};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        None => match mqscope::app::run() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("mqscope: cannot open the window: {e}");
+                1
+            }
+        },
+        Some(CliCommand::Sub(args)) => run_sub(args),
+        Some(CliCommand::Pub(args)) => run_pub(args),
+    };
+    std::process::exit(code);
+}

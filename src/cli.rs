@@ -1,0 +1,417 @@
+//! Headless subcommands (`sub`, `pub`) that follow mosquitto_sub/pub habits.
+//! They run the same worker as the GUI, so they are also how the pipeline is
+//! tested and measured without a window.
+
+use crate::model::packet::PacketRecord;
+use crate::mqtt::{Command, ConnStatus, Event, EventKind, PublishOutcome, Worker};
+use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, TransportKind};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Exit code when `-W` runs out before `-C` messages arrived (as mosquitto_sub).
+pub const EXIT_TIMEOUT: i32 = 27;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqscope",
+    version,
+    about = "A native MQTT explorer that makes the protocol visible.\n\nWithout a subcommand, opens the window."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Subscribe and print messages (like mosquitto_sub).
+    #[command(disable_help_flag = true)]
+    Sub(SubArgs),
+    /// Publish one message and wait for its handshake (like mosquitto_pub).
+    #[command(disable_help_flag = true)]
+    Pub(PubArgs),
+}
+
+/// Connection flags shared by `sub` and `pub`; mosquitto's letters.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConnArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Start from a saved profile; other flags override its fields.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Broker host.
+    #[arg(short = 'h', long)]
+    pub host: Option<String>,
+    /// Broker port (default 1883, or 8883 with TLS).
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// Client id (default: a generated mqscope-xxxxxx).
+    #[arg(short = 'i', long = "id")]
+    pub id: Option<String>,
+    #[arg(short = 'u', long = "username")]
+    pub username: Option<String>,
+    #[arg(short = 'P', long = "pw")]
+    pub password: Option<String>,
+    /// Keep-alive in seconds.
+    #[arg(short = 'k', long = "keepalive")]
+    pub keepalive: Option<u16>,
+    /// Clean session off: the broker keeps subscriptions and queues messages.
+    #[arg(short = 'c', long = "no-clean")]
+    pub no_clean: bool,
+    /// Use TLS with the system's root certificates.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate (PEM) to verify the broker with; implies TLS.
+    #[arg(long)]
+    pub cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Do not verify the broker's certificate (TLS); implies TLS.
+    #[arg(long)]
+    pub insecure: bool,
+    /// ALPN protocol(s), comma separated.
+    #[arg(long)]
+    pub alpn: Option<String>,
+    #[arg(long = "will-topic")]
+    pub will_topic: Option<String>,
+    #[arg(long = "will-payload")]
+    pub will_payload: Option<String>,
+    #[arg(long = "will-qos", value_parser = parse_qos)]
+    pub will_qos: Option<Qos>,
+    #[arg(long = "will-retain")]
+    pub will_retain: bool,
+    /// Print every control packet as a JSON line on stderr.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SubArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Topic filter (repeatable).
+    #[arg(short = 't', long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// QoS of the subscriptions.
+    #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
+    pub qos: Qos,
+    /// Exit after this many messages.
+    #[arg(short = 'C', long = "count")]
+    pub count: Option<u64>,
+    /// Exit (code 27) after this many seconds without finishing.
+    #[arg(short = 'W', long = "timeout")]
+    pub timeout: Option<u64>,
+    /// Print `topic payload` instead of the payload alone.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PubArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(short = 't', long = "topic")]
+    pub topic: String,
+    /// Message payload.
+    #[arg(short = 'm', long = "message", conflicts_with_all = ["file", "null", "stdin"])]
+    pub message: Option<String>,
+    /// Send the contents of a file as the payload.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Send an empty payload (with -r: deletes a retained message).
+    #[arg(short = 'n', long = "null-message")]
+    pub null: bool,
+    /// Read the payload from standard input.
+    #[arg(short = 's', long = "stdin-file")]
+    pub stdin: bool,
+    #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
+    pub qos: Qos,
+    /// Retain the message.
+    #[arg(short = 'r', long = "retain")]
+    pub retain: bool,
+}
+
+fn parse_qos(s: &str) -> Result<Qos, String> {
+    s.parse::<u8>()
+        .ok()
+        .and_then(Qos::from_u8)
+        .ok_or_else(|| format!("QoS must be 0, 1 or 2, not '{s}'"))
+}
+
+/// An error for the person at the terminal: one line, then exit code 1.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl ConnArgs {
+    /// The profile these flags describe (starting from `--profile` if given).
+    pub fn to_profile(&self) -> Result<Profile, CliError> {
+        let mut p = match &self.profile {
+            Some(name) => load_profile(name)?,
+            None => Profile {
+                name: "command line".into(),
+                subscriptions: Vec::new(),
+                ..Profile::default()
+            },
+        };
+        p.subscriptions.clear();
+        if let Some(h) = &self.host {
+            p.host = h.clone();
+        }
+        if let Some(id) = &self.id {
+            p.client_id = id.clone();
+        }
+        if let Some(u) = &self.username {
+            p.username = u.clone();
+        }
+        if let Some(pw) = &self.password {
+            p.password = pw.clone();
+        }
+        if let Some(k) = self.keepalive {
+            p.keep_alive_secs = k;
+        }
+        if self.no_clean {
+            p.clean_session = false;
+        }
+        let tls = self.tls || self.cafile.is_some() || self.insecure || self.cert.is_some();
+        if tls {
+            p.transport = TransportKind::Tls;
+        }
+        if self.cafile.is_some() {
+            p.tls.ca_file = self.cafile.clone();
+        }
+        if self.cert.is_some() {
+            p.tls.client_cert = self.cert.clone();
+        }
+        if self.key.is_some() {
+            p.tls.client_key = self.key.clone();
+        }
+        if self.insecure {
+            p.tls.verify_server = false;
+        }
+        if let Some(a) = &self.alpn {
+            p.tls.alpn = a.clone();
+        }
+        match self.port {
+            Some(port) => p.port = port,
+            None if self.profile.is_none() => {
+                p.port = if p.transport == TransportKind::Tls { 8883 } else { 1883 }
+            }
+            None => {}
+        }
+        if let Some(t) = &self.will_topic {
+            p.will.enabled = true;
+            p.will.topic = t.clone();
+            p.will.payload = self.will_payload.clone().unwrap_or_default();
+            p.will.qos = self.will_qos.unwrap_or_default();
+            p.will.retain = self.will_retain;
+        }
+        if let Some(e) = p.validate().into_iter().next() {
+            return Err(CliError(e.message));
+        }
+        Ok(p)
+    }
+}
+
+fn load_profile(name: &str) -> Result<Profile, CliError> {
+    let mut store = ProfileStore::open_default().map_err(|e| CliError(e.to_string()))?;
+    let profiles = store.load().map_err(|e| CliError(e.to_string()))?;
+    profiles
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| CliError(format!("no profile named '{name}' in {}", store.dir().display())))
+}
+
+const CONN: u64 = 1;
+
+fn trace(record: &PacketRecord) {
+    if let Ok(line) = serde_json::to_string(record) {
+        eprintln!("{line}");
+    }
+}
+
+/// Runs `mqscope sub`; returns the process exit code.
+pub fn run_sub(args: SubArgs) -> i32 {
+    match sub(args) {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("mqscope sub: {msg}");
+            1
+        }
+    }
+}
+
+fn sub(args: SubArgs) -> Result<i32, CliError> {
+    for t in &args.topics {
+        crate::profile::validate_topic_filter(t)
+            .map_err(|why| CliError(format!("invalid topic filter '{t}': {why}")))?;
+    }
+    let mut profile = args.conn.to_profile()?;
+    profile.subscriptions = args
+        .topics
+        .iter()
+        .map(|t| SubscriptionSpec {
+            filter: t.clone(),
+            qos: args.qos,
+        })
+        .collect();
+    let worker = Worker::spawn(None);
+    worker.send(Command::Connect {
+        conn: CONN,
+        profile: Box::new(profile),
+    });
+    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut received = 0u64;
+    let mut ever_connected = false;
+    let mut refused = 0usize;
+    let mut last_flush = Instant::now();
+    loop {
+        if let Some(d) = deadline
+            && Instant::now() >= d
+        {
+            out.flush().ok();
+            eprintln!("mqscope sub: timed out after {} s", args.timeout.unwrap_or(0));
+            return Ok(EXIT_TIMEOUT);
+        }
+        let Some(Event { kind, .. }) = worker.recv_timeout(Duration::from_millis(50)) else {
+            out.flush().ok();
+            continue;
+        };
+        match kind {
+            EventKind::Message(m) => {
+                let written = if args.verbose {
+                    out.write_all(m.topic.as_bytes())
+                        .and_then(|_| out.write_all(b" "))
+                        .and_then(|_| out.write_all(&m.payload))
+                } else {
+                    out.write_all(&m.payload)
+                };
+                // stdout closed (e.g. piped into `head`): stop quietly.
+                if written.and_then(|_| out.write_all(b"\n")).is_err() {
+                    return Ok(0);
+                }
+                received += 1;
+                if last_flush.elapsed() > Duration::from_millis(100) {
+                    out.flush().ok();
+                    last_flush = Instant::now();
+                }
+                if args.count.is_some_and(|c| received >= c) {
+                    out.flush().ok();
+                    worker.send(Command::Disconnect { conn: CONN });
+                    return Ok(0);
+                }
+            }
+            EventKind::Status(ConnStatus::Connected { .. }) => ever_connected = true,
+            EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {
+                if !ever_connected {
+                    return Err(CliError(reason));
+                }
+                eprintln!("mqscope sub: connection lost: {reason}; reconnecting");
+            }
+            EventKind::Status(ConnStatus::Disconnected { reason }) => {
+                return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
+            }
+            EventKind::Subscribed { filter, granted: None } => {
+                eprintln!("mqscope sub: the broker refused the subscription to '{filter}'");
+                refused += 1;
+                if refused == args.topics.len() {
+                    return Err(CliError("all subscription requests were denied".into()));
+                }
+            }
+            EventKind::Packet(record) if args.conn.trace => trace(&record),
+            EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
+            _ => {}
+        }
+    }
+}
+
+/// Runs `mqscope pub`; returns the process exit code.
+pub fn run_pub(args: PubArgs) -> i32 {
+    match publish(args) {
+        Ok(()) => 0,
+        Err(CliError(msg)) => {
+            eprintln!("mqscope pub: {msg}");
+            1
+        }
+    }
+}
+
+fn publish(args: PubArgs) -> Result<(), CliError> {
+    crate::profile::validate_topic_name(&args.topic)
+        .map_err(|why| CliError(format!("invalid topic '{}': {why}", args.topic)))?;
+    let payload = if let Some(m) = &args.message {
+        m.clone().into_bytes()
+    } else if let Some(f) = &args.file {
+        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))?
+    } else if args.stdin {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
+        buf
+    } else if args.null {
+        Vec::new()
+    } else {
+        return Err(CliError(
+            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
+        ));
+    };
+    let profile = args.conn.to_profile()?;
+    let worker = Worker::spawn(None);
+    worker.send(Command::Connect {
+        conn: CONN,
+        profile: Box::new(profile),
+    });
+    let mut payload = Some(payload);
+    loop {
+        let Some(Event { kind, .. }) = worker.recv_timeout(Duration::from_secs(60)) else {
+            return Err(CliError("no progress for 60 s".into()));
+        };
+        match kind {
+            EventKind::Status(ConnStatus::Connected { .. }) => {
+                if let Some(payload) = payload.take() {
+                    worker.send(Command::Publish {
+                        conn: CONN,
+                        token: 1,
+                        topic: args.topic.clone(),
+                        payload,
+                        qos: args.qos,
+                        retain: args.retain,
+                    });
+                }
+            }
+            EventKind::Published { outcome, .. } => match outcome {
+                PublishOutcome::Sent | PublishOutcome::Acknowledged => {
+                    worker.send(Command::Disconnect { conn: CONN });
+                    // Drain until the DISCONNECT is on the wire (for --trace).
+                    while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
+                        match ev.kind {
+                            EventKind::Packet(r) if args.conn.trace => trace(&r),
+                            EventKind::Status(ConnStatus::Disconnected { .. }) => break,
+                            _ => {}
+                        }
+                    }
+                    return Ok(());
+                }
+                PublishOutcome::Failed(why) => return Err(CliError(why)),
+            },
+            EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {
+                return Err(CliError(reason));
+            }
+            EventKind::Status(ConnStatus::Disconnected { reason }) => {
+                return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
+            }
+            EventKind::Packet(record) if args.conn.trace => trace(&record),
+            EventKind::Error(e) => return Err(CliError(e)),
+            _ => {}
+        }
+    }
+}

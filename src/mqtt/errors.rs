@@ -1,0 +1,176 @@
+//! Turning connection failures into words a person can act on, and deciding
+//! which failures retrying cannot fix.
+
+use rumqttc::tokio_rustls::rustls;
+use rumqttc::{ConnectReturnCode, ConnectionError};
+use rustls::{AlertDescription, CertificateError};
+
+pub fn describe_return_code(code: ConnectReturnCode) -> &'static str {
+    match code {
+        ConnectReturnCode::Success => "accepted",
+        ConnectReturnCode::RefusedProtocolVersion => {
+            "refused by the broker: unacceptable protocol version"
+        }
+        ConnectReturnCode::BadClientId => "refused by the broker: identifier rejected",
+        ConnectReturnCode::ServiceUnavailable => "refused by the broker: server unavailable",
+        ConnectReturnCode::BadUserNamePassword => {
+            "refused by the broker: bad user name or password"
+        }
+        ConnectReturnCode::NotAuthorized => "refused by the broker: not authorized",
+    }
+}
+
+/// A failure explained, and whether trying again later could succeed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// Retrying cannot fix it (refused credentials, an untrusted certificate):
+    /// the session stops instead of hammering the broker.
+    pub fatal: bool,
+}
+
+pub fn describe_connection_error(err: &ConnectionError, host: &str, port: u16) -> Failure {
+    if let ConnectionError::ConnectionRefused(code) = err {
+        let fatal = !matches!(code, ConnectReturnCode::ServiceUnavailable);
+        return Failure {
+            message: describe_return_code(*code).to_string(),
+            fatal,
+        };
+    }
+    if let Some(tls) = find_rustls_error(err) {
+        return describe_tls(tls, host);
+    }
+    let message = match err {
+        ConnectionError::NetworkTimeout => format!(
+            "no answer from {host}:{port} within {} s",
+            super::options::CONNECT_TIMEOUT_SECS
+        ),
+        ConnectionError::FlushTimeout => "the broker stopped reading (write timed out)".into(),
+        ConnectionError::Io(io) => describe_io(io, host, port),
+        ConnectionError::Tls(rumqttc::TlsError::Io(io)) => describe_io(io, host, port),
+        ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => {
+            return Failure {
+                message: format!("TLS: '{host}' is not a valid server name"),
+                fatal: true,
+            };
+        }
+        ConnectionError::Tls(other) => format!("TLS: {other}"),
+        ConnectionError::MqttState(state) => match state {
+            rumqttc::StateError::Io(io) => describe_io(io, host, port),
+            rumqttc::StateError::AwaitPingResp => {
+                "the broker did not answer PINGREQ (keep-alive timed out)".into()
+            }
+            other => format!("protocol error: {other}"),
+        },
+        ConnectionError::NotConnAck(p) => format!("the broker answered CONNECT with {p:?}"),
+        ConnectionError::RequestsDone => "closed".into(),
+        ConnectionError::ConnectionRefused(_) => unreachable_refused(),
+    };
+    Failure {
+        message,
+        fatal: false,
+    }
+}
+
+fn unreachable_refused() -> String {
+    // Handled above; kept total so a new variant cannot panic.
+    "refused by the broker".into()
+}
+
+fn describe_io(io: &std::io::Error, host: &str, port: u16) -> String {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => {
+            format!("connection refused by {host}:{port}: is a broker listening there?")
+        }
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+            "the broker closed the connection".into()
+        }
+        TimedOut => format!("no answer from {host}:{port} (timed out)"),
+        HostUnreachable | NetworkUnreachable => format!("{host} is unreachable"),
+        _ => {
+            let text = io.to_string();
+            if text.contains("failed to lookup address") || text.contains("Name or service") {
+                format!("cannot resolve host name '{host}'")
+            } else {
+                format!("network error: {text}")
+            }
+        }
+    }
+}
+
+/// rustls errors hide inside io::Errors inside rumqttc's errors.
+fn find_rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn describe_tls(err: &rustls::Error, host: &str) -> Failure {
+    let fatal = |message: String| Failure {
+        message,
+        fatal: true,
+    };
+    match err {
+        rustls::Error::InvalidCertificate(cert) => fatal(match cert {
+            CertificateError::UnknownIssuer => "TLS: the server's certificate is not signed by a trusted CA (unknown issuer); choose the broker's CA file, or turn off verification".into(),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(
+                "TLS: the server's certificate is not valid for the name '{host}' (name mismatch)"
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "TLS: the server's certificate has expired".into()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "TLS: the server's certificate is not valid yet (check the clock)".into()
+            }
+            CertificateError::Revoked => "TLS: the server's certificate is revoked".into(),
+            CertificateError::BadSignature => {
+                "TLS: the server's certificate has a bad signature".into()
+            }
+            other => format!("TLS: the server's certificate was rejected: {other:?}"),
+        }),
+        rustls::Error::AlertReceived(alert) => match alert {
+            AlertDescription::CertificateRequired => fatal(
+                "TLS: the broker requires a client certificate; set one in the profile".into(),
+            ),
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::DecryptError
+            | AlertDescription::AccessDenied => fatal(format!(
+                "TLS: the broker rejected our client certificate ({alert:?})"
+            )),
+            AlertDescription::HandshakeFailure => fatal(
+                "TLS: handshake failure (no common cipher or protocol, or a client certificate is required)".into(),
+            ),
+            AlertDescription::NoApplicationProtocol => {
+                fatal("TLS: the broker accepts none of the ALPN protocols offered".into())
+            }
+            other => Failure {
+                message: format!("TLS: the broker sent alert {other:?}"),
+                fatal: false,
+            },
+        },
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => fatal(
+            "TLS: the server does not speak TLS on this port (is it a plain TCP listener?)".into(),
+        ),
+        other => Failure {
+            message: format!("TLS: {other}"),
+            fatal: false,
+        },
+    }
+}

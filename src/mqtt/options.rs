@@ -1,0 +1,238 @@
+//! Profile → rumqttc `MqttOptions`, TLS included. Everything that can be
+//! checked before touching the network is checked here, with messages that
+//! name the file or field at fault.
+
+use crate::profile::{Profile, Qos, TransportKind};
+use rumqttc::tokio_rustls::rustls;
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{what} {path} contains no PEM certificate")]
+    NoCertificate { what: &'static str, path: String },
+    #[error("client key {path}: {reason}")]
+    BadKey { path: String, reason: String },
+    #[error("client certificate given without a key (or a key without a certificate)")]
+    HalfClientAuth,
+    #[error("no usable root certificates on this system; choose a CA file")]
+    NoSystemRoots,
+    #[error("TLS set-up failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub fn to_qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+pub fn from_qos(q: QoS) -> Qos {
+    match q {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+        QoS::ExactlyOnce => Qos::ExactlyOnce,
+    }
+}
+
+/// Seconds rumqttc waits for TCP + TLS + CONNACK before giving up an attempt.
+pub const CONNECT_TIMEOUT_SECS: u64 = 5;
+
+pub fn build_options(profile: &Profile) -> Result<MqttOptions, OptionsError> {
+    if profile.client_id.is_empty() && !profile.clean_session {
+        // MQTT 3.1.1 §3.1.3.1; rumqttc would panic on it.
+        return Err(OptionsError::Unsupported(
+            "a client id is required when clean session is off".into(),
+        ));
+    }
+    let mut opts = MqttOptions::new(profile.client_id.clone(), profile.host.trim(), profile.port);
+    opts.set_max_packet_size(profile.max_packet_size, profile.max_packet_size);
+    // rumqttc refuses keep-alives below 1 s except 0 (= off).
+    opts.set_keep_alive(Duration::from_secs(u64::from(profile.keep_alive_secs)));
+    opts.set_clean_session(profile.clean_session);
+    opts.set_request_channel_capacity(65_536);
+    opts.set_inflight(1024);
+    if !profile.username.is_empty() || !profile.password.is_empty() {
+        opts.set_credentials(profile.username.clone(), profile.password.clone());
+    }
+    if profile.will.enabled {
+        opts.set_last_will(LastWill::new(
+            profile.will.topic.clone(),
+            profile.will.payload.clone().into_bytes(),
+            to_qos(profile.will.qos),
+            profile.will.retain,
+        ));
+    }
+    match profile.transport {
+        TransportKind::Tcp => {}
+        TransportKind::Tls => {
+            let config = tls_config(profile)?;
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(config),
+            )));
+        }
+        TransportKind::Ws | TransportKind::Wss => {
+            return Err(OptionsError::Unsupported(
+                "websocket transport is not supported yet; use TCP or TLS".into(),
+            ));
+        }
+    }
+    Ok(opts)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, OptionsError> {
+    std::fs::read(path).map_err(|source| OptionsError::Read {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, OptionsError> {
+    let pem = read(what, path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(OptionsError::NoCertificate {
+            what,
+            path: path.display().to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OptionsError> {
+    let pem = read("client key", path)?;
+    let bad = |reason: &str| OptionsError::BadKey {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    };
+    if String::from_utf8_lossy(&pem).contains("ENCRYPTED PRIVATE KEY") {
+        return Err(bad(
+            "encrypted keys are not supported; decrypt it with `openssl pkey -in KEY -out PLAIN`",
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| bad("no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) found"))
+}
+
+fn tls_config(profile: &Profile) -> Result<ClientConfig, OptionsError> {
+    let tls = &profile.tls;
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = if !tls.verify_server {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider())))
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &tls.ca_file {
+            Some(path) => {
+                let (added, _) = roots.add_parsable_certificates(certificates("CA file", path)?);
+                if added == 0 {
+                    return Err(OptionsError::NoCertificate {
+                        what: "CA file",
+                        path: path.display().to_string(),
+                    });
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(OptionsError::NoSystemRoots);
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let certs = certificates("client certificate", cert)?;
+            let key = private_key(key)?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err(OptionsError::HalfClientAuth),
+    };
+    config.alpn_protocols = tls
+        .alpn
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    Ok(config)
+}
+
+/// "Verify server certificate" off: any certificate is accepted, but the
+/// handshake signatures are still checked so the session keys are sound.
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
