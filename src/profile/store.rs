@@ -650,7 +650,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_keeps_old_content() {
+    fn unserializable_profile_is_refused_and_old_file_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ProfileStore::at(dir.path());
         store.save(&[full_profile()]).unwrap();
@@ -666,6 +666,24 @@ mod tests {
             assert!(matches!(err, StoreError::Serialize { .. }), "{err}");
             assert_eq!(std::fs::read(store.profiles_path()).unwrap(), before);
         }
+    }
+
+    #[test]
+    fn failed_rename_reports_the_file_and_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the file should go: rename must fail.
+        let target = dir.path().join("shared.ron");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), "x").unwrap();
+        let err = ProfileStore::export(&full_profile(), &target).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }), "{err:?}");
+        assert!(err.to_string().contains("shared.ron"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("shared.ron")]);
+        assert_eq!(read(&target.join("keep")), "x");
     }
 
     #[test]
