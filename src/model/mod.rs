@@ -1,0 +1,9 @@
+//! The model: plain Rust data that decides what is true (packet records,
+//! topic tree, history, payload decoding). No egui, no tokio.
+
+pub mod diff;
+pub mod packet;
+pub mod payload;
+pub mod store;
+pub mod topic;
+pub mod tree;
