@@ -4,7 +4,7 @@
 mod store;
 mod validate;
 
-pub use store::{ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
+pub use store::{CONFIG_DIR_ENV, ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
 pub use validate::{Field, FieldError, validate_port, validate_topic_filter, validate_topic_name};
 
 use serde::{Deserialize, Serialize};
