@@ -3,6 +3,7 @@
 //! tested and measured without a window.
 
 use crate::model::packet::PacketRecord;
+use crate::model::store::{HistoryLimits, Store};
 use crate::mqtt::{Command, ConnStatus, Event, EventKind, PublishOutcome, Worker};
 use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, TransportKind};
 use clap::{Args, Parser, Subcommand};
@@ -112,6 +113,11 @@ pub struct SubArgs {
     /// Print `topic payload` instead of the payload alone.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Keep messages in the same Store the window uses and print its figures
+    /// on stderr at exit: messages, topics, bytes, time, msg/s, evictions,
+    /// memory.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -267,6 +273,80 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         conn: CONN,
         profile: Box::new(profile),
     });
+    let mut stats = args.stats.then(Stats::new);
+    let result = sub_loop(&args, &worker, stats.as_mut());
+    if let Some(stats) = stats {
+        stats.print();
+    }
+    result
+}
+
+/// `--stats`: the GUI's Store, fed the same way, and what it holds at exit.
+struct Stats {
+    store: Store,
+    start: Instant,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            store: Store::new(HistoryLimits::default()),
+            start: Instant::now(),
+            first: None,
+            last: None,
+        }
+    }
+
+    fn add(&mut self, m: &crate::mqtt::Message) {
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.store.apply_message(m);
+    }
+
+    fn print(&self) {
+        let s = &self.store;
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let streaming = match (self.first, self.last) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let n = s.total_messages();
+        let mem = s.memory_estimate();
+        let topics = s.topic_count();
+        eprintln!("messages: {n}");
+        eprintln!("topics: {topics}");
+        eprintln!("bytes: {}", s.total_bytes());
+        eprintln!("elapsed: {elapsed:.3} s (first to last message: {streaming:.3} s)");
+        eprintln!(
+            "rate: {:.0} msg/s",
+            if streaming > 0.0 { n as f64 / streaming } else { 0.0 }
+        );
+        eprintln!("evicted payloads: {}", s.evicted_payloads());
+        eprintln!("truncated payloads: {}", s.truncated_payloads());
+        eprintln!(
+            "store memory: {:.1} MB ({} B/topic)",
+            mem as f64 / 1e6,
+            if topics > 0 { mem / topics } else { 0 }
+        );
+        if let Some(kb) = peak_rss_kb() {
+            eprintln!("peak RSS: {:.1} MB", kb as f64 / 1024.0);
+        }
+    }
+}
+
+/// VmHWM from /proc (Linux); None elsewhere.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn sub_loop(args: &SubArgs, worker: &Worker, mut stats: Option<&mut Stats>) -> Result<i32, CliError> {
     let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -288,6 +368,9 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         };
         match kind {
             EventKind::Message(m) => {
+                if let Some(stats) = stats.as_deref_mut() {
+                    stats.add(&m);
+                }
                 let written = if args.verbose {
                     out.write_all(m.topic.as_bytes())
                         .and_then(|_| out.write_all(b" "))
