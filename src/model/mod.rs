@@ -2,6 +2,7 @@
 //! topic tree, history, payload decoding). No egui, no tokio.
 
 pub mod diff;
+pub mod flows;
 pub mod packet;
 pub mod payload;
 pub mod store;
