@@ -332,6 +332,10 @@ fn missing_client_certificate_is_reported() {
         reason.to_lowercase().contains("client certificate"),
         "the user must learn that a client certificate is needed: {status:?}"
     );
+    assert!(
+        matches!(status, ConnStatus::Disconnected { .. }),
+        "retrying without a certificate cannot succeed: {status:?}"
+    );
 }
 
 #[test]
