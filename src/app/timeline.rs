@@ -90,13 +90,18 @@ impl TimelineView {
     }
 
     fn refresh_rows(&mut self, log: &PacketLog) {
-        let stale = match &self.rows_key {
-            None => true,
-            Some((revision, filter)) => {
-                *filter != self.filter || (self.follow_live && *revision != log.revision())
+        match &self.rows_key {
+            Some((_, filter)) if *filter != self.filter => self.rows_key = None,
+            Some((revision, _)) if self.follow_live && *revision != log.revision() => {
+                // Same filter, the log moved on: only look at what changed.
+                log.refilter(&self.filter, &mut self.rows, self.rows_pushed);
+                self.rows_key = Some((log.revision(), self.filter.clone()));
+                self.rows_pushed = log.pushed();
+                return;
             }
-        };
-        if stale {
+            _ => {}
+        }
+        if self.rows_key.is_none() {
             self.rows = log.filtered(&self.filter);
             self.rows_key = Some((log.revision(), self.filter.clone()));
             self.rows_pushed = log.pushed();

@@ -473,7 +473,31 @@ impl PacketLog {
             .collect()
     }
 
-    fn matches(&self, entry: &LogEntry, filter: &PacketFilter) -> bool {
+    /// Updates `rows` (an earlier result of [`Self::filtered`] with the same
+    /// filter, taken when [`Self::pushed`] was `pushed_then`) to the log as
+    /// it is now: drops rows evicted since, appends new records that pass.
+    /// Costs the number of changed rows, not the size of the log.
+    pub fn refilter(&self, filter: &PacketFilter, rows: &mut Vec<Seq>, pushed_then: u64) {
+        let first_kept = self.records.front().map_or(self.next_seq, |e| e.seq);
+        let gone = rows.partition_point(|&seq| seq < first_kept);
+        rows.drain(..gone);
+        let new = self
+            .records
+            .iter()
+            .rev()
+            .take_while(|e| e.seq >= pushed_then)
+            .count();
+        let start = self.records.len() - new;
+        rows.extend(
+            self.records
+                .range(start..)
+                .filter(|e| self.matches(e, filter))
+                .map(|e| e.seq),
+        );
+    }
+
+    /// Whether `entry` passes `filter`.
+    pub fn matches(&self, entry: &LogEntry, filter: &PacketFilter) -> bool {
         if !filter.kinds.contains(entry.record.kind) {
             return false;
         }
@@ -1204,6 +1228,34 @@ mod tests {
         };
         assert_eq!(log.filtered(&only_flow), vec![0, 2]);
         assert_eq!(log.filtered(&PacketFilter::default()).len(), 4);
+    }
+
+    #[test]
+    fn refilter_matches_a_full_filter_after_pushes_and_evictions() {
+        let mut log = PacketLog::new(6);
+        let filter = PacketFilter {
+            topic: "kitchen".into(),
+            ..PacketFilter::default()
+        };
+        let mut rows = log.filtered(&filter);
+        let mut pushed = log.pushed();
+        for i in 0..20u16 {
+            let topic = if i % 3 == 0 {
+                "house/kitchen"
+            } else {
+                "garden"
+            };
+            log.push(publish(u64::from(i), Out, 1, Some(i + 1), topic, "x"));
+            log.push(rec(u64::from(i), In, K::Puback, Some(i + 1), 4));
+            if i % 4 == 0 {
+                log.refilter(&filter, &mut rows, pushed);
+                pushed = log.pushed();
+                assert_eq!(rows, log.filtered(&filter), "after {i}");
+            }
+        }
+        log.clear();
+        log.refilter(&filter, &mut rows, pushed);
+        assert!(rows.is_empty());
     }
 
     #[test]
