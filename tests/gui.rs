@@ -1,0 +1,270 @@
+//! The window driven like a user would: by the labels on screen, against a
+//! real Mosquitto, with a fake file picker and a fresh config directory each.
+
+mod common;
+
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use mqscope::app::{App, FilePicker};
+use mqscope::mqtt::ConnStatus;
+use mqscope::profile::{ProfileStore, TransportKind};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Answers file dialogs with paths the test queued, and records the titles.
+#[derive(Clone, Default)]
+struct FakePicker {
+    answers: Rc<RefCell<VecDeque<PathBuf>>>,
+    asked: Rc<RefCell<Vec<String>>>,
+}
+
+impl FilePicker for FakePicker {
+    fn pick_file(&mut self, title: &str) -> Option<PathBuf> {
+        self.asked.borrow_mut().push(title.to_string());
+        self.answers.borrow_mut().pop_front()
+    }
+
+    fn save_file(&mut self, title: &str, _default_name: &str) -> Option<PathBuf> {
+        self.asked.borrow_mut().push(title.to_string());
+        self.answers.borrow_mut().pop_front()
+    }
+}
+
+fn harness(config_dir: &Path, picker: FakePicker) -> Harness<'static, App> {
+    let dir = config_dir.to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_parts(cc.egui_ctx.clone(), ProfileStore::at(dir), Box::new(picker))
+        });
+    harness.run();
+    harness
+}
+
+/// Replaces the text of the field labelled `label`, as a user would: focus,
+/// select all, type.
+fn set_text(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run();
+    harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
+    harness.run();
+    harness.get_by_label(label).type_text(text);
+    harness.run();
+}
+
+fn click(harness: &mut Harness<'_, App>, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run();
+}
+
+fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
+    harness.query_all_by_label(label).next().is_some()
+}
+
+fn has_label_containing(harness: &Harness<'_, App>, part: &str) -> bool {
+    harness.query_all_by_label_contains(part).next().is_some()
+}
+
+/// Steps the app (the worker answers in real time) until `done` holds.
+fn step_until(
+    harness: &mut Harness<'_, App>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&Harness<'_, App>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}; status: {:?}",
+            harness.state().selected_status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+}
+
+/// Adds a profile and points it at 127.0.0.1:`port`.
+fn add_profile(harness: &mut Harness<'_, App>, port: &str) {
+    click(harness, "Add");
+    set_text(harness, "Host", "127.0.0.1");
+    set_text(harness, "Port", port);
+}
+
+#[test]
+fn fill_profile_and_connect_shows_connected() {
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+
+    add_profile(&mut harness, &broker.port.to_string());
+    click(&mut harness, "Connect");
+    step_until(
+        &mut harness,
+        "'Connected since' in the connection bar",
+        Duration::from_secs(10),
+        |h| has_label_containing(h, "Connected since"),
+    );
+    assert!(
+        has_label(&harness, "Disconnect"),
+        "a connected profile offers Disconnect"
+    );
+
+    // What was typed is saved: a restart finds the profile again.
+    let saved = ProfileStore::at(dir.path())
+        .load()
+        .expect("profiles.ron loads");
+    assert!(
+        saved
+            .iter()
+            .any(|p| p.host == "127.0.0.1" && p.port == broker.port),
+        "the connected profile is in the store: {saved:?}"
+    );
+
+    click(&mut harness, "Disconnect");
+    step_until(
+        &mut harness,
+        "the Connect button after disconnecting",
+        Duration::from_secs(10),
+        |h| has_label(h, "Connect"),
+    );
+}
+
+#[test]
+fn wrong_port_shows_clear_error_in_connection_bar() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+
+    // A port out of range: the field says why, and Connect is refused.
+    add_profile(&mut harness, "99999");
+    assert!(
+        has_label(&harness, "port must be a number from 1 to 65535"),
+        "the inline port error is shown under the field"
+    );
+    click(&mut harness, "Connect");
+    assert!(
+        has_label(
+            &harness,
+            "Cannot connect: port must be a number from 1 to 65535"
+        ),
+        "the bar says why Connect did nothing"
+    );
+    assert!(has_label(&harness, "Not connected"));
+    assert_eq!(harness.state().selected_status(), None);
+
+    // A closed port: the bar names the refusal and keeps retrying.
+    let closed = common::free_port();
+    set_text(&mut harness, "Port", &closed.to_string());
+    assert!(
+        !has_label_containing(&harness, "Cannot connect"),
+        "editing clears the refused-connect message"
+    );
+    click(&mut harness, "Connect");
+    step_until(
+        &mut harness,
+        "a connection refused reason",
+        Duration::from_secs(10),
+        |h| {
+            h.query_all_by_label_contains("connection refused")
+                .any(|n| {
+                    // A Label's text is its accesskit value.
+                    n.value()
+                        .is_some_and(|l| l.starts_with("Reconnecting (attempt"))
+                })
+        },
+    );
+    assert!(matches!(
+        harness.state().selected_status(),
+        Some(ConnStatus::Reconnecting { .. })
+    ));
+    assert!(
+        has_label(&harness, "Disconnect"),
+        "a retrying connection can be stopped"
+    );
+}
+
+#[test]
+fn verify_off_is_flagged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+    let warning = "⚠ server certificate not verified";
+
+    click(&mut harness, "TLS");
+    assert!(
+        !has_label(&harness, warning),
+        "verification is on by default, nothing to flag"
+    );
+    click(&mut harness, "Verify server certificate");
+    assert!(
+        has_label(&harness, warning),
+        "the bar flags a profile that skips verification"
+    );
+    assert!(
+        has_label_containing(
+            &harness,
+            "anyone on the network path can pose as the broker"
+        ),
+        "the form explains the risk next to the checkbox"
+    );
+    let profile = harness
+        .state()
+        .profiles()
+        .last()
+        .cloned()
+        .expect("a profile");
+    assert_eq!(profile.transport, TransportKind::Tls);
+    assert!(!profile.tls.verify_server);
+}
+
+#[test]
+fn browse_fills_ca_file_from_picker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let picker = FakePicker::default();
+    let ca = dir.path().join("certs").join("ca.pem");
+    picker.answers.borrow_mut().push_back(ca.clone());
+    let mut harness = harness(dir.path(), picker.clone());
+
+    click(&mut harness, "TLS");
+    assert_eq!(
+        harness.get_by_label("CA file").value().unwrap_or_default(),
+        "",
+        "no CA file: the system roots are used"
+    );
+    click(&mut harness, "Browse for CA file");
+    assert_eq!(picker.asked.borrow().len(), 1, "the picker was asked once");
+    assert_eq!(
+        harness.get_by_label("CA file").value().as_deref(),
+        Some(ca.display().to_string().as_str())
+    );
+    assert_eq!(
+        harness
+            .state()
+            .profiles()
+            .last()
+            .and_then(|p| p.tls.ca_file.clone()),
+        Some(ca)
+    );
+}
+
+#[test]
+fn main_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+
+    add_profile(&mut harness, "1883");
+    set_text(&mut harness, "Name", "office broker");
+    set_text(&mut harness, "Host", "broker.office.lan");
+    // A fixed client id: the generated one is random.
+    set_text(&mut harness, "Client ID", "mqscope-snapshot");
+    set_text(&mut harness, "Username", "alice");
+    // Leave the field: no blinking cursor in the picture.
+    harness.key_press(Key::Escape);
+    // No hover highlight from the last click.
+    harness.remove_cursor();
+    harness.run();
+    harness.snapshot("main_window");
+}
