@@ -4,7 +4,6 @@
 //! `cargo bench --bench e2e` (add `-- quick` for a 10x smaller load).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::Broker;
@@ -65,7 +64,13 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Publishes `(topic, payload)` pairs at QoS 0 as fast as the broker takes them,
 /// then a QoS 1 marker whose PUBACK proves the broker has processed them all.
-fn publish_load(port: u16, n: usize, topic: impl Fn(usize) -> String, payload: &[u8], retain: bool) {
+fn publish_load(
+    port: u16,
+    n: usize,
+    topic: impl Fn(usize) -> String,
+    payload: &[u8],
+    retain: bool,
+) {
     let rt = runtime();
     rt.block_on(async {
         let mut opts = MqttOptions::new(format!("load-{}", std::process::id()), "127.0.0.1", port);
@@ -77,7 +82,11 @@ fn publish_load(port: u16, n: usize, topic: impl Fn(usize) -> String, payload: &
         let topics: Vec<String> = (0..n).map(&topic).collect();
         let producer = tokio::spawn(async move {
             for t in topics {
-                if client.publish(t, QoS::AtMostOnce, retain, payload.clone()).await.is_err() {
+                if client
+                    .publish(t, QoS::AtMostOnce, retain, payload.clone())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -105,13 +114,33 @@ fn publish_load(port: u16, n: usize, topic: impl Fn(usize) -> String, payload: &
 
 fn mqscope_sub(port: u16, filter: &str, count: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mqscope"));
-    c.args(["sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter, "-C", &count.to_string(), "--stats"]);
+    c.args([
+        "sub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        filter,
+        "-C",
+        &count.to_string(),
+        "--stats",
+    ]);
     c
 }
 
 fn mosquitto_sub(port: u16, filter: &str, count: usize) -> Command {
     let mut c = Command::new("mosquitto_sub");
-    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter, "-C", &count.to_string()]);
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        filter,
+        "-C",
+        &count.to_string(),
+    ]);
     c
 }
 
@@ -148,12 +177,7 @@ fn stat(stderr: &str, key: &str) -> Option<String> {
         .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
 }
 
-fn run_tool(
-    tool: &'static str,
-    cmd: Command,
-    count: usize,
-    publish: Option<&dyn Fn()>,
-) -> Run {
+fn run_tool(tool: &'static str, cmd: Command, count: usize, publish: Option<&dyn Fn()>) -> Run {
     let (secs, rss, stderr, code) = measure(cmd, publish);
     let (messages, note) = if tool == "mqscope sub" {
         let m = stat(&stderr, "messages:")
@@ -207,19 +231,42 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let broker = Broker::start();
     let port = broker.port;
-    println!("mqscope end-to-end benchmark · Mosquitto on 127.0.0.1:{port} · {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "mqscope end-to-end benchmark · Mosquitto on 127.0.0.1:{port} · {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     // 1. Retained burst.
     let n = 200_000 / scale;
     let payload = vec![b'x'; 100];
-    publish_load(port, n, |i| format!("ret/{}/{}", i % 1000, i), &payload, true);
-    let mut runs = vec![run_tool("mosquitto_sub", mosquitto_sub(port, "ret/#", n), n, None)];
-    runs.push(run_tool("mqscope sub", mqscope_sub(port, "ret/#", n), n, None));
+    publish_load(
+        port,
+        n,
+        |i| format!("ret/{}/{}", i % 1000, i),
+        &payload,
+        true,
+    );
+    let mut runs = vec![run_tool(
+        "mosquitto_sub",
+        mosquitto_sub(port, "ret/#", n),
+        n,
+        None,
+    )];
+    runs.push(run_tool(
+        "mqscope sub",
+        mqscope_sub(port, "ret/#", n),
+        n,
+        None,
+    ));
     if let Some(cmd) = mqttjs_sub(port, "ret/#", n) {
         runs.push(run_tool("MQTT.js", cmd, n, None));
     }
     print_table(
-        &format!("Retained burst: {n} retained topics x 100 B (time from process start to last message)"),
+        &format!(
+            "Retained burst: {n} retained topics x 100 B (time from process start to last message)"
+        ),
         &runs,
     );
 
@@ -227,18 +274,43 @@ fn main() {
     let n = 1_000_000 / scale;
     let payload = vec![b'y'; 64];
     let publish = || publish_load(port, n, |i| format!("live/{}", i % 10_000), &payload, false);
-    let mut runs = vec![run_tool("mosquitto_sub", mosquitto_sub(port, "live/#", n), n, Some(&publish))];
-    runs.push(run_tool("mqscope sub", mqscope_sub(port, "live/#", n), n, Some(&publish)));
+    let mut runs = vec![run_tool(
+        "mosquitto_sub",
+        mosquitto_sub(port, "live/#", n),
+        n,
+        Some(&publish),
+    )];
+    runs.push(run_tool(
+        "mqscope sub",
+        mqscope_sub(port, "live/#", n),
+        n,
+        Some(&publish),
+    ));
     print_table(
-        &format!("Live stream: {n} QoS 0 messages over 10,000 topics x 64 B (time from first publish to last message)"),
+        &format!(
+            "Live stream: {n} QoS 0 messages over 10,000 topics x 64 B (time from first publish to last message)"
+        ),
         &runs,
     );
 
     // 3. Many topics.
     let n = 1_000_000 / scale;
     let payload = vec![b'z'; 16];
-    let publish = || publish_load(port, n, |i| format!("many/{}/{}/{}", i % 100, (i / 100) % 100, i), &payload, false);
-    let runs = vec![run_tool("mqscope sub", mqscope_sub(port, "many/#", n), n, Some(&publish))];
+    let publish = || {
+        publish_load(
+            port,
+            n,
+            |i| format!("many/{}/{}/{}", i % 100, (i / 100) % 100, i),
+            &payload,
+            false,
+        )
+    };
+    let runs = vec![run_tool(
+        "mqscope sub",
+        mqscope_sub(port, "many/#", n),
+        n,
+        Some(&publish),
+    )];
     print_table(
         &format!("Many topics: {n} distinct topics x 16 B into the Store (peak RSS is the target)"),
         &runs,

@@ -208,7 +208,11 @@ impl ConnArgs {
         match self.port {
             Some(port) => p.port = port,
             None if self.profile.is_none() => {
-                p.port = if p.transport == TransportKind::Tls { 8883 } else { 1883 }
+                p.port = if p.transport == TransportKind::Tls {
+                    8883
+                } else {
+                    1883
+                }
             }
             None => {}
         }
@@ -232,7 +236,12 @@ fn load_profile(name: &str) -> Result<Profile, CliError> {
     profiles
         .into_iter()
         .find(|p| p.name == name)
-        .ok_or_else(|| CliError(format!("no profile named '{name}' in {}", store.dir().display())))
+        .ok_or_else(|| {
+            CliError(format!(
+                "no profile named '{name}' in {}",
+                store.dir().display()
+            ))
+        })
 }
 
 const CONN: u64 = 1;
@@ -322,14 +331,18 @@ impl Stats {
         eprintln!("elapsed: {elapsed:.3} s (first to last message: {streaming:.3} s)");
         eprintln!(
             "rate: {:.0} msg/s",
-            if streaming > 0.0 { n as f64 / streaming } else { 0.0 }
+            if streaming > 0.0 {
+                n as f64 / streaming
+            } else {
+                0.0
+            }
         );
         eprintln!("evicted payloads: {}", s.evicted_payloads());
         eprintln!("truncated payloads: {}", s.truncated_payloads());
         eprintln!(
             "store memory: {:.1} MB ({} B/topic)",
             mem as f64 / 1e6,
-            if topics > 0 { mem / topics } else { 0 }
+            mem.checked_div(topics).unwrap_or(0)
         );
         if let Some(kb) = peak_rss_kb() {
             eprintln!("peak RSS: {:.1} MB", kb as f64 / 1024.0);
@@ -346,8 +359,14 @@ fn peak_rss_kb() -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-fn sub_loop(args: &SubArgs, worker: &Worker, mut stats: Option<&mut Stats>) -> Result<i32, CliError> {
-    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+fn sub_loop(
+    args: &SubArgs,
+    worker: &Worker,
+    mut stats: Option<&mut Stats>,
+) -> Result<i32, CliError> {
+    let deadline = args
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut received = 0u64;
@@ -359,7 +378,10 @@ fn sub_loop(args: &SubArgs, worker: &Worker, mut stats: Option<&mut Stats>) -> R
             && Instant::now() >= d
         {
             out.flush().ok();
-            eprintln!("mqscope sub: timed out after {} s", args.timeout.unwrap_or(0));
+            eprintln!(
+                "mqscope sub: timed out after {} s",
+                args.timeout.unwrap_or(0)
+            );
             return Ok(EXIT_TIMEOUT);
         }
         let Some(Event { kind, .. }) = worker.recv_timeout(Duration::from_millis(50)) else {
@@ -403,7 +425,10 @@ fn sub_loop(args: &SubArgs, worker: &Worker, mut stats: Option<&mut Stats>) -> R
             EventKind::Status(ConnStatus::Disconnected { reason }) => {
                 return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
             }
-            EventKind::Subscribed { filter, granted: None } => {
+            EventKind::Subscribed {
+                filter,
+                granted: None,
+            } => {
                 eprintln!("mqscope sub: the broker refused the subscription to '{filter}'");
                 refused += 1;
                 if refused == args.topics.len() {

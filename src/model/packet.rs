@@ -136,7 +136,9 @@ mod tests {
 
     #[test]
     fn publish_size_matches_rumqttc_encoding_across_varint_boundaries() {
-        for payload_len in [0usize, 120, 121, 122, 200, 16_370, 16_380, 2_097_140, 2_097_150] {
+        for payload_len in [
+            0usize, 120, 121, 122, 200, 16_370, 16_380, 2_097_140, 2_097_150,
+        ] {
             for qos in [0u8, 1, 2] {
                 let q = match qos {
                     0 => rumqttc::QoS::AtMostOnce,

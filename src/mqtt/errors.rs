@@ -29,13 +29,24 @@ pub struct Failure {
     pub fatal: bool,
 }
 
-pub fn describe_connection_error(err: &ConnectionError, host: &str, port: u16) -> Failure {
+pub fn describe_connection_error(
+    err: &ConnectionError,
+    host: &str,
+    port: u16,
+    with_credentials: bool,
+) -> Failure {
     if let ConnectionError::ConnectionRefused(code) = err {
         let fatal = !matches!(code, ConnectReturnCode::ServiceUnavailable);
-        return Failure {
-            message: describe_return_code(*code).to_string(),
-            fatal,
-        };
+        let mut message = describe_return_code(*code).to_string();
+        // Mosquitto 2 answers a wrong password with code 5, not 4.
+        if *code == ConnectReturnCode::NotAuthorized {
+            message.push_str(if with_credentials {
+                " (check the user name and password)"
+            } else {
+                " (the broker may require a user name and password)"
+            });
+        }
+        return Failure { message, fatal };
     }
     if let Some(tls) = find_rustls_error(err) {
         return describe_tls(tls, host);

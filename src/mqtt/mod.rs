@@ -26,13 +26,26 @@ pub type PublishToken = u64;
 pub enum Command {
     /// Open (or reopen) a connection with these settings. `profile.password`
     /// is used as given.
-    Connect { conn: ConnectionId, profile: Box<Profile> },
+    Connect {
+        conn: ConnectionId,
+        profile: Box<Profile>,
+    },
     /// Graceful: sends DISCONNECT (the broker discards the will).
-    Disconnect { conn: ConnectionId },
+    Disconnect {
+        conn: ConnectionId,
+    },
     /// Cut the TCP connection without DISCONNECT (the broker fires the will).
-    Drop { conn: ConnectionId },
-    Subscribe { conn: ConnectionId, sub: SubscriptionSpec },
-    Unsubscribe { conn: ConnectionId, filter: String },
+    Drop {
+        conn: ConnectionId,
+    },
+    Subscribe {
+        conn: ConnectionId,
+        sub: SubscriptionSpec,
+    },
+    Unsubscribe {
+        conn: ConnectionId,
+        filter: String,
+    },
     Publish {
         conn: ConnectionId,
         token: PublishToken,
@@ -49,12 +62,21 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnStatus {
     Connecting,
-    Connected { since: SystemTime, session_present: bool },
+    Connected {
+        since: SystemTime,
+        session_present: bool,
+    },
     /// The last attempt failed (or the connection dropped); the next attempt
     /// starts after `retry_in`.
-    Reconnecting { attempt: u32, retry_in: Duration, reason: String },
+    Reconnecting {
+        attempt: u32,
+        retry_in: Duration,
+        reason: String,
+    },
     /// Closed by the user, or failed in a way retrying cannot fix.
-    Disconnected { reason: Option<String> },
+    Disconnected {
+        reason: Option<String>,
+    },
 }
 
 /// A PUBLISH received from the broker.
@@ -85,9 +107,17 @@ pub enum EventKind {
     Status(ConnStatus),
     Message(Message),
     /// SUBACK for a filter: `Some(granted)` or `None` when refused (0x80).
-    Subscribed { filter: String, granted: Option<Qos> },
-    Unsubscribed { filter: String },
-    Published { token: PublishToken, outcome: PublishOutcome },
+    Subscribed {
+        filter: String,
+        granted: Option<Qos>,
+    },
+    Unsubscribed {
+        filter: String,
+    },
+    Published {
+        token: PublishToken,
+        outcome: PublishOutcome,
+    },
     /// Every control packet that crossed the wire, in either direction.
     Packet(PacketRecord),
     /// A problem that does not change the connection status (e.g. a

@@ -109,7 +109,10 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, OptionsError> {
     })
 }
 
-fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, OptionsError> {
+fn certificates(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, OptionsError> {
     let pem = read(what, path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
@@ -140,8 +143,8 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OptionsError> {
 
 fn tls_config(profile: &Profile) -> Result<ClientConfig, OptionsError> {
     let tls = &profile.tls;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = if !tls.verify_server {
         builder
             .dangerous()

@@ -11,9 +11,7 @@ use super::errors::{Failure, describe_connection_error, describe_return_code};
 use super::options::{build_options, from_qos, to_qos};
 use super::worker::EventSink;
 use super::{Command, ConnStatus, ConnectionId, EventKind, Message, PublishOutcome, PublishToken};
-use crate::model::packet::{
-    Direction, PacketDetail, PacketKind, PacketRecord, publish_wire_size,
-};
+use crate::model::packet::{Direction, PacketDetail, PacketKind, PacketRecord, publish_wire_size};
 use crate::profile::{Profile, Qos, SubscriptionSpec};
 use rumqttc::{
     AsyncClient, ConnectionError, EventLoop, Incoming, MqttOptions, Outgoing, Packet, Request,
@@ -180,12 +178,18 @@ impl Session {
                 shared.wanted.push(sub.clone());
                 if shared.connected {
                     shared.subscribes.push_back(vec![sub.clone()]);
-                    if let Err(e) = self.client.try_subscribe(sub.filter.clone(), to_qos(sub.qos)) {
+                    if let Err(e) = self
+                        .client
+                        .try_subscribe(sub.filter.clone(), to_qos(sub.qos))
+                    {
                         shared.subscribes.pop_back();
                         drop(shared);
                         self.sink.send(
                             self.conn,
-                            EventKind::Error(format!("could not subscribe to '{}': {e}", sub.filter)),
+                            EventKind::Error(format!(
+                                "could not subscribe to '{}': {e}",
+                                sub.filter
+                            )),
                         );
                     }
                 }
@@ -285,7 +289,9 @@ impl SessionTask {
                 ev = eventloop.poll() => ev,
             };
             match polled {
-                Ok(rumqttc::Event::Incoming(packet)) => self.incoming(packet, &eventloop.mqtt_options),
+                Ok(rumqttc::Event::Incoming(packet)) => {
+                    self.incoming(packet, &eventloop.mqtt_options)
+                }
                 Ok(rumqttc::Event::Outgoing(out)) => self.outgoing(out),
                 Err(err) => {
                     let failure = self.connection_lost(&err, &mut eventloop);
@@ -346,7 +352,9 @@ impl SessionTask {
                         self.outgoing(Outgoing::Disconnect);
                         break;
                     }
-                    rumqttc::Event::Incoming(p) => self.incoming(p, &eventloop.mqtt_options.clone()),
+                    rumqttc::Event::Incoming(p) => {
+                        self.incoming(p, &eventloop.mqtt_options.clone())
+                    }
                     rumqttc::Event::Outgoing(o) => self.outgoing(o),
                 }
             }
@@ -456,7 +464,12 @@ impl SessionTask {
                 );
             }
         }
-        describe_connection_error(err, &self.host, self.port)
+        describe_connection_error(
+            err,
+            &self.host,
+            self.port,
+            eventloop.mqtt_options.credentials().is_some(),
+        )
     }
 
     fn incoming(&mut self, packet: Incoming, opts: &MqttOptions) {
@@ -611,8 +624,10 @@ impl SessionTask {
         if let Err(e) = self.client.try_subscribe_many(filters) {
             shared.subscribes.pop_back();
             drop(shared);
-            self.sink
-                .send(self.conn, EventKind::Error(format!("could not re-subscribe: {e}")));
+            self.sink.send(
+                self.conn,
+                EventKind::Error(format!("could not re-subscribe: {e}")),
+            );
         }
     }
 
@@ -658,7 +673,10 @@ impl SessionTask {
                 }
             }
             Outgoing::Subscribe(pkid) => {
-                let specs = lock(&self.shared).subscribes.pop_front().unwrap_or_default();
+                let specs = lock(&self.shared)
+                    .subscribes
+                    .pop_front()
+                    .unwrap_or_default();
                 let sub = rumqttc::Subscribe {
                     pkid,
                     filters: specs
@@ -668,12 +686,18 @@ impl SessionTask {
                 };
                 let mut r = self.record(Direction::Out, PacketKind::Subscribe, sub.size());
                 r.pkid = Some(pkid);
-                r.detail.filters = specs.iter().map(|s| (s.filter.clone(), s.qos.as_u8())).collect();
+                r.detail.filters = specs
+                    .iter()
+                    .map(|s| (s.filter.clone(), s.qos.as_u8()))
+                    .collect();
                 self.emit(r);
                 self.sub_pkids.insert(pkid, specs);
             }
             Outgoing::Unsubscribe(pkid) => {
-                let filters = lock(&self.shared).unsubscribes.pop_front().unwrap_or_default();
+                let filters = lock(&self.shared)
+                    .unsubscribes
+                    .pop_front()
+                    .unwrap_or_default();
                 let unsub = rumqttc::Unsubscribe {
                     pkid,
                     topics: filters.clone(),

@@ -70,7 +70,10 @@ impl Worker {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        sink.send(0, EventKind::Error(format!("cannot start the network runtime: {e}")));
+                        sink.send(
+                            0,
+                            EventKind::Error(format!("cannot start the network runtime: {e}")),
+                        );
                         return;
                     }
                 };
@@ -125,7 +128,10 @@ async fn run(mut commands: tmpsc::UnboundedReceiver<Command>, sink: EventSink) {
                 if let Some(s) = sessions.remove(&conn) {
                     s.close(true).await;
                 } else {
-                    sink.send(conn, EventKind::Status(ConnStatus::Disconnected { reason: None }));
+                    sink.send(
+                        conn,
+                        EventKind::Status(ConnStatus::Disconnected { reason: None }),
+                    );
                 }
             }
             Command::Drop { conn } => {

@@ -9,6 +9,7 @@
 
 pub mod pki;
 
+#[allow(unused_imports)]
 pub use pki::{Pki, TlsFiles};
 
 use mqscope::mqtt::{ConnStatus, ConnectionId, Event, EventKind, Worker};
