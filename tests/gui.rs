@@ -268,3 +268,31 @@ fn main_window() {
     harness.run();
     harness.snapshot("main_window");
 }
+
+#[test]
+fn delete_asks_before_removing_the_profile() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+    click(&mut harness, "Add");
+    assert_eq!(harness.state().profiles().count(), 2);
+
+    click(&mut harness, "Delete");
+    assert!(has_label_containing(
+        &harness,
+        "Delete the profile 'new profile'?"
+    ));
+    click(&mut harness, "Cancel");
+    assert_eq!(harness.state().profiles().count(), 2, "Cancel keeps it");
+
+    click(&mut harness, "Delete");
+    click(&mut harness, "Yes, delete");
+    let names: Vec<String> = harness.state().profiles().map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["localhost"]);
+    let saved = ProfileStore::at(dir.path())
+        .load()
+        .expect("profiles.ron loads");
+    assert!(
+        saved.iter().all(|p| p.name != "new profile"),
+        "the deletion is saved: {saved:?}"
+    );
+}

@@ -117,6 +117,21 @@ impl App {
                 self.actions.push(Action::Connect);
             }
 
+            let unverified = self.current().is_some_and(|e| {
+                matches!(e.profile.transport, TransportKind::Tls | TransportKind::Wss)
+                    && !e.profile.tls.verify_server
+            });
+            if unverified {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    "⚠ server certificate not verified",
+                )
+                .on_hover_text(
+                    "This profile accepts any server certificate: anyone on the \
+                         network path can pose as the broker.",
+                );
+            }
+
             ui.separator();
             let connection = self.current().and_then(|e| self.connection_of(e));
             let status = connection.map(|c| &c.status);
@@ -130,27 +145,8 @@ impl App {
             ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
         });
 
-        let unverified = self.current().is_some_and(|e| {
-            matches!(e.profile.transport, TransportKind::Tls | TransportKind::Wss)
-                && !e.profile.tls.verify_server
-        });
-        if unverified || self.bar_error.is_some() {
-            ui.horizontal_wrapped(|ui| {
-                let error = ui.visuals().error_fg_color;
-                if unverified {
-                    ui.colored_label(error, "⚠ server certificate not verified")
-                        .on_hover_text(
-                            "This profile accepts any server certificate: anyone on the \
-                             network path can pose as the broker.",
-                        );
-                }
-                if let Some(message) = &self.bar_error {
-                    if unverified {
-                        ui.separator();
-                    }
-                    ui.colored_label(error, message);
-                }
-            });
+        if let Some(message) = &self.bar_error {
+            ui.colored_label(ui.visuals().error_fg_color, message);
         }
     }
 }
