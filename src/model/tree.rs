@@ -710,11 +710,36 @@ pub fn contains_ignore_case(haystack: &[u8], needle: &str) -> bool {
         return true;
     }
     if needle.is_ascii() {
-        let n = needle.as_bytes();
-        return haystack.len() >= n.len()
-            && haystack.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+        return ascii_contains_ignore_case(haystack, needle.as_bytes());
     }
     std::str::from_utf8(haystack).is_ok_and(|text| text.to_lowercase().contains(needle))
+}
+
+/// `needle` must be lower-case ASCII. Jumps between occurrences of the
+/// needle's first byte (either case) instead of comparing every window.
+fn ascii_contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut i = 0;
+    while i <= last_start {
+        let Some(skip) = haystack[i..=last_start]
+            .iter()
+            .position(|&b| b == lower || b == upper)
+        else {
+            return false;
+        };
+        i += skip;
+        if haystack[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Computes which nodes a text filter keeps: nodes whose full topic or last
@@ -938,6 +963,10 @@ mod tests {
     #[test]
     fn contains_ignore_case_handles_ascii_and_unicode() {
         assert!(contains_ignore_case(b"Hello World", "world"));
+        assert!(contains_ignore_case(b"wwWorld", "world"));
+        assert!(contains_ignore_case(b"WORLD", "world"));
+        assert!(!contains_ignore_case(b"worl", "world"));
+        assert!(!contains_ignore_case(b"", "w"));
         assert!(!contains_ignore_case(b"Hello", "help"));
         assert!(contains_ignore_case("ÜBER".as_bytes(), "über"));
         assert!(!contains_ignore_case(&[0xff, 0xfe], "über"));
