@@ -27,7 +27,7 @@ impl App {
             ui.strong("Connection log");
             if let Some(c) = connection {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.weak(format!("{} messages received", c.messages));
+                    ui.weak(format!("{} messages received", c.store.total_messages()));
                 });
             }
         });

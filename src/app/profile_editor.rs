@@ -142,7 +142,7 @@ fn banner(ui: &mut Ui, color: Color32, text: &str, dismissable: bool) -> bool {
 }
 
 /// "256 MiB" for a byte count.
-fn human_size(bytes: usize) -> String {
+pub(super) fn human_size(bytes: usize) -> String {
     const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -1,0 +1,253 @@
+//! The window's frame around the views: the tab strip, the status bar with
+//! the connection's counters, and what each tab lays out where.
+
+use super::profile_editor::human_size;
+use super::{Action, App, Tab};
+use crate::model::payload;
+use crate::mqtt::ConnStatus;
+use egui::RichText;
+
+impl App {
+    pub(super) fn tab_strip_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            for tab in Tab::ALL {
+                let label = RichText::new(tab.label()).size(15.0);
+                if ui.selectable_label(self.state.tab == tab, label).clicked() {
+                    self.actions.push(Action::SelectTab(tab));
+                }
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Settings…").clicked() {
+                    self.actions.push(Action::OpenSettings);
+                }
+            });
+        });
+    }
+
+    pub(super) fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = if self.log_open {
+                "Hide connection log"
+            } else {
+                "Connection log"
+            };
+            if ui.selectable_label(self.log_open, label).clicked() {
+                self.log_open = !self.log_open;
+            }
+            ui.separator();
+            match self.store() {
+                Some(store) => {
+                    ui.label(format!("{} messages", store.total_messages()));
+                    ui.label(format!("{} topics", store.topic_count()));
+                    ui.label(human_size(store.total_bytes() as usize));
+                    let evicted = store.evicted_payloads();
+                    let text = format!("{evicted} payloads evicted");
+                    if evicted > 0 {
+                        ui.colored_label(ui.visuals().warn_fg_color, text)
+                            .on_hover_text(
+                                "The history limits dropped these payloads (oldest first); \
+                                 their topics and counts are kept. Raise the limits in Settings.",
+                            );
+                    } else {
+                        ui.weak(text);
+                    }
+                    let truncated = store.truncated_payloads();
+                    if truncated > 0 {
+                        ui.colored_label(
+                            ui.visuals().warn_fg_color,
+                            format!("{truncated} payloads truncated"),
+                        );
+                    }
+                    ui.weak(format!("store ≈ {}", human_size(store.memory_estimate())))
+                        .on_hover_text("Estimated memory held by the topic tree and history");
+                }
+                None => {
+                    ui.weak("Not connected");
+                }
+            }
+            if let Some(notice) = &self.notice
+                && self.state.tab != Tab::Profiles
+            {
+                ui.separator();
+                let color = if notice.is_error {
+                    ui.visuals().error_fg_color
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.add(egui::Label::new(RichText::new(&notice.text).color(color)).truncate());
+                if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
+                    self.actions.push(Action::DismissNotice);
+                }
+            }
+        });
+    }
+
+    pub(super) fn explorer_ui(&mut self, ui: &mut egui::Ui) {
+        let width = self.state.tree_width;
+        let panel = egui::Panel::left("explorer_tree")
+            .resizable(true)
+            .default_size(width)
+            .min_size(280.0)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                self.subscriptions_ui(ui);
+                ui.separator();
+                self.topic_tree_ui(ui);
+            });
+        self.state.tree_width = panel.response.rect.width();
+        egui::CentralPanel::default().show(ui, |ui| self.inspector_ui(ui));
+    }
+
+    fn topic_tree_ui(&mut self, ui: &mut egui::Ui) {
+        let now = self.now();
+        let Some(conn) = self.current().and_then(|e| e.conn) else {
+            ui.weak("Connect to see the broker's topics.");
+            return;
+        };
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        for action in self.tree.ui(ui, &mut connection.store, now) {
+            self.actions.push(Action::Tree(action));
+        }
+    }
+
+    /// The selected topic's last message. A fuller inspector (history,
+    /// decoders, diff) replaces this when it lands.
+    fn inspector_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(node), Some(store)) = (self.tree.selected, self.store()) else {
+            ui.add_space(12.0);
+            ui.vertical_centered(|ui| ui.weak("Select a topic in the tree to see its messages."));
+            return;
+        };
+        ui.heading(store.path(node));
+        let Some(info) = store.topic_info(node) else {
+            ui.weak("No message on this level itself; expand it to see the topics below.");
+            return;
+        };
+        ui.label(format!(
+            "{} messages · last: {} bytes, {}{}",
+            info.messages,
+            info.last.size,
+            info.last.qos,
+            if info.retained { ", retained" } else { "" }
+        ));
+        ui.separator();
+        match info.last.payload {
+            Some(p) => {
+                let text = match payload::pretty_json(p) {
+                    Some(json) => json.text,
+                    None => payload::preview(p, 4000),
+                };
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui.label(RichText::new(text).monospace());
+                });
+            }
+            None => {
+                ui.weak("The payload was evicted by the history limits.");
+            }
+        }
+    }
+
+    pub(super) fn timeline_tab_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(conn) = self.current().and_then(|e| e.conn) else {
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.weak("Connect to see every control packet of the connection.");
+            });
+            return;
+        };
+        let connected = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| matches!(c.status, ConnStatus::Connected { .. }));
+        let active = self.connections.get(&conn).is_some_and(|c| c.is_active());
+        egui::Panel::top("session_demos").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.strong("Session and will demos");
+                if ui
+                    .add_enabled(
+                        connected,
+                        egui::Button::new("Drop connection (no DISCONNECT)"),
+                    )
+                    .on_hover_text(
+                        "Cut the TCP connection without DISCONNECT: the broker publishes \
+                         this profile's will",
+                    )
+                    .clicked()
+                {
+                    self.actions.push(Action::DropConnection);
+                }
+                if ui
+                    .add_enabled(!active, egui::Button::new("Reconnect"))
+                    .on_hover_text(
+                        "Connect again, keeping the timeline: with clean session off, \
+                         CONNACK says session present and the queued messages arrive",
+                    )
+                    .clicked()
+                {
+                    self.actions.push(Action::Reconnect);
+                }
+                if let Some(ConnStatus::Disconnected {
+                    reason: Some(reason),
+                }) = self.connections.get(&conn).map(|c| &c.status)
+                {
+                    ui.colored_label(ui.visuals().warn_fg_color, reason);
+                }
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let Some(connection) = self.connections.get(&conn) else {
+                return;
+            };
+            if let Some(action) = self.timeline.ui(ui, &connection.packets) {
+                self.actions.push(Action::Timeline(action));
+            }
+        });
+    }
+
+    pub(super) fn qos_lab_tab_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.weak("The QoS lab is not available in this build yet.");
+        });
+    }
+
+    pub(super) fn clear_retained_modal_ui(&mut self, ctx: &egui::Context) {
+        let Some(clear) = &self.confirm_clear else {
+            return;
+        };
+        let count = clear.topics.len();
+        let topic = clear.topic.clone();
+        let shown: Vec<String> = clear.topics.iter().take(8).cloned().collect();
+        let mut answer = None;
+        let modal = egui::Modal::new(egui::Id::unique("confirm_clear_retained")).show(ctx, |ui| {
+            ui.set_width(420.0);
+            ui.heading("Clear retained messages");
+            ui.add_space(6.0);
+            ui.label(format!(
+                "Delete {count} retained messages under '{topic}' from the broker?"
+            ));
+            ui.weak("An empty retained message is published to each topic:");
+            for t in &shown {
+                ui.label(RichText::new(t).monospace());
+            }
+            if count > shown.len() {
+                ui.weak(format!("… and {} more", count - shown.len()));
+            }
+            ui.add_space(10.0);
+            ui.horizontal(|ui| {
+                if ui.button(format!("Clear {count} retained")).clicked() {
+                    answer = Some(Action::ConfirmClearRetained);
+                }
+                if ui.button("Cancel").clicked() {
+                    answer = Some(Action::CancelClearRetained);
+                }
+            });
+        });
+        if answer.is_none() && modal.should_close() {
+            answer = Some(Action::CancelClearRetained);
+        }
+        if let Some(action) = answer {
+            self.actions.push(action);
+        }
+    }
+}

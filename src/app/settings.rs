@@ -1,0 +1,125 @@
+//! What the window remembers between runs (through eframe's storage) and the
+//! small "Settings" window that edits the history limits and the theme.
+
+use super::App;
+use crate::model::store::HistoryLimits;
+use serde::{Deserialize, Serialize};
+
+/// The tabs under the connection bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    #[default]
+    Explorer,
+    Timeline,
+    QosLab,
+    Profiles,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Explorer, Tab::Timeline, Tab::QosLab, Tab::Profiles];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Explorer => "Explorer",
+            Tab::Timeline => "Timeline",
+            Tab::QosLab => "QoS lab",
+            Tab::Profiles => "Profiles",
+        }
+    }
+}
+
+/// What is remembered between runs that is not a profile.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct State {
+    /// The profile selected when the app was closed.
+    pub(crate) last_profile: Option<String>,
+    pub(crate) tab: Tab,
+    /// Width of the Explorer's left column (subscriptions + tree).
+    pub(crate) tree_width: f32,
+    /// Bounds of each connection's message history.
+    pub(crate) limits: HistoryLimits,
+    pub(crate) dark: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            last_profile: None,
+            tab: Tab::Explorer,
+            tree_width: 560.0,
+            limits: HistoryLimits::default(),
+            dark: true,
+        }
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+impl App {
+    /// The "Settings" window, while open.
+    pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context) {
+        if !self.settings_open {
+            return;
+        }
+        let mut open = true;
+        let mut limits = self.state.limits;
+        let mut dark = self.state.dark;
+        egui::Window::new("Settings")
+            .open(&mut open)
+            .resizable(false)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                egui::Grid::new("settings_grid")
+                    .num_columns(2)
+                    .spacing([12.0, 8.0])
+                    .show(ui, |ui| {
+                        let label = ui.label("Messages kept per topic");
+                        ui.add(
+                            egui::DragValue::new(&mut limits.per_topic_count)
+                                .range(1..=100_000)
+                                .speed(1.0),
+                        )
+                        .labelled_by(label.id);
+                        ui.end_row();
+
+                        let label = ui.label("Total history budget (MiB)");
+                        let mut mib = limits.total_bytes / MIB;
+                        if ui
+                            .add(egui::DragValue::new(&mut mib).range(1..=65_536).speed(1.0))
+                            .labelled_by(label.id)
+                            .changed()
+                        {
+                            limits.total_bytes = mib.saturating_mul(MIB);
+                        }
+                        ui.end_row();
+
+                        ui.label("Theme");
+                        ui.horizontal(|ui| {
+                            ui.selectable_value(&mut dark, true, "Dark");
+                            ui.selectable_value(&mut dark, false, "Light");
+                        });
+                        ui.end_row();
+                    });
+                ui.weak(
+                    "When the budget is full the oldest payloads are dropped and counted \
+                     in the status bar; topics and counts are kept.",
+                );
+            });
+        self.settings_open = open;
+        if dark != self.state.dark {
+            self.state.dark = dark;
+            ctx.set_theme(if dark {
+                egui::Theme::Dark
+            } else {
+                egui::Theme::Light
+            });
+        }
+        if limits != self.state.limits {
+            self.state.limits = limits;
+            for conn in self.connections.values_mut() {
+                conn.store.set_limits(limits);
+            }
+        }
+    }
+}
