@@ -7,7 +7,8 @@ use common::*;
 use mqscope::app::qos_lab::{LabStatus, QosLab};
 use mqscope::model::flows::Side;
 use mqscope::model::packet::{Direction, PacketKind};
-use mqscope::mqtt::{Command, ConnectionId, Worker};
+use mqscope::mqtt::{Command, ConnectionId, EventKind, Worker};
+use mqscope::profile::{Qos, SubscriptionSpec};
 use std::time::{Duration, Instant};
 
 const CONN: ConnectionId = 3;
@@ -156,6 +157,51 @@ fn lab_counts_1_2_4_packets_per_leg_with_wire_sizes_and_round_trips() {
             Some(topic.as_str())
         );
     }
+}
+
+#[test]
+fn an_overlapping_wildcard_subscription_does_not_change_the_counts() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    worker.send(Command::Connect {
+        conn: CONN,
+        profile: Box::new(profile_for(&broker)),
+    });
+    wait_connected(&worker, CONN);
+    // What an explorer usually has: everything, at QoS 0.
+    worker.send(Command::Subscribe {
+        conn: CONN,
+        sub: SubscriptionSpec {
+            filter: "#".into(),
+            qos: Qos::AtMostOnce,
+        },
+    });
+    wait_for(&worker, Duration::from_secs(10), |e| match &e.kind {
+        EventKind::Subscribed { filter, .. } if filter == "#" => Some(()),
+        _ => None,
+    });
+    let mut lab = QosLab::new(CONN);
+    let first = lab.start(CONN, 3, 10, QosLab::fresh_topic());
+    drive(&worker, &mut lab, first, Duration::from_secs(30));
+    assert_eq!(lab.status(), &LabStatus::Done);
+    let rows = lab.results();
+    let packets: Vec<(Option<usize>, Option<usize>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.publish_packets.and_then(|s| s.exact()),
+                r.delivery_packets.and_then(|s| s.exact()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        packets,
+        vec![(Some(1), Some(1)), (Some(2), Some(2)), (Some(4), Some(4))]
+    );
+    // Mosquitto 2 sends one copy, at the highest QoS of the matching
+    // subscriptions (the lab's QoS 2), so none is extra.
+    let extra: Vec<usize> = rows.iter().map(|r| r.extra_deliveries).collect();
+    assert_eq!(extra, vec![0, 0, 0]);
 }
 
 #[test]

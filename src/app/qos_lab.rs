@@ -124,8 +124,9 @@ pub struct LabRow {
     pub completed: usize,
     /// Messages that came back to us (first copy only).
     pub delivered: usize,
-    /// Deliveries beyond one per message (another subscription of this
-    /// connection that also matches the lab topic).
+    /// Copies delivered beyond the lab subscription's one (another
+    /// subscription of this connection that also matches the lab topic,
+    /// such as `#`); not counted in the delivery leg or the round trip.
     pub extra_deliveries: usize,
     /// Per message: our PUBLISH and the broker's acknowledgements to it.
     pub publish_packets: Option<Spread>,
@@ -289,8 +290,12 @@ impl QosLab {
                     && q <= 2
                     && i < self.n
                 {
+                    // Another subscription of this connection that matches
+                    // the lab topic (`#`, say) brings its own copy, at its
+                    // own QoS: only the lab subscription's copy counts.
+                    let expected = q.min(self.granted.map_or(2, Qos::as_u8));
                     let exchange = &mut self.exchanges[usize::from(q) * self.n + i];
-                    if exchange.delivered_us.is_some() {
+                    if exchange.delivered_us.is_some() || m.qos.as_u8() != expected {
                         exchange.extra_deliveries += 1;
                     } else if let Some((flow, t_us)) = pending {
                         exchange.theirs = Some(flow);
@@ -860,6 +865,9 @@ mod tests {
         t_us: u64,
         next_pkid: u16,
         broker_pkid: u16,
+        /// Where in each exchange to slip in a QoS 0 copy of the message, as
+        /// a `#` subscription at QoS 0 would bring if the broker sent one.
+        wildcard_copy_at: Option<usize>,
     }
 
     fn rec(t_us: u64, dir: Direction, kind: PacketKind, pkid: Option<u16>) -> PacketRecord {
@@ -914,6 +922,7 @@ mod tests {
                 t_us: 1_000,
                 next_pkid: 1,
                 broker_pkid: 1,
+                wildcard_copy_at: None,
             };
             (sim, cmds)
         }
@@ -985,6 +994,22 @@ mod tests {
                     EventKind::Packet(rec(t + rtt_us + 25, Out, K::Pubcomp, theirs)),
                 ],
             };
+            let mut events = events;
+            if let Some(at) = self.wildcard_copy_at {
+                let copy = vec![
+                    EventKind::Packet(publish_rec(t + 1, In, 0, None, len)),
+                    EventKind::Message(Message {
+                        topic: TOPIC.into(),
+                        payload: bytes::Bytes::from(payload.clone()),
+                        qos: Qos::AtMostOnce,
+                        retain: false,
+                        dup: false,
+                        pkid: 0,
+                        received: SystemTime::UNIX_EPOCH,
+                    }),
+                ];
+                events.splice(at.min(events.len())..at.min(events.len()), copy);
+            }
             let mut out = Vec::new();
             for event in events.into_iter().take(until) {
                 self.feed(&mut out, event);
@@ -1126,6 +1151,25 @@ mod tests {
                 (Side::Theirs, K::Pubcomp, Out),
             ]
         );
+    }
+
+    #[test]
+    fn a_copy_from_an_overlapping_subscription_is_counted_apart() {
+        let (mut sim, cmds) = Sim::started(2, 10);
+        // The QoS 0 copy arrives right after our PUBLISH, before the lab's.
+        sim.wildcard_copy_at = Some(1);
+        let rest = sim.run_all(cmds);
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        let rows = sim.lab.results();
+        let delivery: Vec<Option<usize>> = rows
+            .iter()
+            .map(|r| r.delivery_packets.and_then(Spread::exact))
+            .collect();
+        assert_eq!(delivery, vec![Some(1), Some(2), Some(4)]);
+        // At QoS 0 the first copy is as good as the other: one of the two counts.
+        let extra: Vec<usize> = rows.iter().map(|r| r.extra_deliveries).collect();
+        assert_eq!(extra, vec![2, 2, 2]);
+        assert_eq!(sim.lab.progress(), (6, 6));
     }
 
     #[test]
