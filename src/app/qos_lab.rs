@@ -37,7 +37,7 @@ pub enum LabStatus {
     Idle,
     /// Waiting for the SUBACK of the lab topic.
     Subscribing,
-    /// Publishing; `current` counts exchanges finished (or given up) so far.
+    /// Publishing, one message at a time.
     Running,
     Done,
     /// The run ended early; the levels not finished are marked incomplete.
