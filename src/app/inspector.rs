@@ -815,7 +815,12 @@ impl InspectorView {
         if self.plot.as_ref().is_none_or(|p| p.key != key) {
             let mut values: Vec<(SystemTime, f64)> = store
                 .history(node)
-                .filter_map(|m| Some((m.received, extract_number(m.payload?, field.as_deref())?)))
+                .filter_map(|m| {
+                    // Parsing megabyte payloads on every new message would
+                    // stall the frame; numbers to plot live in small ones.
+                    let payload = m.payload.filter(|p| p.len() <= PRETTY_LIMIT)?;
+                    Some((m.received, extract_number(payload, field.as_deref())?))
+                })
                 .collect();
             values.reverse();
             let start = values.first().map_or(UNIX_EPOCH, |v| v.0);
