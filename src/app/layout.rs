@@ -3,7 +3,6 @@
 
 use super::profile_editor::human_size;
 use super::{Action, App, Tab};
-use crate::model::payload;
 use crate::mqtt::ConnStatus;
 use egui::RichText;
 
@@ -95,6 +94,16 @@ impl App {
                 self.topic_tree_ui(ui);
             });
         self.state.tree_width = panel.response.rect.width();
+        egui::Panel::bottom("publish_panel")
+            .resizable(true)
+            .default_size(320.0)
+            .min_size(120.0)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                if let Some(request) = self.publish.ui(ui) {
+                    self.actions.push(Action::Publish(request));
+                }
+            });
         egui::CentralPanel::default().show(ui, |ui| self.inspector_ui(ui));
     }
 
@@ -112,40 +121,17 @@ impl App {
         }
     }
 
-    /// The selected topic's last message. A fuller inspector (history,
-    /// decoders, diff) replaces this when it lands.
     fn inspector_ui(&mut self, ui: &mut egui::Ui) {
-        let (Some(node), Some(store)) = (self.tree.selected, self.store()) else {
+        let Some(conn) = self.current().and_then(|e| e.conn) else {
             ui.add_space(12.0);
             ui.vertical_centered(|ui| ui.weak("Select a topic in the tree to see its messages."));
             return;
         };
-        ui.heading(store.path(node));
-        let Some(info) = store.topic_info(node) else {
-            ui.weak("No message on this level itself; expand it to see the topics below.");
+        let Some(connection) = self.connections.get(&conn) else {
             return;
         };
-        ui.label(format!(
-            "{} messages · last: {} bytes, {}{}",
-            info.messages,
-            info.last.size,
-            info.last.qos,
-            if info.retained { ", retained" } else { "" }
-        ));
-        ui.separator();
-        match info.last.payload {
-            Some(p) => {
-                let text = match payload::pretty_json(p) {
-                    Some(json) => json.text,
-                    None => payload::preview(p, 4000),
-                };
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    ui.label(RichText::new(text).monospace());
-                });
-            }
-            None => {
-                ui.weak("The payload was evicted by the history limits.");
-            }
+        if let Some(action) = self.inspector.ui(ui, &connection.store, self.tree.selected) {
+            self.actions.push(Action::Inspector(action));
         }
     }
 
@@ -206,8 +192,13 @@ impl App {
     }
 
     pub(super) fn qos_lab_tab_ui(&mut self, ui: &mut egui::Ui) {
+        let connected = self
+            .current_connection()
+            .is_some_and(|c| matches!(c.status, ConnStatus::Connected { .. }));
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.weak("The QoS lab is not available in this build yet.");
+            if let Some(action) = self.lab_view.ui(ui, self.lab.as_ref(), connected) {
+                self.actions.push(Action::Lab(action));
+            }
         });
     }
 

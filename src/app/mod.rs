@@ -34,6 +34,9 @@ use crate::profile::{
     Field, FieldError, Profile, ProfileStore, Qos, SaveOutcome, SubscriptionSpec,
     generate_client_id, name_errors, unique_name, validate_port,
 };
+use inspector::{InspectorAction, InspectorView};
+use publish_panel::{PublishPanel, PublishRequest};
+use qos_lab::{QosLab, QosLabAction, QosLabView};
 use settings::State;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -206,6 +209,9 @@ pub(crate) enum Action {
     /// Connect again keeping the tree and the timeline (session demos).
     Reconnect,
     OpenSettings,
+    Publish(PublishRequest),
+    Lab(QosLabAction),
+    Inspector(InspectorAction),
 }
 
 /// Retained messages the user is asked to confirm clearing.
@@ -254,6 +260,11 @@ pub struct App {
     /// A fixed "now" for the ages and highlights (tests, screenshots).
     clock: Option<SystemTime>,
     log_open: bool,
+    publish: PublishPanel,
+    inspector: InspectorView,
+    /// The last QoS lab run (its connection's events are routed to it).
+    lab: Option<QosLab>,
+    lab_view: QosLabView,
 }
 
 impl App {
@@ -356,6 +367,10 @@ impl App {
             next_token: 0,
             clock: None,
             log_open: false,
+            publish: PublishPanel::default(),
+            inspector: InspectorView::default(),
+            lab: None,
+            lab_view: QosLabView::default(),
         };
         app.revalidate();
         app
@@ -443,6 +458,18 @@ impl App {
     }
 
     fn apply_event(&mut self, event: Event) {
+        if let Some(lab) = self.lab.as_mut()
+            && lab.conn() == event.conn
+        {
+            for cmd in lab.on_event(&event.kind) {
+                self.worker.send(cmd);
+            }
+            if let EventKind::Published { token, .. } = &event.kind
+                && QosLab::owns_token(*token)
+            {
+                return;
+            }
+        }
         let Some(conn) = self.connections.get_mut(&event.conn) else {
             if let EventKind::Error(text) = event.kind {
                 // Not tied to a connection we know (e.g. the worker's runtime
@@ -514,6 +541,7 @@ impl App {
                 if let crate::mqtt::PublishOutcome::Failed(why) = &outcome {
                     conn.log(format!("Publish #{token} failed: {why}"), true);
                 }
+                self.publish.record_outcome(token, &outcome);
             }
         }
     }
@@ -677,7 +705,7 @@ impl App {
             Action::SelectTab(tab) => self.state.tab = tab,
             Action::Subscribe { filter, qos } => self.subscribe(filter, qos),
             Action::Unsubscribe(filter) => self.unsubscribe(filter),
-            Action::Tree(TreeAction::Select { .. }) => {}
+            Action::Tree(TreeAction::Select { topic, .. }) => self.publish.set_topic(&topic),
             Action::Tree(TreeAction::ClearRetained(node)) => self.ask_clear_retained(node),
             Action::CancelClearRetained => self.confirm_clear = None,
             Action::ConfirmClearRetained => self.clear_retained(),
@@ -707,7 +735,89 @@ impl App {
                 self.open_connection(false);
             }
             Action::OpenSettings => self.settings_open = true,
+            Action::Publish(request) => {
+                let Some(conn) = self.active_conn() else {
+                    self.notice = Some(Notice {
+                        text: "Connect first: there is no connection to publish on".into(),
+                        is_error: true,
+                    });
+                    return;
+                };
+                let token = self.publish(
+                    conn,
+                    request.topic.clone(),
+                    request.payload.clone(),
+                    request.qos,
+                    request.retain,
+                );
+                self.publish.record_sent(token, &request);
+            }
+            Action::Lab(QosLabAction::Run { n, payload_size }) => {
+                let Some(conn) = self.active_conn() else {
+                    return;
+                };
+                let mut lab = QosLab::new(conn);
+                for cmd in lab.start(conn, n, payload_size, QosLab::fresh_topic()) {
+                    self.worker.send(cmd);
+                }
+                self.lab = Some(lab);
+            }
+            Action::Inspector(InspectorAction::SavePayload { topic, bytes }) => {
+                let name = format!("{}.bin", topic.replace(['/', '\\'], "_"));
+                self.save_bytes("Save the payload", &name, &bytes);
+            }
+            Action::Inspector(InspectorAction::DeleteRetained { topic }) => {
+                let Some(conn) = self.active_conn() else {
+                    self.notice = Some(Notice {
+                        text: "Connect first: deleting a retained message publishes to the broker"
+                            .into(),
+                        is_error: true,
+                    });
+                    return;
+                };
+                self.publish(conn, topic, Vec::new(), Qos::AtLeastOnce, true);
+            }
+            Action::Inspector(InspectorAction::JumpToFlow {
+                topic,
+                pkid,
+                received,
+            }) => {
+                let Some(conn) = self.current().and_then(|e| e.conn) else {
+                    return;
+                };
+                match self.find_flow(conn, &topic, pkid, received) {
+                    Some(flow) => {
+                        self.timeline.filter.flow = Some(flow);
+                        self.state.tab = Tab::Timeline;
+                    }
+                    None => {
+                        self.notice = Some(Notice {
+                            text: format!(
+                                "The packets of this message on {topic} are no longer in the \
+                                 timeline"
+                            ),
+                            is_error: false,
+                        });
+                    }
+                }
+            }
+            Action::Lab(QosLabAction::Stop) => {
+                if let Some(lab) = self.lab.as_mut() {
+                    for cmd in lab.stop() {
+                        self.worker.send(cmd);
+                    }
+                }
+            }
         }
+    }
+
+    /// The selected profile's connection, if it is connected or connecting.
+    fn active_conn(&self) -> Option<ConnectionId> {
+        let conn = self.current()?.conn?;
+        self.connections
+            .get(&conn)
+            .filter(|c| c.is_active())
+            .map(|_| conn)
     }
 
     /// True (and the bar says why) when the selected profile cannot connect.
@@ -885,7 +995,6 @@ impl App {
 
     /// The flow whose incoming PUBLISH has `topic` and `pkid`, nearest to
     /// `received` (several deliveries reuse one packet id).
-    #[allow(dead_code)] // wired to the inspector's "jump to flow"
     fn find_flow(
         &self,
         conn: ConnectionId,
@@ -1091,6 +1200,15 @@ impl eframe::App for App {
                 ctx.request_repaint();
                 break;
             }
+        }
+        if let Some(lab) = self.lab.as_mut()
+            && lab.is_running()
+        {
+            for cmd in lab.tick(Instant::now()) {
+                self.worker.send(cmd);
+            }
+            // The step timeout is checked even when no event arrives.
+            ctx.request_repaint_after(Duration::from_millis(500));
         }
         self.save_if_due(ctx);
         if self.any_reconnecting() {

@@ -82,18 +82,20 @@ impl App {
             });
         }
 
+        // The field takes the whole row; sizing it from what is left beside
+        // other widgets would make the resizable panel grow every frame.
+        let response = ui.add(
+            TextEdit::singleline(&mut self.sub_form.filter)
+                .hint_text("topic filter, e.g. sensors/#")
+                .desired_width(f32::INFINITY),
+        );
+        let response = response.accessible_name("New subscription");
+        if response.changed() {
+            self.sub_form.error = None;
+        }
+        let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
-            let response = ui.add(
-                TextEdit::singleline(&mut self.sub_form.filter)
-                    .hint_text("topic filter, e.g. sensors/#")
-                    .desired_width((ui.available_width() - 190.0).max(100.0)),
-            );
-            let response = response.accessible_name("New subscription");
-            if response.changed() {
-                self.sub_form.error = None;
-            }
-            let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            egui::ComboBox::from_id_salt("new_subscription_qos")
+            let combo = egui::ComboBox::from_id_salt("new_subscription_qos")
                 .selected_text(self.sub_form.qos.to_string())
                 .width(64.0)
                 .show_ui(ui, |ui| {
@@ -101,6 +103,9 @@ impl App {
                         ui.selectable_value(&mut self.sub_form.qos, qos, qos.to_string());
                     }
                 });
+            combo
+                .response
+                .accessible_name("QoS of the new subscription");
             if ui.button("Subscribe").clicked() || entered {
                 let filter = self.sub_form.filter.trim().to_string();
                 match validate_topic_filter(&filter) {

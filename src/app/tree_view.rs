@@ -177,15 +177,17 @@ impl TreeView {
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, store: &Store, actions: &mut Vec<TreeAction>) {
+        // Full row: a width computed from the widgets beside it would make
+        // the resizable panel grow every frame.
+        let response = ui.add(
+            TextEdit::singleline(&mut self.filter_text)
+                .hint_text("Filter topics and payloads")
+                .desired_width(f32::INFINITY),
+        );
+        if response.changed() {
+            self.filter_edited = Some(Instant::now());
+        }
         ui.horizontal(|ui| {
-            let response = ui.add(
-                TextEdit::singleline(&mut self.filter_text)
-                    .hint_text("Filter topics and payloads")
-                    .desired_width((ui.available_width() - 190.0).max(120.0)),
-            );
-            if response.changed() {
-                self.filter_edited = Some(Instant::now());
-            }
             ui.checkbox(&mut self.show_sys, "Show $SYS");
             if let Some(node) = self.selected {
                 let retained = store.retained_topics(node).len();

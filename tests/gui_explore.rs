@@ -1,0 +1,349 @@
+//! The Explorer tab driven like a user would, against a real Mosquitto:
+//! subscriptions, the live topic tree, clearing retained messages, the
+//! publish panel, and a snapshot of a populated window.
+
+mod common;
+
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use mqscope::app::{App, FilePicker, Tab};
+use mqscope::mqtt::Message;
+use mqscope::profile::{Profile, ProfileStore, Qos, SubscriptionSpec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// File dialogs are never answered here.
+struct NoPicker;
+
+impl FilePicker for NoPicker {
+    fn pick_file(&mut self, _title: &str) -> Option<PathBuf> {
+        None
+    }
+    fn save_file(&mut self, _title: &str, _default_name: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// The app with one saved profile (so it opens on the Explorer tab).
+fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
+    ProfileStore::at(config_dir)
+        .save(&[profile])
+        .expect("the profile is saved");
+    let dir = config_dir.to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_parts(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(dir),
+                Box::new(NoPicker),
+            )
+        });
+    harness.run();
+    harness
+}
+
+fn subscribed_to_all(broker: &common::Broker) -> Profile {
+    Profile {
+        client_id: "mqscope-gui-explore".into(),
+        subscriptions: vec![SubscriptionSpec {
+            filter: "#".into(),
+            qos: Qos::AtMostOnce,
+        }],
+        ..common::profile_for(broker)
+    }
+}
+
+fn click(harness: &mut Harness<'_, App>, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run();
+}
+
+fn set_text(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run();
+    harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
+    harness.run();
+    harness.get_by_label(label).type_text(text);
+    harness.run();
+}
+
+fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
+    harness.query_all_by_label(label).next().is_some()
+}
+
+fn has_label_containing(harness: &Harness<'_, App>, part: &str) -> bool {
+    harness.query_all_by_label_contains(part).next().is_some()
+}
+
+/// Steps the app (the worker answers in real time) until `done` holds.
+fn step_until(
+    harness: &mut Harness<'_, App>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&Harness<'_, App>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}; status: {:?}",
+            harness.state().selected_status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+}
+
+/// Connects the saved profile and waits for the broker to grant `#`.
+fn connect_and_wait_subscribed(harness: &mut Harness<'_, App>) {
+    assert_eq!(harness.state().tab(), Tab::Explorer);
+    click(harness, "Connect");
+    step_until(
+        harness,
+        "the SUBACK for '#'",
+        Duration::from_secs(10),
+        |h| has_label(h, "granted QoS 0"),
+    );
+}
+
+#[test]
+fn published_messages_appear_in_tree_with_counts() {
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness_with(dir.path(), subscribed_to_all(&broker));
+    connect_and_wait_subscribed(&mut harness);
+
+    for i in 0..3 {
+        let value = format!("{}", 20 + i);
+        common::mosquitto_pub(&broker, &["-t", "home/kitchen/temp", "-m", &value]);
+    }
+    common::mosquitto_pub(&broker, &["-t", "home/hall/light", "-m", "on"]);
+
+    step_until(
+        &mut harness,
+        "'home' with 4 messages in 2 topics",
+        Duration::from_secs(10),
+        |h| has_label(h, "home") && has_label(h, "(4 msgs, 2 topics)"),
+    );
+    assert!(
+        has_label(&harness, "4 messages"),
+        "the status bar counts them"
+    );
+    assert!(has_label(&harness, "2 topics"));
+}
+
+#[test]
+fn malformed_filter_is_refused_with_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        client_id: "mqscope-gui-filter".into(),
+        ..Profile::default()
+    };
+    let mut harness = harness_with(dir.path(), profile);
+
+    set_text(&mut harness, "New subscription", "a/#/b");
+    click(&mut harness, "Subscribe");
+    assert!(
+        has_label(&harness, "'#' must be the last level: a/#/b"),
+        "the reason is shown under the field"
+    );
+    let filters: Vec<String> = harness
+        .state()
+        .profiles()
+        .flat_map(|p| p.subscriptions.iter().map(|s| s.filter.clone()))
+        .collect();
+    assert_eq!(filters, ["#"], "nothing was added");
+
+    set_text(&mut harness, "New subscription", "a+/b");
+    click(&mut harness, "Subscribe");
+    assert!(has_label(&harness, "'+' must fill a whole level: a+/b"));
+
+    // A good filter is added and saved into the profile.
+    set_text(&mut harness, "New subscription", "sensors/+/temp");
+    click(&mut harness, "Subscribe");
+    assert!(has_label(&harness, "sensors/+/temp"));
+    let profile = harness.state().profiles().next().cloned().expect("profile");
+    assert_eq!(profile.subscriptions.len(), 2);
+}
+
+#[test]
+fn clearing_retained_subtree_removes_it_from_broker() {
+    let broker = common::Broker::start();
+    for topic in ["keep/a", "keep/b/c", "keep/d"] {
+        common::mosquitto_pub(&broker, &["-t", topic, "-m", "kept", "-r", "-q", "1"]);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness_with(dir.path(), subscribed_to_all(&broker));
+    connect_and_wait_subscribed(&mut harness);
+    step_until(
+        &mut harness,
+        "the three retained topics",
+        Duration::from_secs(10),
+        |h| has_label(h, "keep") && has_label(h, "(3 msgs, 3 topics)"),
+    );
+
+    click(&mut harness, "keep");
+    assert_eq!(harness.state().selected_topic().as_deref(), Some("keep"));
+    click(&mut harness, "Clear retained…");
+    assert!(
+        has_label(
+            &harness,
+            "Delete 3 retained messages under 'keep' from the broker?"
+        ),
+        "the confirmation says how many"
+    );
+    click(&mut harness, "Clear 3 retained");
+
+    // The broker echoes the empty retained messages to our '#' subscription.
+    step_until(
+        &mut harness,
+        "the retained markers to go",
+        Duration::from_secs(10),
+        |h| {
+            h.state()
+                .store()
+                .is_some_and(|s| s.retained_topics(s.root()).is_empty())
+        },
+    );
+    let out = common::mosquitto_sub(&broker, &["-t", "keep/#", "-v", "-W", "1"])
+        .wait_with_output()
+        .expect("mosquitto_sub runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "the broker holds no retained message under keep/ any more"
+    );
+}
+
+#[test]
+fn publish_panel_qos2_reaches_mosquitto_sub_and_is_acknowledged() {
+    let broker = common::Broker::start();
+    let sub = common::Lines::new(common::mosquitto_sub(
+        &broker,
+        &[
+            "-t",
+            "lab/out",
+            "-q",
+            "2",
+            "-C",
+            "1",
+            "-i",
+            "gui-explore-sub",
+        ],
+    ));
+    broker.wait_subscribed("gui-explore-sub", "lab/out");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness_with(dir.path(), subscribed_to_all(&broker));
+    connect_and_wait_subscribed(&mut harness);
+
+    set_text(&mut harness, "Topic", "lab/out");
+    set_text(&mut harness, "Payload", "hello qos2");
+    click(&mut harness, "QoS 2");
+    click(&mut harness, "Publish");
+    step_until(
+        &mut harness,
+        "the PUBCOMP ('acknowledged')",
+        Duration::from_secs(10),
+        |h| has_label(h, "acknowledged"),
+    );
+    assert_eq!(
+        sub.next_line(Duration::from_secs(5)).as_deref(),
+        Some("hello qos2")
+    );
+}
+
+#[test]
+fn selecting_topic_shows_json_pretty_then_hex() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        client_id: "mqscope-gui-inspect".into(),
+        ..Profile::default()
+    };
+    let mut harness = harness_with(dir.path(), profile);
+    let at = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    harness.state_mut().set_clock(Some(at));
+    harness
+        .state_mut()
+        .inject_message(&message("dev/reading", br#"{"t":21.5,"ok":true}"#, at));
+    harness.run();
+    click(&mut harness, "dev");
+    harness.key_press(Key::ArrowRight);
+    harness.run();
+    harness.key_press(Key::ArrowDown);
+    harness.run();
+    assert_eq!(
+        harness.state().selected_topic().as_deref(),
+        Some("dev/reading"),
+        "Right expands, Down moves to the child"
+    );
+    assert!(
+        has_label_containing(&harness, "\"t\": 21.5"),
+        "the JSON payload is shown pretty-printed"
+    );
+    // The inspector's "Hex" (above the publish panel's payload format "Hex").
+    let inspector_hex = harness
+        .query_all_by_label("Hex")
+        .min_by(|a, b| a.rect().min.y.total_cmp(&b.rect().min.y))
+        .expect("a Hex view button");
+    inspector_hex.click();
+    harness.run();
+    assert!(
+        has_label_containing(&harness, "7b 22 74 22"),
+        "the hex view shows the bytes"
+    );
+}
+
+fn message(topic: &str, payload: &[u8], received: SystemTime) -> Message {
+    Message {
+        topic: topic.into(),
+        payload: bytes::Bytes::copy_from_slice(payload),
+        qos: Qos::AtMostOnce,
+        retain: false,
+        dup: false,
+        pkid: 0,
+        received,
+    }
+}
+
+#[test]
+fn explorer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        name: "office broker".into(),
+        client_id: "mqscope-snapshot".into(),
+        ..Profile::default()
+    };
+    let mut harness = harness_with(dir.path(), profile);
+    let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    let ago = |s: u64| now - Duration::from_secs(s);
+    let app = harness.state_mut();
+    app.set_clock(Some(now));
+    let mut retained = message("home/hall/light", b"on", ago(3600));
+    retained.retain = true;
+    app.inject_message(&retained);
+    for (i, t) in [21.0, 21.5, 22.0].iter().enumerate() {
+        let json = format!(r#"{{"temperature":{t},"humidity":48,"unit":"C"}}"#);
+        app.inject_message(&message(
+            "home/kitchen/climate",
+            json.as_bytes(),
+            ago(30 - i as u64 * 10),
+        ));
+    }
+    app.inject_message(&message("home/kitchen/fridge/door", b"closed", ago(95)));
+    app.inject_message(&message("garden/soil/moisture", b"0.31", ago(7)));
+    app.inject_message(&message("garden/pump", &[0x01, 0x00, 0xff, 0x10], ago(400)));
+    harness.run();
+
+    for level in ["home", "kitchen", "garden"] {
+        click(&mut harness, level);
+        harness.key_press(Key::ArrowRight);
+        harness.run();
+    }
+    click(&mut harness, "climate");
+    harness.remove_cursor();
+    harness.run();
+    harness.snapshot("explorer");
+}
