@@ -33,6 +33,8 @@ pub enum CliCommand {
     /// Publish one message and wait for its handshake (like mosquitto_pub).
     #[command(disable_help_flag = true)]
     Pub(PubArgs),
+    /// Run the built-in sandbox broker with simulated devices until Ctrl-C.
+    Sandbox(crate::sandbox::SandboxArgs),
 }
 
 /// Connection flags shared by `sub` and `pub`; mosquitto's letters.

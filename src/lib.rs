@@ -9,3 +9,4 @@ pub mod cli;
 pub mod model;
 pub mod mqtt;
 pub mod profile;
+pub mod sandbox;

@@ -15,6 +15,7 @@ fn main() {
         },
         Some(CliCommand::Sub(args)) => run_sub(args),
         Some(CliCommand::Pub(args)) => run_pub(args),
+        Some(CliCommand::Sandbox(args)) => mqscope::sandbox::run_sandbox(args),
     };
     std::process::exit(code);
 }

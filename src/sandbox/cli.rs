@@ -1,0 +1,76 @@
+//! `mqscope sandbox`: the sandbox broker and its devices without a window,
+//! for classrooms, trains and tests.
+
+use super::{DemoConfig, Sandbox, SandboxConfig, demo_topics};
+use clap::Args;
+
+#[derive(Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// Port on 127.0.0.1 (default: 1883 if free, else a free port; 0: any free port).
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// Run the broker alone, without simulated devices.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Number of simulated surfboards.
+    #[arg(long, default_value_t = 4)]
+    pub surfboards: usize,
+    /// Telemetry messages per second per surfboard.
+    #[arg(long, default_value_t = 1.0)]
+    pub surf_rate: f64,
+}
+
+/// Runs `mqscope sandbox` until Ctrl-C; returns the process exit code.
+pub fn run_sandbox(args: SandboxArgs) -> i32 {
+    let demo = if args.no_demo {
+        DemoConfig::off()
+    } else {
+        DemoConfig {
+            surfboards: args.surfboards,
+            surf_rate_hz: args.surf_rate,
+            ..DemoConfig::default()
+        }
+    };
+    if !(args.surf_rate.is_finite() && args.surf_rate > 0.0) {
+        eprintln!("mqscope sandbox: --surf-rate must be a positive number");
+        return 1;
+    }
+    let topics = demo_topics(&demo);
+    let mut sandbox = match Sandbox::start(SandboxConfig {
+        port: args.port,
+        demo,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mqscope sandbox: {e}");
+            return 1;
+        }
+    };
+    let port = sandbox.port();
+    println!("sandbox broker listening on 127.0.0.1:{port}");
+    if topics.is_empty() {
+        println!("no simulated devices (--no-demo)");
+    } else {
+        println!("demo topics:");
+        for t in topics {
+            println!("  {t}");
+        }
+    }
+    println!("try: mosquitto_sub -h 127.0.0.1 -p {port} -t '#' -v");
+    println!("press Ctrl-C to stop");
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(tokio::signal::ctrl_c()));
+    sandbox.stop();
+    match waited {
+        Ok(Ok(())) => {
+            println!("sandbox stopped");
+            0
+        }
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("mqscope sandbox: cannot wait for Ctrl-C: {e}");
+            1
+        }
+    }
+}

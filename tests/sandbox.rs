@@ -1,0 +1,508 @@
+//! The sandbox broker seen from standard clients: mosquitto_sub/pub (the
+//! Debian package `mosquitto-clients`) against a sandbox started here on a
+//! free port, and the simulated devices' topics.
+
+use mqscope::sandbox::{DemoConfig, Sandbox, SandboxConfig};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn start(demo: DemoConfig) -> Sandbox {
+    match Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo,
+    }) {
+        Ok(s) => s,
+        Err(e) => panic!("sandbox did not start: {e}"),
+    }
+}
+
+fn port_arg(s: &Sandbox) -> String {
+    s.port().to_string()
+}
+
+/// Waits until the broker holds at least `n` subscriptions, so a publish
+/// that follows cannot overtake a subscriber that is still connecting.
+fn wait_subscriptions(s: &Sandbox, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.stats().subscriptions < n {
+        assert!(Instant::now() < deadline, "no subscriber after 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_clients(s: &Sandbox, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.stats().clients < n {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} clients after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A mosquitto client whose stdout is read line by line as it arrives.
+struct Client {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Client {
+    fn spawn(program: &str, args: &[&str]) -> Client {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program} (install mosquitto-clients): {e}"));
+        let (tx, lines) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Client { child, lines }
+    }
+
+    /// The first line that satisfies `pred`, within `timeout`.
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Runs a mosquitto client to completion; (exit ok, stdout, stderr).
+fn run(program: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install mosquitto-clients): {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WAIT: Duration = Duration::from_secs(8);
+
+#[test]
+fn mosquitto_clients_exchange_a_message() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let sub = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "class/hello", "-v"]);
+    wait_subscriptions(&s, 1);
+    let (ok, _, err) = run(
+        "mosquitto_pub",
+        &["-p", &p, "-t", "class/hello", "-m", "hi there"],
+    );
+    assert!(ok, "mosquitto_pub failed: {err}");
+    assert_eq!(
+        sub.wait_for(WAIT, |_| true).as_deref(),
+        Some("class/hello hi there")
+    );
+}
+
+#[test]
+fn qos2_passes_through_with_the_four_packet_handshake() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let sub = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "q2", "-q", "2", "-d"]);
+    wait_subscriptions(&s, 1);
+    let (ok, out, err) = run(
+        "mosquitto_pub",
+        &["-p", &p, "-t", "q2", "-q", "2", "-m", "exactly once", "-d"],
+    );
+    assert!(ok, "mosquitto_pub failed: {err}");
+    for step in [
+        "sending PUBLISH (d0, q2",
+        "received PUBREC",
+        "sending PUBREL",
+        "received PUBCOMP",
+    ] {
+        assert!(out.contains(step), "publisher did not log '{step}':\n{out}");
+    }
+    // The subscriber granted QoS 2 receives at QoS 2 and completes its side.
+    assert!(
+        sub.wait_for(WAIT, |l| l.contains("received PUBLISH (d0, q2"))
+            .is_some()
+    );
+    assert!(
+        sub.wait_for(WAIT, |l| l.contains("sending PUBREC"))
+            .is_some()
+    );
+    assert!(
+        sub.wait_for(WAIT, |l| l.contains("received PUBREL"))
+            .is_some()
+    );
+    assert!(
+        sub.wait_for(WAIT, |l| l.contains("sending PUBCOMP"))
+            .is_some()
+    );
+    assert!(sub.wait_for(WAIT, |l| l == "exactly once").is_some());
+}
+
+#[test]
+fn retained_message_reaches_a_later_subscriber_until_cleared() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let (ok, _, err) = run(
+        "mosquitto_pub",
+        &["-p", &p, "-t", "room/temp", "-r", "-m", "21.5"],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &["-p", &p, "-t", "room/#", "-v", "-C", "1", "-W", "5"],
+    );
+    assert!(ok, "retained message not delivered: {err}");
+    assert_eq!(out.trim(), "room/temp 21.5");
+    assert_eq!(s.stats().retained, 1);
+
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "room/temp", "-r", "-n"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(
+        "mosquitto_sub",
+        &["-p", &p, "-t", "room/#", "-v", "-C", "1", "-W", "1"],
+    );
+    assert!(!ok, "a cleared retained message was delivered: {out}");
+    assert_eq!(s.stats().retained, 0);
+}
+
+#[test]
+fn five_megabyte_payload_passes_intact() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("big.bin");
+    // Not all the same byte, so a shifted or truncated copy cannot match.
+    let payload: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&file, &payload).unwrap_or_else(|e| panic!("{e}"));
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-p", &p, "-t", "big", "-C", "1", "-N", "-W", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run mosquitto_sub: {e}"));
+    wait_subscriptions(&s, 1);
+    let file_arg = file.to_string_lossy().into_owned();
+    let (ok, _, err) = run(
+        "mosquitto_pub",
+        &["-p", &p, "-t", "big", "-q", "1", "-f", &file_arg],
+    );
+    assert!(ok, "5 MB publish failed: {err}");
+    let mut received = Vec::new();
+    if let Some(mut out) = sub.stdout.take() {
+        out.read_to_end(&mut received).ok();
+    }
+    sub.wait().ok();
+    assert_eq!(received.len(), payload.len());
+    assert!(received == payload, "5 MB payload arrived altered");
+}
+
+#[test]
+fn will_is_published_when_a_client_dies() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let watcher = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "lab/status", "-v"]);
+    wait_subscriptions(&s, 1);
+    let mut victim = Client::spawn(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-i",
+            "victim",
+            "-t",
+            "lab/other",
+            "--will-topic",
+            "lab/status",
+            "--will-payload",
+            "victim died",
+        ],
+    );
+    wait_subscriptions(&s, 2);
+    // SIGKILL: no DISCONNECT reaches the broker.
+    victim.child.kill().ok();
+    victim.child.wait().ok();
+    assert_eq!(
+        watcher.wait_for(WAIT, |_| true).as_deref(),
+        Some("lab/status victim died")
+    );
+}
+
+#[test]
+fn clean_disconnect_does_not_publish_the_will() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let watcher = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "lab/status", "-v"]);
+    wait_subscriptions(&s, 1);
+    let (ok, _, err) = run(
+        "mosquitto_pub",
+        &[
+            "-p",
+            &p,
+            "-t",
+            "lab/x",
+            "-m",
+            "x",
+            "--will-topic",
+            "lab/status",
+            "--will-payload",
+            "should not appear",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(watcher.wait_for(Duration::from_millis(700), |_| true), None);
+}
+
+#[test]
+fn persistent_session_queues_qos1_messages_while_offline() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    // -E: exit once subscribed; -c: keep the session.
+    let (ok, _, err) = run(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-c",
+            "-i",
+            "student-7",
+            "-q",
+            "1",
+            "-t",
+            "hw/#",
+            "-E",
+        ],
+    );
+    assert!(ok, "{err}");
+    for m in ["first", "second"] {
+        let (ok, _, err) = run(
+            "mosquitto_pub",
+            &["-p", &p, "-t", "hw/due", "-q", "1", "-m", m],
+        );
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-c",
+            "-i",
+            "student-7",
+            "-q",
+            "1",
+            "-t",
+            "hw/#",
+            "-C",
+            "2",
+            "-W",
+            "5",
+        ],
+    );
+    assert!(ok, "queued messages not delivered: {err}");
+    assert_eq!(out, "first\nsecond\n");
+}
+
+#[test]
+fn mqtt_3_1_client_is_refused_with_protocol_version_code() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let (ok, out, err) = run(
+        "mosquitto_pub",
+        &["-p", &p, "-V", "mqttv31", "-t", "x", "-m", "x"],
+    );
+    assert!(!ok);
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("unacceptable protocol version"),
+        "mosquitto_pub said: {said}"
+    );
+}
+
+#[test]
+fn demo_topics_appear() {
+    let s = start(DemoConfig {
+        surf_rate_hz: 10.0,
+        flaky: false,
+        ..DemoConfig::default()
+    });
+    let p = port_arg(&s);
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-t",
+            "surfing/board/1/telemetry",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ],
+    );
+    assert!(ok, "no surfboard telemetry: {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    for field in ["speed_kmh", "heart_rate_bpm", "water_temp_c"] {
+        assert!(v[field].is_number(), "{field} missing in {v}");
+    }
+    assert!(v["status"].is_string());
+
+    // Retained topics: there for someone who subscribes late.
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-t",
+            "vehicles/vehicle-1/state",
+            "-t",
+            "sandbox/info",
+            "-t",
+            "surfing/competition/status",
+            "-v",
+            "-C",
+            "3",
+            "-W",
+            "5",
+        ],
+    );
+    assert!(ok, "retained demo topics missing: {err}\n{out}");
+    assert!(out.contains("vehicles/vehicle-1/state {"), "{out}");
+    assert!(out.contains(&format!("\"port\":{}", s.port())), "{out}");
+    assert!(out.contains("surfing/competition/status {"), "{out}");
+}
+
+#[test]
+fn vehicle_executes_commands_and_reports_errors() {
+    let s = start(DemoConfig {
+        surfboards: 0,
+        flaky: false,
+        retained_status: false,
+        ..DemoConfig::default()
+    });
+    let p = port_arg(&s);
+    let watcher = Client::spawn(
+        "mosquitto_sub",
+        &["-p", &p, "-t", "vehicles/vehicle-1/#", "-v"],
+    );
+    // The retained state arrives once the vehicle is connected and subscribed.
+    let first = watcher.wait_for(WAIT, |l| l.starts_with("vehicles/vehicle-1/state "));
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.contains("\"engine_on\":false")),
+        "{first:?}"
+    );
+    let publish = |payload: &str| {
+        let (ok, _, err) = run(
+            "mosquitto_pub",
+            &[
+                "-p",
+                &p,
+                "-t",
+                "vehicles/vehicle-1/commands",
+                "-q",
+                "1",
+                "-m",
+                payload,
+            ],
+        );
+        assert!(ok, "{err}");
+    };
+    publish(r#"{"cmd":"engine_on"}"#);
+    let executed = watcher.wait_for(WAIT, |l| l.starts_with("vehicles/vehicle-1/executed "));
+    assert!(
+        executed.as_deref().is_some_and(|l| l.contains("engine_on")),
+        "{executed:?}"
+    );
+    let state = watcher.wait_for(WAIT, |l| l.starts_with("vehicles/vehicle-1/state "));
+    assert!(
+        state
+            .as_deref()
+            .is_some_and(|l| l.contains("\"engine_on\":true")),
+        "{state:?}"
+    );
+
+    publish("go faster!!");
+    let error = watcher.wait_for(WAIT, |l| l.starts_with("vehicles/vehicle-1/errors "));
+    assert!(
+        error.as_deref().is_some_and(|l| l.contains("\"error\"")),
+        "{error:?}"
+    );
+    // The vehicle survived the bad command and still obeys.
+    publish(r#"{"cmd":"set_speed","kmh":50}"#);
+    let state = watcher.wait_for(WAIT, |l| l.starts_with("vehicles/vehicle-1/state "));
+    assert!(
+        state
+            .as_deref()
+            .is_some_and(|l| l.contains("\"speed_kmh\":50")),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn flaky_device_will_arrives() {
+    let s = start(DemoConfig {
+        surfboards: 0,
+        vehicle: false,
+        retained_status: false,
+        flaky: true,
+        flaky_online: (Duration::from_millis(1500), Duration::from_millis(2000)),
+        flaky_offline: Duration::from_millis(500),
+        ..DemoConfig::default()
+    });
+    let p = port_arg(&s);
+    wait_clients(&s, 1);
+    let watcher = Client::spawn(
+        "mosquitto_sub",
+        &["-p", &p, "-t", "devices/flaky-sensor/status", "-v"],
+    );
+    assert!(
+        watcher
+            .wait_for(WAIT, |l| l == "devices/flaky-sensor/status offline")
+            .is_some(),
+        "the flaky sensor's will never arrived"
+    );
+    // And it comes back.
+    assert!(
+        watcher
+            .wait_for(WAIT, |l| l == "devices/flaky-sensor/status online")
+            .is_some()
+    );
+}
+
+#[test]
+fn stopping_frees_the_port() {
+    let mut s = start(DemoConfig::off());
+    let port = s.port();
+    s.stop();
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} still taken after stop"
+    );
+}
