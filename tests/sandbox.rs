@@ -506,3 +506,28 @@ fn stopping_frees_the_port() {
         "port {port} still taken after stop"
     );
 }
+
+#[test]
+fn devices_can_be_switched_off_while_running() {
+    let s = start(DemoConfig {
+        surfboards: 2,
+        surf_rate_hz: 20.0,
+        vehicle: false,
+        flaky: false,
+        retained_status: false,
+        ..DemoConfig::default()
+    });
+    wait_clients(&s, 2);
+    s.set_demo(DemoConfig::off());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.stats().clients > 0 {
+        assert!(Instant::now() < deadline, "surfboards still connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let p = port_arg(&s);
+    let (ok, out, _) = run(
+        "mosquitto_sub",
+        &["-p", &p, "-t", "surfing/#", "-C", "1", "-W", "1"],
+    );
+    assert!(!ok, "telemetry still flowing after switching off: {out}");
+}
