@@ -75,10 +75,23 @@ fn main() {
     }
     let fill = t0.elapsed();
     harness.step();
+    // A fresh config opens the Profiles tab; the explorer is what is measured.
+    if let Some(tab) = harness.query_by_label("Explorer") {
+        tab.click();
+    }
+    steps(&mut harness, 5);
+    // Expand the top level so a screenful of rows is laid out every frame.
+    if let Some(row) = harness.query_by_label("plant") {
+        row.click();
+    }
+    steps(&mut harness, 3);
+    harness.key_press(egui::Key::ArrowRight);
+    steps(&mut harness, 3);
+    let rows_shown = harness.query_all_by_label_contains("line").count();
     let mem = harness.state().store().map(|s| s.memory_estimate()).unwrap_or(0);
     println!(
         "mqscope frame benchmark (headless egui_kittest, no GPU)\n\
-         tree: {topics} topics injected in {:.2} s; store memory estimate {:.1} MB ({} B/topic)",
+         tree: {topics} topics injected in {:.2} s; store memory estimate {:.1} MB ({} B/topic); {rows_shown} rows on screen",
         fill.as_secs_f64(),
         mem as f64 / 1e6,
         mem / topics.max(1)
@@ -112,12 +125,16 @@ fn main() {
     harness
         .state_mut()
         .inject_message(&message("big/blob".into(), big, SystemTime::now()));
-    harness.step();
+    steps(&mut harness, 3);
     let opened = open_topic(&mut harness, "big");
     let mut views = Vec::new();
     for view in ["Hex", "Text", "Base64"] {
         let mut times = Vec::new();
-        if let Some(node) = harness.query_by_label(view) {
+        // The inspector's button, above the publish panel's payload formats.
+        if let Some(node) = harness
+            .query_all_by_label(view)
+            .min_by(|a, b| a.rect().min.y.total_cmp(&b.rect().min.y))
+        {
             node.click();
         }
         for _ in 0..20 {
@@ -138,12 +155,25 @@ fn main() {
 /// Selects `big/blob` in the tree by clicking its rows, as a user would.
 fn open_topic(harness: &mut Harness<'static, App>, first: &str) -> bool {
     for label in [first, "blob"] {
-        let Some(node) = harness.query_by_label_contains(label) else {
+        // The tree is the leftmost place that shows the level name.
+        let Some(node) = harness
+            .query_all_by_label(label)
+            .min_by(|a, b| a.rect().min.x.total_cmp(&b.rect().min.x))
+        else {
             return false;
         };
         node.click();
-        harness.step();
-        harness.step();
+        steps(harness, 3);
+        if label == first {
+            harness.key_press(egui::Key::ArrowRight);
+            steps(harness, 3);
+        }
     }
     harness.state().selected_topic().as_deref() == Some("big/blob")
+}
+
+fn steps(harness: &mut Harness<'static, App>, n: usize) {
+    for _ in 0..n {
+        harness.step();
+    }
 }
