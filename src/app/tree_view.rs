@@ -190,7 +190,7 @@ impl TreeView {
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.show_sys, "Show $SYS");
             if let Some(node) = self.selected {
-                let retained = store.retained_topics(node).len();
+                let retained = store.retained_count(node);
                 if retained > 0
                     && ui
                         .button("Clear retained…")
@@ -361,7 +361,7 @@ impl TreeView {
             ui.memory_mut(|m| m.request_focus(tree_id));
         }
         response.context_menu(|ui| {
-            let retained = store.retained_topics(node).len();
+            let retained = store.retained_count(node);
             if retained == 0 {
                 ui.weak("No retained messages here");
             } else if ui.button("Clear retained…").clicked() {

@@ -429,16 +429,21 @@ impl Store {
         };
         data.messages += 1;
         data.bytes += payload.len() as u64;
+        let was_retained = data.last.flags & TOPIC_RETAINED != 0;
         if payload.is_empty() {
             data.last.flags &= !TOPIC_RETAINED;
         } else if retain {
             data.last.flags |= TOPIC_RETAINED;
         }
+        let is_retained = data.last.flags & TOPIC_RETAINED != 0;
         if data.last.has_payload() {
             self.last_queue.push_back((seq, slot));
             self.last_live += 1;
         }
         self.tree.record_message(node, time_us, first);
+        if was_retained != is_retained {
+            self.tree.adjust_retained(node, is_retained);
+        }
         self.enforce_topic_limits(slot as usize);
         self.enforce_budget();
         self.compact_queues();
@@ -672,6 +677,12 @@ impl Store {
     /// Topics in the subtree of `id` (itself included) that hold a retained
     /// message, in tree order. The GUI deletes them by publishing an empty
     /// retained payload to each.
+    /// How many topics in `id`'s subtree (itself included) hold a retained
+    /// message: kept up to date on ingest, so a view can ask every frame.
+    pub fn retained_count(&self, id: NodeId) -> usize {
+        self.tree.subtree_retained(id) as usize
+    }
+
     pub fn retained_topics(&self, id: NodeId) -> Vec<String> {
         let mut out = Vec::new();
         let mut stack = vec![id];
@@ -855,6 +866,23 @@ mod tests {
         );
         let all = store.retained_topics(store.root());
         assert_eq!(all.len(), 4);
+    }
+
+    #[test]
+    fn retained_count_follows_set_and_clear_without_walking_the_subtree() {
+        let mut store = Store::default();
+        put_retained(&mut store, "dev/1/state", b"on");
+        put_retained(&mut store, "dev/1/state", b"on again");
+        put_retained(&mut store, "dev/2/state", b"off");
+        put(&mut store, "dev/3/state", b"live", 0);
+        let dev = store.find("dev").expect("exists");
+        assert_eq!(store.retained_count(dev), 2, "a repeat does not count twice");
+        put_retained(&mut store, "dev/2/state", b"");
+        assert_eq!(store.retained_count(dev), 1);
+        assert_eq!(store.retained_count(store.root()), 1);
+        let one = store.find("dev/1/state").expect("exists");
+        assert_eq!(store.retained_count(one), 1, "a topic counts itself");
+        assert_eq!(store.retained_count(dev), store.retained_topics(dev).len());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(crate) struct Node {
     subtree_messages: u64,
     /// Newest message time (µs since the epoch) in this subtree.
     subtree_last_us: u64,
+    /// Topics in this subtree (itself included) holding a retained message.
+    subtree_retained: u32,
 }
 
 /// One row of the flattened tree view.
@@ -161,6 +163,7 @@ impl Tree {
             subtree_topics: 0,
             subtree_messages: 0,
             subtree_last_us: 0,
+            subtree_retained: 0,
         };
         Tree {
             nodes: vec![root],
@@ -389,6 +392,7 @@ impl Tree {
             subtree_topics: 0,
             subtree_messages: 0,
             subtree_last_us: 0,
+            subtree_retained: 0,
         });
         if let Some(p) = self.nodes.get_mut(parent as usize) {
             p.first_child = id;
@@ -436,6 +440,30 @@ impl Tree {
             }
             cur = node.parent;
         }
+    }
+
+    /// `id`'s topic gained (`retained`) or lost its retained message.
+    pub(crate) fn adjust_retained(&mut self, id: NodeId, retained: bool) {
+        let mut cur = id;
+        loop {
+            let Some(node) = self.nodes.get_mut(cur as usize) else {
+                return;
+            };
+            node.subtree_retained = if retained {
+                node.subtree_retained.saturating_add(1)
+            } else {
+                node.subtree_retained.saturating_sub(1)
+            };
+            if cur == ROOT {
+                return;
+            }
+            cur = node.parent;
+        }
+    }
+
+    /// Topics in `id`'s subtree (itself included) holding a retained message.
+    pub fn subtree_retained(&self, id: NodeId) -> u32 {
+        self.node(id).map_or(0, |n| n.subtree_retained)
     }
 
     pub(crate) fn set_topic_slot(&mut self, id: NodeId, slot: u32) {
