@@ -1,6 +1,7 @@
 //! The window's frame around the views: the tab strip, the status bar with
 //! the connection's counters, and what each tab lays out where.
 
+use super::plots::SelectedTopic;
 use super::profile_editor::human_size;
 use super::{Action, App, Tab};
 use crate::mqtt::ConnStatus;
@@ -18,6 +19,17 @@ impl App {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Settings…").clicked() {
                     self.actions.push(Action::OpenSettings);
+                }
+                let text = match self.sandbox.port() {
+                    Some(port) => format!("Sandbox :{port}"),
+                    None => "Sandbox".to_string(),
+                };
+                if ui
+                    .button(text)
+                    .on_hover_text("The MQTT broker inside mqscope, with simulated devices")
+                    .clicked()
+                {
+                    self.actions.push(Action::OpenSandbox);
                 }
             });
         });
@@ -89,6 +101,13 @@ impl App {
             .min_size(280.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
+                if self
+                    .current()
+                    .is_some_and(|e| super::sandbox_panel::is_sandbox_profile(&e.profile))
+                {
+                    self.sandbox_panel_ui(ui);
+                    ui.separator();
+                }
                 self.subscriptions_ui(ui);
                 ui.separator();
                 self.topic_tree_ui(ui);
@@ -132,6 +151,30 @@ impl App {
         };
         if let Some(action) = self.inspector.ui(ui, &connection.store, self.tree.selected) {
             self.actions.push(Action::Inspector(action));
+        }
+    }
+
+    pub(super) fn plots_tab_ui(&mut self, ui: &mut egui::Ui) {
+        // The field picker offers the numeric fields of the topic selected
+        // in the Explorer's tree (small payloads only: parsed every frame).
+        let selected = self.tree.selected.and_then(|node| {
+            let store = self.store()?;
+            let payload = store.last_payload(node).filter(|p| p.len() <= 16 * 1024)?;
+            Some(SelectedTopic {
+                topic: store.path(node),
+                numeric_paths: crate::model::payload::numeric_paths(payload),
+            })
+        });
+        let changed = egui::CentralPanel::default()
+            .show(ui, |ui| self.plots.ui(ui, selected.as_ref()))
+            .inner;
+        if changed && let Some(name) = self.current().map(|e| e.profile.name.clone()) {
+            let specs = self.plots.specs().to_vec();
+            if specs.is_empty() {
+                self.state.plot_layouts.remove(&name);
+            } else {
+                self.state.plot_layouts.insert(name, specs);
+            }
         }
     }
 

@@ -1,19 +1,22 @@
-//! The native window: the connection bar on top, the tabs (Explorer,
+//! The native window: the connection bar on top, the tabs (Explorer, Plots,
 //! Timeline, QoS lab, Profiles) and the status bar with the counters.
 //!
 //! `App` owns the worker, the profiles and, per connection, its status, its
-//! [`Store`] (topic tree and history) and its [`PacketLog`]. The panels (one
-//! file each) read that state and queue [`Action`]s; the actions run after
-//! the frame, so no view changes the state it is drawing mid-layout.
+//! [`Store`] (topic tree and history) and its [`PacketLog`], and the embedded
+//! sandbox broker that a first launch connects to. The panels (one file
+//! each) read that state and queue [`Action`]s; the actions run after the
+//! frame, so no view changes the state it is drawing mid-layout.
 
 mod connection_bar;
 mod connection_log;
 mod file_picker;
 pub mod inspector;
 mod layout;
+pub mod plots;
 mod profile_editor;
 pub mod publish_panel;
 pub mod qos_lab;
+mod sandbox_panel;
 mod settings;
 mod subscriptions;
 pub mod timeline;
@@ -21,6 +24,7 @@ pub mod tree_view;
 
 pub use connection_bar::status_text;
 pub use file_picker::{FilePicker, RfdPicker};
+pub use sandbox_panel::{SANDBOX_PROFILE, mosquitto_sub_command};
 pub use settings::Tab;
 
 use crate::model::flows::{FlowKind, PacketLog, Side};
@@ -34,9 +38,12 @@ use crate::profile::{
     Field, FieldError, Profile, ProfileStore, Qos, SaveOutcome, SubscriptionSpec,
     generate_client_id, name_errors, unique_name, validate_port,
 };
+use crate::sandbox::SandboxConfig;
 use inspector::{InspectorAction, InspectorView};
+use plots::Plots;
 use publish_panel::{PublishPanel, PublishRequest};
 use qos_lab::{QosLab, QosLabAction, QosLabView};
+use sandbox_panel::{SandboxAction, SandboxHost, is_sandbox_profile, sandbox_profile};
 use settings::State;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -212,6 +219,8 @@ pub(crate) enum Action {
     Publish(PublishRequest),
     Lab(QosLabAction),
     Inspector(InspectorAction),
+    Sandbox(SandboxAction),
+    OpenSandbox,
 }
 
 /// Retained messages the user is asked to confirm clearing.
@@ -265,6 +274,10 @@ pub struct App {
     /// The last QoS lab run (its connection's events are routed to it).
     lab: Option<QosLab>,
     lab_view: QosLabView,
+    /// The embedded broker (see `sandbox_panel`).
+    sandbox: SandboxHost,
+    /// The live plots of the selected profile's connection.
+    plots: Plots,
 }
 
 impl App {
@@ -285,20 +298,44 @@ impl App {
             problem,
             Box::new(RfdPicker),
             state,
+            Some(SandboxConfig::default()),
         )
     }
 
     /// The app with a given store and file picker (tests, other front ends).
+    /// The sandbox broker starts only when the user asks for it.
     pub fn with_parts(ctx: egui::Context, store: ProfileStore, picker: Box<dyn FilePicker>) -> App {
-        App::build(ctx, Some(store), None, picker, State::default())
+        App::build(ctx, Some(store), None, picker, State::default(), None)
     }
 
+    /// Like [`App::new`] with a given store, picker and sandbox: on a fresh
+    /// config the "Sandbox" profile is created, its broker started with
+    /// `sandbox` and connected to, as a new user sees it.
+    pub fn with_sandbox(
+        ctx: egui::Context,
+        store: ProfileStore,
+        picker: Box<dyn FilePicker>,
+        sandbox: SandboxConfig,
+    ) -> App {
+        App::build(
+            ctx,
+            Some(store),
+            None,
+            picker,
+            State::default(),
+            Some(sandbox),
+        )
+    }
+
+    /// `sandbox`: start the embedded broker at launch (with this config)
+    /// when the Sandbox profile is selected or on a first run.
     fn build(
         ctx: egui::Context,
         mut store: Option<ProfileStore>,
         mut store_problem: Option<String>,
         picker: Box<dyn FilePicker>,
         state: State,
+        sandbox: Option<SandboxConfig>,
     ) -> App {
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(Some(Arc::new(move || wake_ctx.request_repaint())));
@@ -322,13 +359,23 @@ impl App {
                 });
             }
         }
-        // A first run starts with a profile for a local broker, not an empty
-        // form; it is written only once the user changes something. The
-        // Profiles tab opens so the user sees what to fill in.
+        // A first run starts with the sandbox (when the app runs one):
+        // connected to live demo traffic, next to a profile for a local
+        // broker. Without a sandbox it starts with that local profile and the
+        // Profiles tab, so the user sees what to fill in. Either is written
+        // only once the user changes something.
         let mut state = state;
+        let sandbox = SandboxHost::new(sandbox);
         if profiles.is_empty() {
-            profiles.push(Profile::default());
-            state.tab = Tab::Profiles;
+            if sandbox.autostart {
+                profiles.push(sandbox_profile());
+                profiles.push(Profile::default());
+                state.last_profile = Some(SANDBOX_PROFILE.into());
+                state.tab = Tab::Explorer;
+            } else {
+                profiles.push(Profile::default());
+                state.tab = Tab::Profiles;
+            }
         }
         ctx.set_theme(if state.dark {
             egui::Theme::Dark
@@ -371,9 +418,52 @@ impl App {
             inspector: InspectorView::default(),
             lab: None,
             lab_view: QosLabView::default(),
+            sandbox,
+            plots: Plots::default(),
         };
         app.revalidate();
+        app.load_plot_layout();
+        if app.sandbox.autostart
+            && app
+                .current()
+                .is_some_and(|e| is_sandbox_profile(&e.profile))
+        {
+            app.connect();
+        }
         app
+    }
+
+    /// The live plots of the selected profile.
+    pub fn plots(&self) -> &Plots {
+        &self.plots
+    }
+
+    /// The port of the embedded sandbox broker, while it runs.
+    pub fn sandbox_port(&self) -> Option<u16> {
+        self.sandbox.port()
+    }
+
+    /// Takes the selected profile's plot layout from the saved state.
+    fn load_plot_layout(&mut self) {
+        let specs = self
+            .current()
+            .and_then(|e| self.state.plot_layouts.get(&e.profile.name))
+            .cloned()
+            .unwrap_or_default();
+        self.plots.set_specs(specs);
+    }
+
+    /// Writes a line to the selected profile's connection log (opening its
+    /// connection record if needed).
+    fn log_selected(&mut self, text: String, is_error: bool) {
+        let Some(conn) = self.conn_id_for_selected() else {
+            return;
+        };
+        let limits = self.state.limits;
+        self.connections
+            .entry(conn)
+            .or_insert_with(|| Connection::new(Store::new(limits)))
+            .log(text, is_error);
     }
 
     /// The profiles as currently edited (saved or not).
@@ -420,6 +510,7 @@ impl App {
             .or_insert_with(|| Connection::new(Store::new(limits)))
             .store
             .apply_message(msg);
+        self.plots.on_message(msg);
     }
 
     /// Freezes the clock the tree's ages and highlights read (`None`: the
@@ -470,6 +561,7 @@ impl App {
                 return;
             }
         }
+        let plotted = self.current().and_then(|e| e.conn) == Some(event.conn);
         let Some(conn) = self.connections.get_mut(&event.conn) else {
             if let EventKind::Error(text) = event.kind {
                 // Not tied to a connection we know (e.g. the worker's runtime
@@ -511,6 +603,9 @@ impl App {
                     conn.clock_offset_us = Some(wall - i128::from(t_us));
                 }
                 conn.store.apply_message(&msg);
+                if plotted {
+                    self.plots.on_message(&msg);
+                }
             }
             EventKind::Packet(record) => {
                 if record.dir == Direction::In && record.kind == PacketKind::Publish {
@@ -614,10 +709,14 @@ impl App {
         match action {
             Action::Select(i) => {
                 if i < self.entries.len() {
+                    let other = i != self.selected;
                     self.selected = i;
                     self.renaming = None;
                     self.bar_error = None;
                     self.state.last_profile = Some(self.entries[i].profile.name.clone());
+                    if other {
+                        self.load_plot_layout();
+                    }
                 }
             }
             Action::Connect => self.connect(),
@@ -657,6 +756,12 @@ impl App {
                     return;
                 };
                 if commit && let Some(entry) = self.entries.get_mut(self.selected) {
+                    // The plot layout is kept by profile name.
+                    if let Some(layout) = self.state.plot_layouts.remove(&entry.profile.name) {
+                        self.state
+                            .plot_layouts
+                            .insert(name.trim().to_string(), layout);
+                    }
                     entry.profile.name = name.trim().to_string();
                     self.state.last_profile = Some(entry.profile.name.clone());
                     self.edited();
@@ -801,6 +906,8 @@ impl App {
                     }
                 }
             }
+            Action::Sandbox(action) => self.sandbox_action(action),
+            Action::OpenSandbox => self.sandbox.window_open = true,
             Action::Lab(QosLabAction::Stop) => {
                 if let Some(lab) = self.lab.as_mut() {
                     for cmd in lab.stop() {
@@ -1045,6 +1152,15 @@ impl App {
     }
 
     fn connect(&mut self) {
+        // The Sandbox profile connects to the embedded broker: start it
+        // first (its port may differ from last time).
+        if self
+            .current()
+            .is_some_and(|e| is_sandbox_profile(&e.profile))
+            && !self.ensure_sandbox()
+        {
+            return;
+        }
         self.revalidate();
         let Some(entry) = self.entries.get(self.selected) else {
             return;
@@ -1234,6 +1350,7 @@ impl eframe::App for App {
         }
         match self.state.tab {
             Tab::Explorer => self.explorer_ui(ui),
+            Tab::Plots => self.plots_tab_ui(ui),
             Tab::Timeline => self.timeline_tab_ui(ui),
             Tab::QosLab => self.qos_lab_tab_ui(ui),
             Tab::Profiles => {
@@ -1248,6 +1365,7 @@ impl eframe::App for App {
         self.delete_modal_ui(ui.ctx());
         self.clear_retained_modal_ui(ui.ctx());
         self.settings_window_ui(ui.ctx());
+        self.sandbox_window_ui(ui.ctx());
 
         for action in std::mem::take(&mut self.actions) {
             self.apply(action);

@@ -2,25 +2,35 @@
 //! small "Settings" window that edits the history limits and the theme.
 
 use super::App;
+use super::plots::SeriesSpec;
 use crate::model::store::HistoryLimits;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// The tabs under the connection bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tab {
     #[default]
     Explorer,
+    Plots,
     Timeline,
     QosLab,
     Profiles,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Explorer, Tab::Timeline, Tab::QosLab, Tab::Profiles];
+    pub const ALL: [Tab; 5] = [
+        Tab::Explorer,
+        Tab::Plots,
+        Tab::Timeline,
+        Tab::QosLab,
+        Tab::Profiles,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Tab::Explorer => "Explorer",
+            Tab::Plots => "Plots",
             Tab::Timeline => "Timeline",
             Tab::QosLab => "QoS lab",
             Tab::Profiles => "Profiles",
@@ -40,6 +50,9 @@ pub(crate) struct State {
     /// Bounds of each connection's message history.
     pub(crate) limits: HistoryLimits,
     pub(crate) dark: bool,
+    /// The live plots' series per profile name. Kept here rather than in
+    /// the profile file so an exported profile stays a connection setting.
+    pub(crate) plot_layouts: HashMap<String, Vec<SeriesSpec>>,
 }
 
 impl Default for State {
@@ -50,6 +63,7 @@ impl Default for State {
             tree_width: 560.0,
             limits: HistoryLimits::default(),
             dark: true,
+            plot_layouts: HashMap::new(),
         }
     }
 }

@@ -1,0 +1,736 @@
+//! Live plots: numbers taken from incoming messages (the whole payload or a
+//! JSON field of it) of chosen topics or topic filters, drawn over time.
+//!
+//! The app feeds every message of the selected connection to
+//! [`Plots::on_message`] while it drains the worker; each matching topic
+//! gets its own series (a filter such as `surfing/board/+/telemetry` makes
+//! one per board). Series are bounded rings with a visible dropped-points
+//! counter, and drawing reduces each line to a minimum and a maximum per
+//! pixel column of the visible range, so a million points stay smooth.
+
+use crate::model::payload::extract_number;
+use crate::model::topic::matches;
+use crate::mqtt::Message;
+use crate::profile::validate_topic_filter;
+use egui::{RichText, TextEdit};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::time::SystemTime;
+
+/// Points kept per series; older ones are dropped (and counted).
+pub const MAX_POINTS_PER_SERIES: usize = 1_000_000;
+/// Series over all specs: a filter matching thousands of topics must not
+/// make thousands of lines (nor thousands of million-point rings).
+pub const MAX_SERIES: usize = 64;
+/// Payloads larger than this are not parsed for a value: numbers worth
+/// plotting live in small messages, and parsing megabytes would stall the
+/// drain.
+const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// One line of the plot layout: what the user asked to plot. Saved per
+/// profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesSpec {
+    /// A topic name or a filter with `+` / `#`.
+    pub filter: String,
+    /// A JSON field path (`speed_kmh`, `a.b[0]`); `None`: the whole payload
+    /// is the number.
+    pub field: Option<String>,
+}
+
+impl SeriesSpec {
+    pub fn label(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{} · {field}", self.filter),
+            None => self.filter.clone(),
+        }
+    }
+}
+
+/// The values of one topic for one spec.
+pub struct Series {
+    /// Index into the specs.
+    pub spec: usize,
+    pub topic: String,
+    /// `[seconds since the plot's origin, value]`, sorted by time.
+    points: VecDeque<[f64; 2]>,
+    /// Oldest points dropped to stay within the capacity.
+    pub dropped: u64,
+}
+
+impl Series {
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The newest value.
+    pub fn last(&self) -> Option<[f64; 2]> {
+        self.points.back().copied()
+    }
+}
+
+/// The x range drawn in the last frame, when the user chose it (zoom, drag).
+#[derive(Clone, Copy, Debug)]
+struct View {
+    x: (f64, f64),
+}
+
+/// The plots of the selected connection: layout, collected values, and the
+/// view's state.
+pub struct Plots {
+    specs: Vec<SeriesSpec>,
+    /// Sorted by (spec, topic) so the legend keeps its order.
+    series: Vec<Series>,
+    /// Per spec: topic → index into `series`.
+    lookup: Vec<HashMap<String, usize>>,
+    capacity: usize,
+    /// Time zero of the x axis: the first value collected.
+    origin: Option<SystemTime>,
+    /// Topics that matched but got no series (over [`MAX_SERIES`]).
+    unplotted: u64,
+    /// Set while paused: the x up to which the view shows data.
+    paused_at: Option<f64>,
+    /// The x range the user zoomed or dragged to; `None` while the plot
+    /// fits the data itself.
+    view: Option<View>,
+    /// Set by "Fit": forget the user's zoom on the next frame.
+    fit: bool,
+    form_filter: String,
+    form_field: String,
+    form_error: Option<String>,
+}
+
+impl Default for Plots {
+    fn default() -> Self {
+        Plots::with_capacity(MAX_POINTS_PER_SERIES)
+    }
+}
+
+/// What the plot tab knows about the topic selected in the tree, for the
+/// field picker.
+pub struct SelectedTopic {
+    pub topic: String,
+    pub numeric_paths: Vec<String>,
+}
+
+impl Plots {
+    /// Plots keeping at most `capacity` points per series.
+    pub fn with_capacity(capacity: usize) -> Plots {
+        Plots {
+            specs: Vec::new(),
+            series: Vec::new(),
+            lookup: Vec::new(),
+            capacity: capacity.max(1),
+            origin: None,
+            unplotted: 0,
+            paused_at: None,
+            view: None,
+            fit: false,
+            form_filter: String::new(),
+            form_field: String::new(),
+            form_error: None,
+        }
+    }
+
+    pub fn specs(&self) -> &[SeriesSpec] {
+        &self.specs
+    }
+
+    pub fn series(&self) -> &[Series] {
+        &self.series
+    }
+
+    /// Replaces the layout (another profile's); collected values are dropped.
+    pub fn set_specs(&mut self, specs: Vec<SeriesSpec>) {
+        self.lookup = vec![HashMap::new(); specs.len()];
+        self.specs = specs;
+        self.clear_data();
+    }
+
+    /// Adds a line to the layout; the filter must be valid and new.
+    pub fn add_spec(&mut self, spec: SeriesSpec) -> Result<(), String> {
+        validate_topic_filter(&spec.filter)?;
+        if self.specs.contains(&spec) {
+            return Err(format!("{} is already plotted", spec.label()));
+        }
+        self.specs.push(spec);
+        self.lookup.push(HashMap::new());
+        Ok(())
+    }
+
+    /// Removes spec `i` and its series.
+    pub fn remove_spec(&mut self, i: usize) {
+        if i >= self.specs.len() {
+            return;
+        }
+        self.specs.remove(i);
+        self.lookup.remove(i);
+        self.series.retain(|s| s.spec != i);
+        for s in &mut self.series {
+            if s.spec > i {
+                s.spec -= 1;
+            }
+        }
+        self.rebuild_lookup();
+    }
+
+    /// Forgets the collected values, keeps the layout.
+    pub fn clear_data(&mut self) {
+        self.series.clear();
+        for map in &mut self.lookup {
+            map.clear();
+        }
+        self.origin = None;
+        self.unplotted = 0;
+        self.paused_at = None;
+        self.view = None;
+        self.fit = true;
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Points held over all series.
+    pub fn point_count(&self) -> usize {
+        self.series.iter().map(Series::len).sum()
+    }
+
+    /// Points dropped over all series to stay within the capacity.
+    pub fn dropped_points(&self) -> u64 {
+        self.series.iter().map(|s| s.dropped).sum()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused_at.is_some()
+    }
+
+    /// Freezes the view (values are still collected) or lets it follow again.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused_at = if paused {
+            Some(
+                self.series
+                    .iter()
+                    .filter_map(Series::last)
+                    .map(|p| p[0])
+                    .fold(0.0, f64::max),
+            )
+        } else {
+            None
+        };
+    }
+
+    /// Takes the values `msg` carries for the plotted specs.
+    pub fn on_message(&mut self, msg: &Message) {
+        if self.specs.is_empty() || msg.payload.len() > MAX_PAYLOAD {
+            return;
+        }
+        for spec_i in 0..self.specs.len() {
+            let spec = &self.specs[spec_i];
+            if !matches(&spec.filter, &msg.topic) {
+                continue;
+            }
+            let Some(value) = extract_number(&msg.payload, spec.field.as_deref()) else {
+                continue;
+            };
+            let index = match self.lookup[spec_i].get(msg.topic.as_str()) {
+                Some(&i) => i,
+                None => match self.new_series(spec_i, &msg.topic) {
+                    Some(i) => i,
+                    None => continue,
+                },
+            };
+            let origin = *self.origin.get_or_insert(msg.received);
+            let x = msg
+                .received
+                .duration_since(origin)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let series = &mut self.series[index];
+            // Kept sorted for the binary searches of the view: a clock that
+            // steps back must not break them.
+            let x = series.last().map_or(x, |last| x.max(last[0]));
+            if series.points.len() >= self.capacity {
+                series.points.pop_front();
+                series.dropped += 1;
+            }
+            series.points.push_back([x, value]);
+        }
+    }
+
+    fn new_series(&mut self, spec: usize, topic: &str) -> Option<usize> {
+        if self.series.len() >= MAX_SERIES {
+            self.unplotted += 1;
+            return None;
+        }
+        let at = self
+            .series
+            .partition_point(|s| (s.spec, s.topic.as_str()) < (spec, topic));
+        self.series.insert(
+            at,
+            Series {
+                spec,
+                topic: topic.to_string(),
+                points: VecDeque::new(),
+                dropped: 0,
+            },
+        );
+        self.rebuild_lookup();
+        Some(at)
+    }
+
+    fn rebuild_lookup(&mut self) {
+        for map in &mut self.lookup {
+            map.clear();
+        }
+        for (i, s) in self.series.iter().enumerate() {
+            if let Some(map) = self.lookup.get_mut(s.spec) {
+                map.insert(s.topic.clone(), i);
+            }
+        }
+    }
+
+    /// The legend's name of series `s`: the topic, and the field if any.
+    fn series_name(&self, s: &Series) -> String {
+        match self
+            .specs
+            .get(s.spec)
+            .and_then(|spec| spec.field.as_deref())
+        {
+            Some(field) => format!("{} · {field}", s.topic),
+            None => s.topic.clone(),
+        }
+    }
+
+    /// The Plots tab. Returns true when the layout changed (to be saved).
+    pub fn ui(&mut self, ui: &mut egui::Ui, selected: Option<&SelectedTopic>) -> bool {
+        let mut changed = false;
+        ui.add_space(4.0);
+        ui.horizontal_wrapped(|ui| {
+            ui.strong("Add a series");
+            let label = ui.label("Topic");
+            ui.add(
+                TextEdit::singleline(&mut self.form_filter)
+                    .hint_text("topic or filter, e.g. surfing/board/+/telemetry")
+                    .desired_width(300.0),
+            )
+            .labelled_by(label.id);
+            let label = ui.label("Field");
+            ui.add(
+                TextEdit::singleline(&mut self.form_field)
+                    .hint_text("JSON field, e.g. speed_kmh")
+                    .desired_width(180.0),
+            )
+            .labelled_by(label.id);
+            if ui.button("Add series").clicked() {
+                changed |= self.add_from_form();
+            }
+        });
+        if let Some(selected) = selected {
+            ui.horizontal_wrapped(|ui| {
+                ui.weak("Selected topic:");
+                ui.label(RichText::new(&selected.topic).monospace());
+                if ui.button("Use this topic").clicked() {
+                    self.form_filter = selected.topic.clone();
+                    self.form_error = None;
+                }
+                if !selected.numeric_paths.is_empty() {
+                    let mut field = None;
+                    egui::ComboBox::from_label("Numeric fields")
+                        .selected_text("choose…")
+                        .show_ui(ui, |ui| {
+                            for path in &selected.numeric_paths {
+                                if ui.selectable_label(false, path).clicked() {
+                                    field = Some(path.clone());
+                                }
+                            }
+                        });
+                    if let Some(field) = field {
+                        self.form_field = field;
+                    }
+                }
+            });
+        }
+        if let Some(error) = &self.form_error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+
+        let mut remove = None;
+        for (i, spec) in self.specs.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(spec.label()).monospace());
+                let n = self.series.iter().filter(|s| s.spec == i).count();
+                ui.weak(match n {
+                    0 => "no values yet".to_string(),
+                    1 => "1 topic".to_string(),
+                    n => format!("{n} topics"),
+                });
+                if ui
+                    .small_button("Remove")
+                    .on_hover_text("Remove this line from the plot")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+        }
+        if let Some(i) = remove {
+            self.remove_spec(i);
+            changed = true;
+        }
+
+        ui.horizontal(|ui| {
+            let paused = self.is_paused();
+            let text = if paused { "Resume" } else { "Pause" };
+            if ui
+                .selectable_label(paused, text)
+                .on_hover_text("Freeze the view; values are still collected")
+                .clicked()
+            {
+                self.set_paused(!paused);
+            }
+            if ui
+                .button("Fit")
+                .on_hover_text("Show all the data again after zooming or dragging")
+                .clicked()
+            {
+                self.fit = true;
+            }
+            if ui.button("Clear").clicked() {
+                self.clear_data();
+            }
+            ui.separator();
+            ui.label(format!(
+                "{} series · {} points",
+                self.series_count(),
+                self.point_count()
+            ));
+            let dropped = self.dropped_points();
+            if dropped > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{dropped} old points dropped"),
+                )
+                .on_hover_text(format!(
+                    "Each series keeps its newest {} points",
+                    self.capacity
+                ));
+            }
+            if self.unplotted > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{} values of further topics not plotted", self.unplotted),
+                )
+                .on_hover_text(format!("At most {MAX_SERIES} series are drawn"));
+            }
+            if paused {
+                ui.weak("paused: zoom and drag to look around");
+            }
+        });
+        ui.separator();
+
+        if self.specs.is_empty() {
+            ui.add_space(12.0);
+            ui.vertical_centered(|ui| {
+                ui.weak(
+                    "Add a topic (or a filter with +) and optionally a JSON field to plot \
+                     its values over time.",
+                );
+            });
+            return changed;
+        }
+        self.plot_ui(ui);
+        changed
+    }
+
+    fn add_from_form(&mut self) -> bool {
+        let filter = self.form_filter.trim().to_string();
+        let field = self.form_field.trim();
+        let spec = SeriesSpec {
+            filter,
+            field: (!field.is_empty()).then(|| field.to_string()),
+        };
+        match self.add_spec(spec) {
+            Ok(()) => {
+                self.form_error = None;
+                true
+            }
+            Err(e) => {
+                self.form_error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn plot_ui(&mut self, ui: &mut egui::Ui) {
+        let columns = ui.available_width().max(1.0) as usize;
+        let data_range = self.data_x_range();
+        let range = match (self.view, self.fit) {
+            (Some(view), false) => Some(view.x),
+            _ => data_range,
+        };
+        let lines: Vec<(String, Vec<[f64; 2]>)> = match range {
+            Some((x0, x1)) => self
+                .series
+                .iter()
+                .map(|s| {
+                    let x1 = self.paused_at.map_or(x1, |p| x1.min(p));
+                    let mut points = decimate_range(&s.points, x0, x1, columns);
+                    if let Some(p) = self.paused_at {
+                        points.retain(|pt| pt[0] <= p);
+                    }
+                    (self.series_name(s), points)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut plot = egui_plot::Plot::new("live_plot")
+            .legend(egui_plot::Legend::default())
+            .x_axis_label("seconds")
+            .allow_double_click_reset(true);
+        if std::mem::take(&mut self.fit) {
+            plot = plot.reset();
+        }
+        let response = plot.show(ui, move |plot_ui| {
+            for (name, points) in lines {
+                plot_ui.line(egui_plot::Line::new(name, points));
+            }
+            let bounds = plot_ui.plot_bounds();
+            (plot_ui.auto_bounds().x, bounds.min()[0], bounds.max()[0])
+        });
+        let (auto_x, x0, x1) = response.inner;
+        self.view = (!auto_x && x1 > x0).then_some(View { x: (x0, x1) });
+    }
+
+    /// First and last x over all series (up to the pause).
+    fn data_x_range(&self) -> Option<(f64, f64)> {
+        let first = self
+            .series
+            .iter()
+            .filter_map(|s| s.points.front())
+            .map(|p| p[0])
+            .reduce(f64::min)?;
+        let last = self
+            .series
+            .iter()
+            .filter_map(Series::last)
+            .map(|p| p[0])
+            .reduce(f64::max)?;
+        let last = self.paused_at.map_or(last, |p| last.min(p));
+        Some((first, last.max(first)))
+    }
+}
+
+/// The points of `points` (sorted by x) that draw the range `x0..=x1`
+/// (plus one neighbour on each side, so the line reaches the edges),
+/// reduced to at most a minimum and a maximum per column of `columns` equal
+/// x ranges, in their order.
+pub fn decimate_range(
+    points: &VecDeque<[f64; 2]>,
+    x0: f64,
+    x1: f64,
+    columns: usize,
+) -> Vec<[f64; 2]> {
+    let columns = columns.max(1);
+    let lo = points.partition_point(|p| p[0] < x0).saturating_sub(1);
+    let hi = (points.partition_point(|p| p[0] <= x1) + 1).min(points.len());
+    if lo >= hi {
+        return Vec::new();
+    }
+    if hi - lo <= 2 * columns {
+        return points.range(lo..hi).copied().collect();
+    }
+    let span = (x1 - x0).max(f64::MIN_POSITIVE);
+    let column_of = |x: f64| {
+        let c = (x - x0) / span * columns as f64;
+        if c <= 0.0 {
+            0
+        } else {
+            (c as usize).min(columns - 1)
+        }
+    };
+    let mut out = Vec::with_capacity(2 * columns + 2);
+    let flush = |min: usize, max: usize, out: &mut Vec<[f64; 2]>| {
+        out.push(points[min.min(max)]);
+        if min != max {
+            out.push(points[min.max(max)]);
+        }
+    };
+    let (mut column, mut min, mut max) = (column_of(points[lo][0]), lo, lo);
+    for i in lo + 1..hi {
+        let p = points[i];
+        let c = column_of(p[0]);
+        if c != column {
+            flush(min, max, &mut out);
+            (column, min, max) = (c, i, i);
+        } else {
+            if p[1] < points[min][1] {
+                min = i;
+            }
+            if p[1] > points[max][1] {
+                max = i;
+            }
+        }
+    }
+    flush(min, max, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Qos;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn msg(topic: &str, payload: &str, secs: f64) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: bytes::Bytes::from(payload.to_string()),
+            qos: Qos::AtMostOnce,
+            retain: false,
+            dup: false,
+            pkid: 0,
+            received: UNIX_EPOCH + Duration::from_secs(1_000) + Duration::from_secs_f64(secs),
+        }
+    }
+
+    fn speed_of_every_board() -> Plots {
+        let mut plots = Plots::default();
+        plots
+            .add_spec(SeriesSpec {
+                filter: "surfing/board/+/telemetry".into(),
+                field: Some("speed_kmh".into()),
+            })
+            .expect("a valid filter");
+        plots
+    }
+
+    #[test]
+    fn a_filter_makes_one_series_per_matching_topic() {
+        let mut plots = speed_of_every_board();
+        for i in 0..3 {
+            for board in 1..=4 {
+                let topic = format!("surfing/board/{board}/telemetry");
+                let payload = format!(r#"{{"speed_kmh": {}}}"#, board * 10 + i);
+                plots.on_message(&msg(&topic, &payload, f64::from(i)));
+            }
+        }
+        plots.on_message(&msg("vehicles/vehicle-1/state", r#"{"speed_kmh":5}"#, 1.0));
+        assert_eq!(plots.series_count(), 4);
+        assert_eq!(plots.point_count(), 12);
+        assert_eq!(plots.series()[1].topic, "surfing/board/2/telemetry");
+        assert_eq!(plots.series()[1].last(), Some([2.0, 22.0]));
+    }
+
+    #[test]
+    fn payloads_without_the_field_are_skipped() {
+        let mut plots = speed_of_every_board();
+        plots.on_message(&msg("surfing/board/1/telemetry", "not json", 0.0));
+        plots.on_message(&msg("surfing/board/1/telemetry", r#"{"other":1}"#, 0.0));
+        assert_eq!(plots.series_count(), 0);
+    }
+
+    #[test]
+    fn full_series_drops_oldest_and_counts_them() {
+        let mut plots = Plots::with_capacity(10);
+        plots
+            .add_spec(SeriesSpec {
+                filter: "t".into(),
+                field: None,
+            })
+            .expect("valid");
+        for i in 0..25 {
+            plots.on_message(&msg("t", &i.to_string(), f64::from(i)));
+        }
+        assert_eq!(plots.point_count(), 10);
+        assert_eq!(plots.dropped_points(), 15);
+        assert_eq!(plots.series()[0].points.front(), Some(&[15.0, 15.0]));
+    }
+
+    #[test]
+    fn invalid_or_repeated_specs_are_refused() {
+        let mut plots = speed_of_every_board();
+        assert!(
+            plots
+                .add_spec(SeriesSpec {
+                    filter: "a/#/b".into(),
+                    field: None
+                })
+                .is_err()
+        );
+        let again = plots.add_spec(SeriesSpec {
+            filter: "surfing/board/+/telemetry".into(),
+            field: Some("speed_kmh".into()),
+        });
+        assert!(again.is_err_and(|e| e.contains("already plotted")));
+    }
+
+    #[test]
+    fn removing_a_spec_removes_its_series_only() {
+        let mut plots = speed_of_every_board();
+        plots
+            .add_spec(SeriesSpec {
+                filter: "t".into(),
+                field: None,
+            })
+            .expect("valid");
+        plots.on_message(&msg("surfing/board/1/telemetry", r#"{"speed_kmh":3}"#, 0.0));
+        plots.on_message(&msg("t", "7", 1.0));
+        plots.remove_spec(0);
+        assert_eq!(plots.series_count(), 1);
+        assert_eq!(plots.series()[0].topic, "t");
+        plots.on_message(&msg("t", "8", 2.0));
+        assert_eq!(plots.point_count(), 2);
+    }
+
+    #[test]
+    fn a_clock_stepping_back_keeps_the_series_sorted() {
+        let mut plots = Plots::default();
+        plots
+            .add_spec(SeriesSpec {
+                filter: "t".into(),
+                field: None,
+            })
+            .expect("valid");
+        plots.on_message(&msg("t", "1", 5.0));
+        plots.on_message(&msg("t", "2", 3.0));
+        let xs: Vec<f64> = plots.series()[0].points.iter().map(|p| p[0]).collect();
+        assert_eq!(xs, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn pause_freezes_the_view_while_values_keep_coming() {
+        let mut plots = Plots::default();
+        plots
+            .add_spec(SeriesSpec {
+                filter: "t".into(),
+                field: None,
+            })
+            .expect("valid");
+        plots.on_message(&msg("t", "1", 0.0));
+        plots.on_message(&msg("t", "2", 1.0));
+        plots.set_paused(true);
+        plots.on_message(&msg("t", "3", 2.0));
+        assert_eq!(plots.point_count(), 3);
+        assert_eq!(plots.data_x_range(), Some((0.0, 1.0)));
+        plots.set_paused(false);
+        assert_eq!(plots.data_x_range(), Some((0.0, 2.0)));
+    }
+
+    #[test]
+    fn a_million_points_decimate_to_two_per_column() {
+        let points: VecDeque<[f64; 2]> = (0..1_000_000)
+            .map(|i| [f64::from(i) / 1000.0, f64::from(i % 97)])
+            .collect();
+        let out = decimate_range(&points, 0.0, 1000.0, 800);
+        assert!(out.len() <= 2 * 800 + 2, "{} points", out.len());
+        assert!(out.iter().any(|p| p[1] == 96.0) && out.iter().any(|p| p[1] == 0.0));
+        // Zoomed in: only the visible part (and one neighbour each side).
+        let zoomed = decimate_range(&points, 10.0, 10.5, 800);
+        assert_eq!(zoomed.len(), 503);
+        assert_eq!(zoomed.first(), Some(&[9.999, f64::from(9999 % 97)]));
+    }
+}

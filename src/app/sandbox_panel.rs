@@ -1,0 +1,340 @@
+//! The sandbox inside the window: the embedded broker's lifecycle (start at
+//! launch for the "Sandbox" profile, Start / Stop), its port for other
+//! clients, the simulated devices' switches and rates, and its counters.
+//!
+//! The "Sandbox" profile is recognised by its name: its port follows the
+//! port the broker got at each start (1883 when free, else another).
+
+use super::publish_panel::PublishRequest;
+use super::{Action, App};
+use crate::mqtt::Command;
+use crate::profile::{Profile, Qos};
+use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, example_commands};
+use egui::RichText;
+
+/// The name of the profile that connects to the embedded broker.
+pub const SANDBOX_PROFILE: &str = "Sandbox";
+
+/// Whether `profile` is the one that follows the embedded broker.
+pub(crate) fn is_sandbox_profile(profile: &Profile) -> bool {
+    profile.name == SANDBOX_PROFILE
+}
+
+/// A new "Sandbox" profile (its port is set when the broker starts).
+pub(crate) fn sandbox_profile() -> Profile {
+    Profile {
+        name: SANDBOX_PROFILE.into(),
+        host: "127.0.0.1".into(),
+        ..Profile::default()
+    }
+}
+
+/// The command a user can paste to watch the sandbox with Mosquitto's client.
+pub fn mosquitto_sub_command(port: u16) -> String {
+    format!("mosquitto_sub -h 127.0.0.1 -p {port} -t '#' -v")
+}
+
+/// The app's embedded broker, running or not, and what the panel edits.
+pub(crate) struct SandboxHost {
+    /// Start it at launch when the Sandbox profile is selected (the real app;
+    /// tests opt in).
+    pub(crate) autostart: bool,
+    /// Port wish and devices for the next start; `config.demo` follows the
+    /// panel's switches.
+    pub(crate) config: SandboxConfig,
+    pub(crate) running: Option<Sandbox>,
+    /// Why the last start failed.
+    pub(crate) error: Option<String>,
+    /// The port of the last run: a restart asks for it first, so clients
+    /// that joined on it can come back.
+    pub(crate) last_port: Option<u16>,
+    pub(crate) examples_added: bool,
+    /// The "Sandbox" window (from the tab strip).
+    pub(crate) window_open: bool,
+    /// The surfboard count to restore when "Surfboards" is switched on again.
+    surfboards: usize,
+}
+
+impl SandboxHost {
+    pub(crate) fn new(config: Option<SandboxConfig>) -> SandboxHost {
+        let autostart = config.is_some();
+        let config = config.unwrap_or_default();
+        SandboxHost {
+            autostart,
+            surfboards: config.demo.surfboards.max(1),
+            config,
+            running: None,
+            error: None,
+            last_port: None,
+            examples_added: false,
+            window_open: false,
+        }
+    }
+
+    /// The port clients connect to, while running.
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.running
+            .as_ref()
+            .filter(|s| s.is_running())
+            .map(Sandbox::port)
+    }
+}
+
+/// What the panel asks the app to do.
+#[derive(Debug)]
+pub(crate) enum SandboxAction {
+    Start,
+    Stop,
+    /// Select (or create) the Sandbox profile and connect to it.
+    Explore,
+    SetDemo(DemoConfig),
+}
+
+impl App {
+    /// Starts the broker unless it runs; points every Sandbox profile at its
+    /// port. On failure the connection bar and the log say why.
+    pub(super) fn ensure_sandbox(&mut self) -> bool {
+        if self.sandbox.port().is_none() {
+            // A broker whose thread ended by itself: let it go.
+            self.sandbox.running = None;
+            let wished = self.sandbox.config.clone();
+            let started = match self.sandbox.last_port {
+                Some(port) => Sandbox::start(SandboxConfig {
+                    port: Some(port),
+                    ..wished.clone()
+                })
+                .or_else(|_| Sandbox::start(wished)),
+                None => Sandbox::start(wished),
+            };
+            match started {
+                Ok(sandbox) => {
+                    let port = sandbox.port();
+                    self.sandbox.running = Some(sandbox);
+                    self.sandbox.last_port = Some(port);
+                    self.sandbox.error = None;
+                    self.log_selected(format!("Sandbox broker started on 127.0.0.1:{port}"), false);
+                }
+                Err(e) => {
+                    let text = format!("The sandbox broker could not start: {e}");
+                    self.sandbox.error = Some(text.clone());
+                    self.bar_error = Some(text.clone());
+                    self.log_selected(text, true);
+                    return false;
+                }
+            }
+        }
+        let Some(port) = self.sandbox.port() else {
+            return false;
+        };
+        let mut changed = false;
+        for entry in &mut self.entries {
+            if is_sandbox_profile(&entry.profile) && entry.profile.port != port {
+                entry.profile.port = port;
+                entry.port_text = port.to_string();
+                changed = true;
+            }
+        }
+        if changed {
+            self.revalidate();
+            self.mark_dirty();
+        }
+        if !self.sandbox.examples_added {
+            self.sandbox.examples_added = true;
+            for (label, topic, payload) in example_commands() {
+                self.publish.add_example(
+                    label,
+                    PublishRequest {
+                        topic,
+                        payload: payload.into_bytes(),
+                        qos: Qos::AtLeastOnce,
+                        retain: false,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// Disconnects the Sandbox profiles, then stops the broker.
+    pub(super) fn stop_sandbox(&mut self) {
+        for entry in &self.entries {
+            if !is_sandbox_profile(&entry.profile) {
+                continue;
+            }
+            if let Some(conn) = entry.conn
+                && self.connections.get(&conn).is_some_and(|c| c.is_active())
+            {
+                self.worker.send(Command::Disconnect { conn });
+            }
+        }
+        if let Some(mut sandbox) = self.sandbox.running.take() {
+            sandbox.stop();
+            self.log_selected("Sandbox broker stopped".into(), false);
+        }
+    }
+
+    pub(super) fn sandbox_action(&mut self, action: SandboxAction) {
+        match action {
+            SandboxAction::Start => {
+                if self.ensure_sandbox()
+                    && self
+                        .current()
+                        .is_some_and(|e| is_sandbox_profile(&e.profile))
+                {
+                    self.connect();
+                }
+            }
+            SandboxAction::Stop => self.stop_sandbox(),
+            SandboxAction::Explore => {
+                let i = match self
+                    .entries
+                    .iter()
+                    .position(|e| is_sandbox_profile(&e.profile))
+                {
+                    Some(i) => i,
+                    None => {
+                        self.add_entry(sandbox_profile());
+                        self.entries.len() - 1
+                    }
+                };
+                self.apply(Action::Select(i));
+                self.state.tab = super::Tab::Explorer;
+                self.connect();
+            }
+            SandboxAction::SetDemo(demo) => {
+                if let Some(sandbox) = &self.sandbox.running {
+                    sandbox.set_demo(demo.clone());
+                }
+                self.sandbox.config.demo = demo;
+            }
+        }
+    }
+
+    /// The panel: where the broker listens, Start / Stop, the devices and
+    /// the counters.
+    pub(super) fn sandbox_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let port = self.sandbox.port();
+        ui.horizontal_wrapped(|ui| {
+            match port {
+                Some(port) => {
+                    ui.label(
+                        RichText::new(format!("Sandbox broker: running on 127.0.0.1:{port}"))
+                            .strong(),
+                    );
+                    if ui.button("Stop").clicked() {
+                        self.actions.push(Action::Sandbox(SandboxAction::Stop));
+                    }
+                }
+                None => {
+                    ui.label(RichText::new("Sandbox broker: stopped").strong());
+                    if ui.button("Start").clicked() {
+                        self.actions.push(Action::Sandbox(SandboxAction::Start));
+                    }
+                }
+            }
+            let selected_is_sandbox = self
+                .current()
+                .is_some_and(|e| is_sandbox_profile(&e.profile));
+            if !selected_is_sandbox
+                && ui
+                    .button("Explore it")
+                    .on_hover_text("Select the Sandbox profile and connect to it")
+                    .clicked()
+            {
+                self.actions.push(Action::Sandbox(SandboxAction::Explore));
+            }
+        });
+        if let Some(error) = &self.sandbox.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        if let Some(port) = port {
+            let command = mosquitto_sub_command(port);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(&command).monospace().small());
+                if ui
+                    .small_button("Copy")
+                    .on_hover_text("Copy this command: any MQTT client can join the sandbox")
+                    .clicked()
+                {
+                    ui.ctx().copy_text(command.clone());
+                }
+            });
+        }
+
+        let mut demo = self.sandbox.config.demo.clone();
+        ui.horizontal_wrapped(|ui| {
+            let mut surf = demo.surfboards > 0;
+            if ui.checkbox(&mut surf, "Surfboards").changed() {
+                demo.surfboards = if surf { self.sandbox.surfboards } else { 0 };
+            }
+            if surf {
+                let label = ui.label("count");
+                let mut n = demo.surfboards;
+                if ui
+                    .add(egui::DragValue::new(&mut n).range(1..=50).speed(0.1))
+                    .labelled_by(label.id)
+                    .changed()
+                {
+                    demo.surfboards = n;
+                    self.sandbox.surfboards = n;
+                }
+                let label = ui.label("Hz");
+                ui.add(
+                    egui::DragValue::new(&mut demo.surf_rate_hz)
+                        .range(0.1..=100.0)
+                        .speed(0.1)
+                        .max_decimals(1),
+                )
+                .labelled_by(label.id);
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.checkbox(&mut demo.vehicle, "Vehicle")
+                .on_hover_text("Obeys commands on vehicles/vehicle-1/commands");
+            ui.checkbox(&mut demo.flaky, "Flaky sensor")
+                .on_hover_text("Drops its connection now and then; its will says offline");
+            ui.checkbox(&mut demo.retained_status, "Retained status");
+        });
+        if demo != self.sandbox.config.demo {
+            self.actions
+                .push(Action::Sandbox(SandboxAction::SetDemo(demo)));
+        }
+
+        if let Some(sandbox) = &self.sandbox.running {
+            // The counters move even when no message reaches this window.
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_secs(1));
+            let stats = sandbox.stats();
+            ui.horizontal_wrapped(|ui| {
+                ui.weak(format!(
+                    "{} clients · {} received · {} delivered · {} retained",
+                    stats.clients, stats.received, stats.sent, stats.retained
+                ));
+                if stats.dropped > 0 {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("{} dropped", stats.dropped),
+                    )
+                    .on_hover_text("Messages not delivered because a client's queue was full");
+                }
+            });
+        }
+    }
+
+    /// The "Sandbox" window opened from the tab strip.
+    pub(super) fn sandbox_window_ui(&mut self, ctx: &egui::Context) {
+        if !self.sandbox.window_open {
+            return;
+        }
+        let mut open = true;
+        egui::Window::new("Sandbox")
+            .open(&mut open)
+            .resizable(false)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                ui.weak("An MQTT broker inside mqscope, with simulated devices.");
+                self.sandbox_panel_ui(ui);
+            });
+        self.sandbox.window_open = open;
+    }
+}

@@ -1,0 +1,302 @@
+//! "Works out of the box": on a fresh config the window starts its own
+//! sandbox broker and connects to it, the vehicle obeys commands from the
+//! publish panel's examples, the sandbox stops and starts from its panel,
+//! and live plots draw the surfboards' speeds.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use mqscope::app::{App, FilePicker, SANDBOX_PROFILE, Tab};
+use mqscope::mqtt::{ConnStatus, Message};
+use mqscope::profile::{ProfileStore, Qos};
+use mqscope::sandbox::{DemoConfig, SandboxConfig};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// File dialogs are never answered here.
+struct NoPicker;
+
+impl FilePicker for NoPicker {
+    fn pick_file(&mut self, _title: &str) -> Option<PathBuf> {
+        None
+    }
+    fn save_file(&mut self, _title: &str, _default_name: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Busy devices on a free port, so a test sees traffic within a second.
+fn fast_demo() -> SandboxConfig {
+    SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig {
+            surf_rate_hz: 10.0,
+            ..DemoConfig::default()
+        },
+    }
+}
+
+/// The app as a new user starts it: an empty config directory.
+fn fresh_app(config_dir: &Path) -> Harness<'static, App> {
+    let dir = config_dir.to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_sandbox(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(dir),
+                Box::new(NoPicker),
+                fast_demo(),
+            )
+        });
+    // Live traffic keeps asking for frames: step, never `run()`.
+    steps(&mut harness, 3);
+    harness
+}
+
+fn steps(harness: &mut Harness<'_, App>, n: usize) {
+    for _ in 0..n {
+        harness.step();
+    }
+}
+
+fn click(harness: &mut Harness<'_, App>, label: &str) {
+    harness.get_by_label(label).click();
+    steps(harness, 3);
+}
+
+fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
+    harness.query_all_by_label(label).next().is_some()
+}
+
+fn connected(harness: &Harness<'_, App>) -> bool {
+    matches!(
+        harness.state().selected_status(),
+        Some(ConnStatus::Connected { .. })
+    )
+}
+
+/// Steps the app (the broker and the worker run in real time) until `done`.
+fn step_until(
+    harness: &mut Harness<'_, App>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&Harness<'_, App>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}; status: {:?}",
+            harness.state().selected_status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+}
+
+fn last_json(harness: &Harness<'_, App>, topic: &str) -> Option<serde_json::Value> {
+    let store = harness.state().store()?;
+    let payload = store.last_payload(store.find(topic)?)?;
+    serde_json::from_slice(payload).ok()
+}
+
+#[test]
+fn fresh_config_starts_connected_to_the_sandbox_and_topics_arrive() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = fresh_app(dir.path());
+    assert_eq!(harness.state().tab(), Tab::Explorer);
+    let names: Vec<String> = harness.state().profiles().map(|p| p.name.clone()).collect();
+    assert_eq!(
+        names[0], SANDBOX_PROFILE,
+        "the first profile is the sandbox"
+    );
+    let port = harness.state().sandbox_port().expect("the sandbox runs");
+    let profile = harness.state().profiles().next().cloned().expect("profile");
+    assert_eq!(
+        (profile.host.as_str(), profile.port),
+        ("127.0.0.1", port),
+        "the Sandbox profile points at the broker's actual port"
+    );
+
+    step_until(
+        &mut harness,
+        "the connection",
+        Duration::from_secs(10),
+        connected,
+    );
+    step_until(
+        &mut harness,
+        "the surfing and vehicles topics in the tree",
+        Duration::from_secs(10),
+        |h| has_label(h, "surfing") && has_label(h, "vehicles"),
+    );
+    assert!(
+        has_label(
+            &harness,
+            &format!("Sandbox broker: running on 127.0.0.1:{port}")
+        ),
+        "the port is shown for other clients"
+    );
+    assert!(has_label(
+        &harness,
+        &format!("mosquitto_sub -h 127.0.0.1 -p {port} -t '#' -v")
+    ));
+}
+
+#[test]
+fn vehicle_command_from_the_publish_panel_changes_its_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = fresh_app(dir.path());
+    step_until(
+        &mut harness,
+        "the vehicle's retained state",
+        Duration::from_secs(10),
+        |h| last_json(h, "vehicles/vehicle-1/state").is_some(),
+    );
+    let before = last_json(&harness, "vehicles/vehicle-1/state").expect("state");
+    assert_eq!(
+        before["engine_on"], false,
+        "the engine starts off: {before}"
+    );
+
+    click(&mut harness, "Examples");
+    click(&mut harness, "Vehicle: engine on");
+    click(&mut harness, "Publish");
+    step_until(
+        &mut harness,
+        "the vehicle to report its engine on",
+        Duration::from_secs(10),
+        |h| last_json(h, "vehicles/vehicle-1/state").is_some_and(|v| v["engine_on"] == true),
+    );
+}
+
+#[test]
+fn stop_and_start_the_sandbox_from_the_panel() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = fresh_app(dir.path());
+    step_until(
+        &mut harness,
+        "the connection",
+        Duration::from_secs(10),
+        connected,
+    );
+
+    click(&mut harness, "Stop");
+    assert!(harness.state().sandbox_port().is_none());
+    assert!(has_label(&harness, "Sandbox broker: stopped"));
+    step_until(
+        &mut harness,
+        "the connection to end",
+        Duration::from_secs(10),
+        |h| !connected(h),
+    );
+
+    click(&mut harness, "Start");
+    assert!(harness.state().sandbox_port().is_some());
+    step_until(
+        &mut harness,
+        "the connection again",
+        Duration::from_secs(10),
+        connected,
+    );
+    step_until(
+        &mut harness,
+        "topics from the restarted devices",
+        Duration::from_secs(10),
+        |h| has_label(h, "surfing"),
+    );
+}
+
+#[test]
+fn plot_of_live_surfboard_speed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = fresh_app(dir.path());
+    click(&mut harness, "Plots");
+    type_into(&mut harness, "Topic", "surfing/board/+/telemetry");
+    type_into(&mut harness, "Field", "speed_kmh");
+    click(&mut harness, "Add series");
+    step_until(
+        &mut harness,
+        "values of the four boards",
+        Duration::from_secs(10),
+        |h| {
+            let plots = h.state().plots();
+            plots.series_count() == 4 && plots.series().iter().all(|s| s.len() >= 3)
+        },
+    );
+}
+
+fn type_into(harness: &mut Harness<'_, App>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    steps(harness, 2);
+    harness.get_by_label(label).type_text(text);
+    steps(harness, 2);
+}
+
+fn telemetry(board: u32, speed: f64, received: SystemTime) -> Message {
+    Message {
+        topic: format!("surfing/board/{board}/telemetry"),
+        payload: bytes::Bytes::from(format!(
+            r#"{{"speed_kmh":{speed:.1},"heart_rate_bpm":120,"status":"riding"}}"#
+        )),
+        qos: Qos::AtMostOnce,
+        retain: false,
+        dup: false,
+        pkid: 0,
+        received,
+    }
+}
+
+/// The plot tab with four boards' speeds, fed deterministic values (no
+/// live devices, frozen clock).
+#[test]
+fn plot_of_surfboard_speed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = dir.path().to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_parts(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(store_dir),
+                Box::new(NoPicker),
+            )
+        });
+    harness.run();
+    let start = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    harness.state_mut().set_clock(Some(start));
+    harness.get_by_label("Plots").click();
+    harness.run();
+    harness.get_by_label("Topic").focus();
+    harness.run();
+    harness
+        .get_by_label("Topic")
+        .type_text("surfing/board/+/telemetry");
+    harness.run();
+    harness.get_by_label("Field").focus();
+    harness.run();
+    harness.get_by_label("Field").type_text("speed_kmh");
+    harness.run();
+    harness.get_by_label("Add series").click();
+    harness.run();
+
+    for i in 0..30u32 {
+        let t = start + Duration::from_millis(u64::from(i) * 1000);
+        for board in 1..=4u32 {
+            let phase = f64::from(i) / 4.0 + f64::from(board);
+            let speed = 12.0 + 6.0 * f64::from(board) + 8.0 * phase.sin();
+            harness
+                .state_mut()
+                .inject_message(&telemetry(board, speed, t));
+        }
+    }
+    harness.run();
+    assert_eq!(harness.state().plots().series_count(), 4);
+    assert!(
+        has_label(&harness, "4 series · 120 points"),
+        "the plot says what it holds"
+    );
+    harness.remove_cursor();
+    harness.run();
+    harness.snapshot("plot");
+}
