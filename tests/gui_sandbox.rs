@@ -300,3 +300,95 @@ fn plot_of_surfboard_speed() {
     harness.run();
     harness.snapshot("plot");
 }
+
+#[test]
+fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("address").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = dir.path().to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_sandbox(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(store_dir),
+                Box::new(NoPicker),
+                SandboxConfig {
+                    port: Some(port),
+                    demo: DemoConfig::off(),
+                },
+            )
+        });
+    harness.run();
+    assert!(harness.state().sandbox_port().is_none());
+    let why = format!("The sandbox broker could not start: cannot listen on 127.0.0.1:{port}");
+    assert!(
+        harness.query_all_by_label_contains(&why).count() >= 2,
+        "the bar and the sandbox panel say why"
+    );
+    assert_eq!(
+        harness.state().tab(),
+        Tab::Explorer,
+        "the window still works"
+    );
+    click(&mut harness, "Connection log");
+    assert!(
+        harness.query_all_by_label_contains(&why).count() >= 3,
+        "and the log"
+    );
+}
+
+#[test]
+fn sandbox_window_starts_the_broker_and_explore_connects_to_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = dir.path().to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_parts(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(store_dir),
+                Box::new(NoPicker),
+            )
+        });
+    harness.run();
+    assert!(
+        harness.state().sandbox_port().is_none(),
+        "not started by itself"
+    );
+    click(&mut harness, "Sandbox");
+    click(&mut harness, "Start");
+    let port = harness
+        .state()
+        .sandbox_port()
+        .expect("started from the window");
+    assert!(has_label(
+        &harness,
+        &format!("Sandbox broker: running on 127.0.0.1:{port}")
+    ));
+    click(&mut harness, "Explore it");
+    assert_eq!(
+        harness
+            .state()
+            .profiles()
+            .map(|p| p.name.clone())
+            .last()
+            .as_deref(),
+        Some(SANDBOX_PROFILE),
+        "a Sandbox profile was added"
+    );
+    step_until(
+        &mut harness,
+        "the connection to the sandbox",
+        Duration::from_secs(10),
+        connected,
+    );
+    let saved = ProfileStore::at(dir.path()).load().expect("saved profiles");
+    assert!(
+        saved
+            .iter()
+            .any(|p| p.name == SANDBOX_PROFILE && p.port == port),
+        "the Sandbox profile is saved with the broker's port"
+    );
+}

@@ -9,6 +9,7 @@ use super::publish_panel::PublishRequest;
 use super::{Action, App};
 use crate::mqtt::Command;
 use crate::profile::{Profile, Qos};
+use crate::sandbox::devices::VEHICLE_COMMANDS;
 use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, example_commands};
 use egui::RichText;
 
@@ -140,6 +141,11 @@ impl App {
         }
         if !self.sandbox.examples_added {
             self.sandbox.examples_added = true;
+            // A new user's publish panel starts on the vehicle's command
+            // topic, ready for one of the examples.
+            if self.publish.topic().is_empty() {
+                self.publish.set_topic(VEHICLE_COMMANDS);
+            }
             for (label, topic, payload) in example_commands() {
                 self.publish.add_example(
                     label,
@@ -250,7 +256,7 @@ impl App {
         if let Some(port) = port {
             let command = mosquitto_sub_command(port);
             ui.horizontal(|ui| {
-                ui.label(RichText::new(&command).monospace().small());
+                ui.label(RichText::new(&command).monospace());
                 if ui
                     .small_button("Copy")
                     .on_hover_text("Copy this command: any MQTT client can join the sandbox")
@@ -295,6 +301,9 @@ impl App {
                 .on_hover_text("Drops its connection now and then; its will says offline");
             ui.checkbox(&mut demo.retained_status, "Retained status");
         });
+        if demo.vehicle && port.is_some() {
+            ui.weak("Command the vehicle with the publish panel's Examples.");
+        }
         if demo != self.sandbox.config.demo {
             self.actions
                 .push(Action::Sandbox(SandboxAction::SetDemo(demo)));
