@@ -42,7 +42,11 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
-    (ms(at(0.5)), ms(at(0.99)), ms(*v.last().unwrap_or(&Duration::ZERO)))
+    (
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(*v.last().unwrap_or(&Duration::ZERO)),
+    )
 }
 
 fn cpu_time() -> Duration {
@@ -61,7 +65,11 @@ fn main() {
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .build_eframe(move |cc| {
-            App::with_parts(cc.egui_ctx.clone(), ProfileStore::at(path), Box::new(NoPicker))
+            App::with_parts(
+                cc.egui_ctx.clone(),
+                ProfileStore::at(path),
+                Box::new(NoPicker),
+            )
         });
     harness.step();
 
@@ -88,7 +96,11 @@ fn main() {
     harness.key_press(egui::Key::ArrowRight);
     steps(&mut harness, 3);
     let rows_shown = harness.query_all_by_label_contains("line").count();
-    let mem = harness.state().store().map(|s| s.memory_estimate()).unwrap_or(0);
+    let mem = harness
+        .state()
+        .store()
+        .map(|s| s.memory_estimate())
+        .unwrap_or(0);
     println!(
         "mqscope frame benchmark (headless egui_kittest, no GPU)\n\
          tree: {topics} topics injected in {:.2} s; store memory estimate {:.1} MB ({} B/topic); {rows_shown} rows on screen",
@@ -146,11 +158,17 @@ fn main() {
             times.push(cpu_time() - c0);
         }
         let (p50, p99, max) = percentiles(times);
-        views.push(format!("{view}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"));
+        views.push(format!(
+            "{view}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+        ));
     }
     println!(
         "16 MiB payload in the inspector ({}): {}; target <= 50 ms",
-        if opened { "opened" } else { "NOT opened: tree row not found" },
+        if opened {
+            "opened"
+        } else {
+            "NOT opened: tree row not found"
+        },
         views.join(" · ")
     );
 }
