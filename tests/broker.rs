@@ -460,3 +460,229 @@ fn reconnects_and_resubscribes_after_a_broker_restart() {
     let m = wait_for(&worker, LIMIT, |e| message_on(e, 1, "re/x"));
     assert_eq!(&m.payload[..], b"back");
 }
+
+// ----- packet records (the timeline's raw material) -----
+
+use mqscope::model::packet::{Direction, PacketKind, PacketRecord};
+
+/// Collects the connection's packet records until `done` says stop.
+fn records_until(
+    worker: &Worker,
+    conn: ConnectionId,
+    mut done: impl FnMut(&Event) -> bool,
+) -> Vec<PacketRecord> {
+    let mut out = Vec::new();
+    wait_for(worker, LIMIT, |e| {
+        if let EventKind::Packet(r) = &e.kind
+            && e.conn == conn
+        {
+            out.push(r.clone());
+        }
+        done(e).then_some(())
+    });
+    out
+}
+
+fn shape(records: &[PacketRecord]) -> Vec<(Direction, PacketKind, usize)> {
+    let mut v: Vec<_> = records.iter().map(|r| (r.dir, r.kind, r.bytes)).collect();
+    v.sort_by_key(|(d, k, b)| (format!("{d:?}{k:?}"), *b));
+    v
+}
+
+fn remaining_length_bytes(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        _ => 3,
+    }
+}
+
+/// MQTT 3.1.1 §3.3: fixed header + topic (2-byte length) + packet id (QoS > 0) + payload.
+fn publish_bytes(topic: &str, qos: u8, payload: &str) -> usize {
+    let rem = 2 + topic.len() + if qos > 0 { 2 } else { 0 } + payload.len();
+    1 + remaining_length_bytes(rem) + rem
+}
+
+#[test]
+fn packet_records_have_the_sizes_computed_by_hand_for_qos_0_1_and_2() {
+    use Direction::{In, Out};
+    use PacketKind::*;
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.client_id = "mqscope-sizes".into(); // 13 bytes
+    profile.subscriptions.clear();
+    connect(&worker, 1, profile);
+    let connected = records_until(&worker, 1, |e| {
+        matches!(e.kind, EventKind::Status(ConnStatus::Connected { .. }))
+    });
+    // CONNECT §3.1: "MQTT" (2+4) + level + flags + keep-alive (2) = 10, client id 2+13.
+    let connect_rem = 10 + 2 + 13;
+    assert_eq!(
+        shape(&connected),
+        shape_of(&[(Out, Connect, 1 + 1 + connect_rem), (In, Connack, 4)])
+    );
+    let connect = &connected[0];
+    assert_eq!(connect.kind, Connect, "CONNECT comes before CONNACK");
+    assert_eq!(connect.detail.clean_session, Some(true));
+    assert_eq!(connect.detail.keep_alive, Some(60));
+
+    worker.send(Command::Subscribe {
+        conn: 1,
+        sub: SubscriptionSpec {
+            filter: "a/b".into(),
+            qos: Qos::ExactlyOnce,
+        },
+    });
+    let sub = records_until(&worker, 1, |e| {
+        matches!(e.kind, EventKind::Subscribed { .. })
+    });
+    // SUBSCRIBE §3.8: packet id 2 + (2 + "a/b" + requested QoS 1) = 8; SUBACK 2 + 1.
+    assert_eq!(
+        shape(&sub),
+        shape_of(&[(Out, Subscribe, 10), (In, Suback, 5)])
+    );
+    assert_eq!(sub[1].detail.granted, [2]);
+
+    let expected = |qos: u8| -> Vec<(Direction, PacketKind, usize)> {
+        let p = publish_bytes("a/b", qos, "hello");
+        match qos {
+            0 => shape_of(&[(Out, Publish, p), (In, Publish, p)]),
+            1 => shape_of(&[
+                (Out, Publish, p),
+                (In, Puback, 4),
+                (In, Publish, p),
+                (Out, Puback, 4),
+            ]),
+            _ => shape_of(&[
+                (Out, Publish, p),
+                (In, Pubrec, 4),
+                (Out, Pubrel, 4),
+                (In, Pubcomp, 4),
+                (In, Publish, p),
+                (Out, Pubrec, 4),
+                (In, Pubrel, 4),
+                (Out, Pubcomp, 4),
+            ]),
+        }
+    };
+    assert_eq!(
+        publish_bytes("a/b", 1, "hello"),
+        14,
+        "the issue's own example"
+    );
+    for (token, qos) in [
+        (10, Qos::AtMostOnce),
+        (11, Qos::AtLeastOnce),
+        (12, Qos::ExactlyOnce),
+    ] {
+        publish(&worker, 1, token, "a/b", "hello", qos);
+        let (mut acked, mut delivered) = (false, false);
+        let mut records = records_until(&worker, 1, |e| {
+            match &e.kind {
+                EventKind::Published { token: t, .. } if *t == token => acked = true,
+                EventKind::Message(m) if m.topic == "a/b" => delivered = true,
+                _ => {}
+            }
+            acked && delivered
+        });
+        // The last ack of the delivery leg is written right after the event
+        // that ended the wait; take it too.
+        let want = expected(qos.as_u8()).len();
+        while records.len() < want {
+            match worker.recv_timeout(LIMIT) {
+                Some(Event {
+                    kind: EventKind::Packet(r),
+                    ..
+                }) => records.push(r),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        assert_eq!(
+            shape(&records),
+            expected(qos.as_u8()),
+            "{qos}: {records:#?}"
+        );
+        // Within each leg the handshake runs in protocol order.
+        let order = |dir_of_publish: Direction| -> Vec<PacketKind> {
+            let first = records
+                .iter()
+                .find(|r| r.kind == Publish && r.dir == dir_of_publish)
+                .expect("a PUBLISH of that leg");
+            records
+                .iter()
+                .filter(|r| r.pkid == first.pkid && (r.kind != Publish || r.dir == dir_of_publish))
+                .map(|r| r.kind)
+                .collect()
+        };
+        if qos == Qos::ExactlyOnce {
+            assert_eq!(order(Out), [Publish, Pubrec, Pubrel, Pubcomp]);
+            assert_eq!(order(In), [Publish, Pubrec, Pubrel, Pubcomp]);
+        }
+    }
+
+    worker.send(Command::Disconnect { conn: 1 });
+    let bye = records_until(&worker, 1, |e| {
+        matches!(e.kind, EventKind::Status(ConnStatus::Disconnected { .. }))
+    });
+    assert_eq!(shape(&bye), shape_of(&[(Out, Disconnect, 2)]));
+}
+
+fn shape_of(items: &[(Direction, PacketKind, usize)]) -> Vec<(Direction, PacketKind, usize)> {
+    let mut v = items.to_vec();
+    v.sort_by_key(|(d, k, b)| (format!("{d:?}{k:?}"), *b));
+    v
+}
+
+#[test]
+fn persistent_session_reconnect_shows_session_present_and_the_queued_deliveries() {
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.client_id = "mqscope-timeline-persist".into();
+    profile.clean_session = false;
+    profile.subscriptions.clear();
+    connect(&worker, 1, profile.clone());
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "queued/#", Qos::AtLeastOnce);
+    worker.send(Command::Disconnect { conn: 1 });
+    wait_status(&worker, 1, LIMIT, |s| {
+        matches!(s, ConnStatus::Disconnected { .. })
+    });
+    for i in 1..=3 {
+        mosquitto_pub(
+            &broker,
+            &["-t", "queued/x", "-q", "1", "-m", &format!("q{i}")],
+        );
+    }
+
+    connect(&worker, 1, profile);
+    let mut delivered = 0;
+    let records = records_until(&worker, 1, |e| {
+        if matches!(&e.kind, EventKind::Message(m) if m.topic == "queued/x") {
+            delivered += 1;
+        }
+        delivered == 3
+    });
+    let connect = records
+        .iter()
+        .find(|r| r.kind == PacketKind::Connect)
+        .expect("CONNECT recorded");
+    assert_eq!(connect.detail.clean_session, Some(false));
+    let connack = records
+        .iter()
+        .find(|r| r.kind == PacketKind::Connack)
+        .expect("CONNACK recorded");
+    assert_eq!(connack.detail.session_present, Some(true));
+    let queued: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == PacketKind::Publish && r.dir == Direction::In)
+        .collect();
+    assert_eq!(queued.len(), 3, "{records:#?}");
+    assert!(
+        queued
+            .iter()
+            .all(|r| r.qos == Some(1) && r.t_us > connack.t_us)
+    );
+}

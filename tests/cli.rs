@@ -300,3 +300,64 @@ fn sub_will_is_published_when_the_process_dies() {
     let (code, stderr) = watcher.finish(LIMIT);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn pub_trace_prints_each_packet_as_a_json_line_with_its_size() {
+    let broker = Broker::start();
+    let mut cmd = mqscope();
+    cmd.arg("pub").args(mqscope_connection_args(&broker)).args([
+        "-i",
+        "mqscope-trace",
+        "-t",
+        "a/b",
+        "-m",
+        "hello",
+        "-q",
+        "2",
+        "--trace",
+    ]);
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let seq: Vec<(String, String, u64)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["dir"].as_str().unwrap_or("?").to_string(),
+                v["kind"].as_str().unwrap_or("?").to_string(),
+                v["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want = [
+        ("out", "CONNECT", 27), // 10 + client id 2+13, header 2
+        ("in", "CONNACK", 4),
+        ("out", "PUBLISH", 14), // the example: "a/b" "hello" with a packet id
+        ("in", "PUBREC", 4),
+        ("out", "PUBREL", 4),
+        ("in", "PUBCOMP", 4),
+        ("out", "DISCONNECT", 2),
+    ];
+    let want: Vec<(String, String, u64)> = want
+        .iter()
+        .map(|(d, k, b)| (d.to_string(), k.to_string(), *b))
+        .collect();
+    assert_eq!(seq, want, "{}", out.stderr);
+    let publish = &lines[2];
+    assert_eq!(publish["topic"], "a/b");
+    assert_eq!(publish["qos"], 2);
+    assert!(publish["pkid"].as_u64().is_some());
+    assert_eq!(
+        lines[3]["pkid"], publish["pkid"],
+        "PUBREC answers the same packet id"
+    );
+    let times: Vec<u64> = lines
+        .iter()
+        .map(|v| v["t_us"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
