@@ -347,3 +347,50 @@ fn explorer() {
     harness.run();
     harness.snapshot("explorer");
 }
+
+#[test]
+fn tree_filter_matches_topic_paths_and_payload_text_ignoring_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        client_id: "mqscope-gui-treefilter".into(),
+        ..Profile::default()
+    };
+    let mut harness = harness_with(dir.path(), profile);
+    let at = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    harness.state_mut().set_clock(Some(at));
+    for (topic, payload) in [
+        ("home/kitchen/temp", &b"21.5"[..]),
+        ("home/hall/light", b"ON"),
+        ("garden/pump", br#"{"state":"Running"}"#),
+    ] {
+        harness
+            .state_mut()
+            .inject_message(&message(topic, payload, at));
+    }
+    harness.run();
+    assert!(has_label(&harness, "home") && has_label(&harness, "garden"));
+
+    // A path match keeps the topic and its ancestors, and nothing else.
+    set_text(&mut harness, "Filter topics and payloads", "KITCHEN");
+    step_until(
+        &mut harness,
+        "the path filter",
+        Duration::from_secs(5),
+        |h| !has_label(h, "garden"),
+    );
+    assert!(has_label(&harness, "home") && has_label(&harness, "kitchen"));
+    assert!(
+        !has_label(&harness, "hall"),
+        "a sibling that does not match is hidden"
+    );
+
+    // Payload text matches too, case-insensitively.
+    set_text(&mut harness, "Filter topics and payloads", "running");
+    step_until(
+        &mut harness,
+        "the payload filter",
+        Duration::from_secs(5),
+        |h| has_label(h, "garden") && !has_label(h, "home"),
+    );
+    assert!(has_label(&harness, "pump"));
+}

@@ -4,7 +4,7 @@
 
 use crate::model::payload;
 use crate::model::store::Store;
-use crate::model::tree::{NodeId, Row};
+use crate::model::tree::{FilterJob, NodeId, Row};
 use egui::{Color32, Label, RichText, Sense, TextEdit};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,10 @@ const FLASH: Duration = Duration::from_millis(1000);
 /// Typing in the filter box waits this long before the (whole-tree) filter
 /// runs, so a big tree is filtered once per pause, not once per keystroke.
 const FILTER_DEBOUNCE: Duration = Duration::from_millis(200);
+/// A running filter gets at most this much of a frame...
+const FILTER_SLICE_TIME: Duration = Duration::from_millis(4);
+/// ...checked every this many nodes.
+const FILTER_SLICE_NODES: usize = 4096;
 
 /// What the tree asks its owner to do after the frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +41,8 @@ pub struct TreeView {
     /// The text the store's filter mask was computed for.
     applied_filter: String,
     filter_edited: Option<Instant>,
+    /// A filter being computed over several frames.
+    filter_job: Option<FilterJob>,
     pub show_sys: bool,
     /// Scroll so this row is visible on the next frame.
     scroll_to: Option<usize>,
@@ -52,6 +58,7 @@ impl Default for TreeView {
             filter_text: String::new(),
             applied_filter: String::new(),
             filter_edited: None,
+            filter_job: None,
             show_sys: true,
             scroll_to: None,
             last_offset: 0.0,
@@ -94,6 +101,8 @@ impl TreeView {
     pub fn reset(&mut self) {
         self.selected = None;
         self.applied_filter.clear();
+        // Its node ids belong to the old store.
+        self.filter_job = None;
         self.filter_edited = if self.filter_text.trim().is_empty() {
             None
         } else {
@@ -109,6 +118,7 @@ impl TreeView {
         let mut actions = Vec::new();
         self.toolbar_ui(ui, store, &mut actions);
         self.apply_filter(ui.ctx(), store);
+        self.continue_filter(ui.ctx(), store);
         if store.tree().show_sys() != self.show_sys {
             store.set_show_sys(self.show_sys);
         }
@@ -184,11 +194,26 @@ impl TreeView {
                 .hint_text("Filter topics and payloads")
                 .desired_width(f32::INFINITY),
         );
+        // Screen readers (and the GUI tests) find the box by this name.
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::TextInput,
+                ui.is_enabled(),
+                "Filter topics and payloads",
+            )
+        });
         if response.changed() {
             self.filter_edited = Some(Instant::now());
         }
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.show_sys, "Show $SYS");
+            if let Some(job) = &self.filter_job {
+                let (checked, total) = job.progress();
+                ui.weak(format!(
+                    "filtering... {}%",
+                    checked.saturating_mul(100) / total.max(1)
+                ));
+            }
             if let Some(node) = self.selected {
                 let retained = store.retained_count(node);
                 if retained > 0
@@ -220,9 +245,32 @@ impl TreeView {
             return;
         }
         // New messages are matched as they arrive (`Tree::filter_consider`);
-        // only a new query walks the whole tree.
-        store.set_filter(&text);
+        // only a new query walks the whole tree, a slice per frame (see
+        // `continue_filter`), so a million topics never freeze a frame.
+        match store.start_filter(&text) {
+            Some(job) => self.filter_job = Some(job),
+            None => {
+                self.filter_job = None;
+                store.set_filter(&text);
+            }
+        }
         self.applied_filter = text;
+    }
+
+    /// Advances a running filter for at most ~4 ms of this frame.
+    fn continue_filter(&mut self, ctx: &egui::Context, store: &mut Store) {
+        let Some(mut job) = self.filter_job.take() else {
+            return;
+        };
+        let start = Instant::now();
+        while start.elapsed() < FILTER_SLICE_TIME {
+            match store.continue_filter(job, FILTER_SLICE_NODES) {
+                Some(more) => job = more,
+                None => return,
+            }
+        }
+        self.filter_job = Some(job);
+        ctx.request_repaint();
     }
 
     /// Lays out one row; returns (shows an age, is glowing).

@@ -37,7 +37,7 @@
 //! (their metadata stays). Every eviction is counted. Topic rows and counts
 //! are never evicted.
 
-use crate::model::tree::{self, FilterMask, NO_TOPIC, NodeId, ROOT, Row, Tree};
+use crate::model::tree::{self, FilterJob, FilterMask, NO_TOPIC, NodeId, ROOT, Row, Tree};
 use crate::mqtt::Message;
 use crate::profile::Qos;
 use serde::{Deserialize, Serialize};
@@ -731,6 +731,24 @@ impl Store {
         tree::compute_filter(&self.tree, text, |id| self.last_payload(id))
     }
 
+    /// Starts filtering by `text` a slice at a time (see [`FilterJob`]);
+    /// `None` for an empty text (no filter).
+    pub fn start_filter(&self, text: &str) -> Option<FilterJob> {
+        (!text.trim().is_empty()).then(|| FilterJob::new(&self.tree, text))
+    }
+
+    /// Checks up to `max_nodes` more nodes of `job`. Returns the job while
+    /// work remains; once it is done the filter is installed and `None` is
+    /// returned.
+    pub fn continue_filter(&mut self, mut job: FilterJob, max_nodes: usize) -> Option<FilterJob> {
+        let store = &*self;
+        if !job.step(&store.tree, |id| store.last_payload(id), max_nodes) {
+            return Some(job);
+        }
+        self.tree.set_filter_mask(Some(job.into_mask()));
+        None
+    }
+
     pub fn set_filter_mask(&mut self, mask: Option<FilterMask>) {
         self.tree.set_filter_mask(mask);
     }
@@ -876,7 +894,11 @@ mod tests {
         put_retained(&mut store, "dev/2/state", b"off");
         put(&mut store, "dev/3/state", b"live", 0);
         let dev = store.find("dev").expect("exists");
-        assert_eq!(store.retained_count(dev), 2, "a repeat does not count twice");
+        assert_eq!(
+            store.retained_count(dev),
+            2,
+            "a repeat does not count twice"
+        );
         put_retained(&mut store, "dev/2/state", b"");
         assert_eq!(store.retained_count(dev), 1);
         assert_eq!(store.retained_count(store.root()), 1);

@@ -779,38 +779,163 @@ pub fn compute_filter<'a>(
     query: &str,
     payload_of: impl Fn(NodeId) -> Option<&'a [u8]>,
 ) -> FilterMask {
-    let mut lowered = String::new();
-    push_lowercase(&mut lowered, query.trim());
-    let mut mask = FilterMask {
-        query: lowered,
-        keep: vec![0; tree.nodes.len().div_ceil(64)],
-    };
-    let mut path = String::new();
-    // (node, length of the parent's path in `path`)
-    let mut stack: Vec<(NodeId, usize)> = tree.children_unordered(ROOT).map(|c| (c, 0)).collect();
-    while let Some((id, parent_len)) = stack.pop() {
-        path.truncate(parent_len);
-        if parent_len > 0 || tree.parent(id) != Some(ROOT) {
-            path.push('/');
+    let mut job = FilterJob::new(tree, query);
+    job.step(tree, payload_of, usize::MAX);
+    job.into_mask()
+}
+
+/// A filter computed a slice at a time, so that a tree of a million topics
+/// is filtered over several frames instead of freezing one. The tree may
+/// grow between slices: nodes added meanwhile are checked at the end.
+#[derive(Debug)]
+pub struct FilterJob {
+    mask: FilterMask,
+    /// (node, length of the parent's path in `path`)
+    stack: Vec<(NodeId, usize)>,
+    path: String,
+    /// Nodes the tree had when the job started (the walk covers those).
+    start_nodes: usize,
+    visited: usize,
+    done: bool,
+}
+
+impl FilterJob {
+    pub fn new(tree: &Tree, query: &str) -> FilterJob {
+        let mut lowered = String::new();
+        push_lowercase(&mut lowered, query.trim());
+        FilterJob {
+            mask: FilterMask {
+                query: lowered,
+                keep: vec![0; tree.nodes.len().div_ceil(64)],
+            },
+            stack: tree.children_unordered(ROOT).map(|c| (c, 0)).collect(),
+            path: String::new(),
+            start_nodes: tree.nodes.len(),
+            visited: 0,
+            done: false,
         }
-        push_lowercase(&mut path, tree.name(id));
-        let hit = path.contains(&mask.query)
-            || payload_of(id).is_some_and(|p| contains_ignore_case(p, &mask.query));
-        if hit {
-            let mut cur = id;
-            while cur != ROOT && mask.mark(cur) {
-                cur = tree.parent(cur).unwrap_or(ROOT);
+    }
+
+    /// The lower-cased query.
+    pub fn query(&self) -> &str {
+        &self.mask.query
+    }
+
+    /// (nodes checked, nodes to check) for a progress display.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.visited, self.start_nodes.saturating_sub(1))
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Checks up to `max_nodes` more nodes; true once the whole tree is done.
+    pub fn step<'a>(
+        &mut self,
+        tree: &'a Tree,
+        payload_of: impl Fn(NodeId) -> Option<&'a [u8]>,
+        max_nodes: usize,
+    ) -> bool {
+        if self.done {
+            return true;
+        }
+        let mut budget = max_nodes;
+        while budget > 0 {
+            let Some((id, parent_len)) = self.stack.pop() else {
+                break;
+            };
+            budget -= 1;
+            self.visited += 1;
+            self.path.truncate(parent_len);
+            if parent_len > 0 || tree.parent(id) != Some(ROOT) {
+                self.path.push('/');
+            }
+            push_lowercase(&mut self.path, tree.name(id));
+            let hit = self.path.contains(&self.mask.query)
+                || payload_of(id).is_some_and(|p| contains_ignore_case(p, &self.mask.query));
+            if hit {
+                self.keep_with_ancestors(tree, id);
+            }
+            let len = self.path.len();
+            self.stack.extend(
+                tree.children_unordered(id)
+                    .filter(|&c| (c as usize) < self.start_nodes)
+                    .map(|c| (c, len)),
+            );
+        }
+        if !self.stack.is_empty() {
+            return false;
+        }
+        // Nodes created while the job ran: few, checked by their full path.
+        let mut lowered = String::new();
+        for id in self.start_nodes..tree.nodes.len() {
+            let Ok(id) = NodeId::try_from(id) else {
+                break;
+            };
+            lowered.clear();
+            push_lowercase(&mut lowered, &tree.path(id));
+            if lowered.contains(&self.mask.query)
+                || payload_of(id).is_some_and(|p| contains_ignore_case(p, &self.mask.query))
+            {
+                self.keep_with_ancestors(tree, id);
             }
         }
-        let len = path.len();
-        stack.extend(tree.children_unordered(id).map(|c| (c, len)));
+        self.done = true;
+        true
     }
-    mask
+
+    fn keep_with_ancestors(&mut self, tree: &Tree, id: NodeId) {
+        let mut cur = id;
+        while cur != ROOT && self.mask.mark(cur) {
+            cur = tree.parent(cur).unwrap_or(ROOT);
+        }
+    }
+
+    /// The finished mask (install it with `Tree::set_filter_mask`).
+    pub fn into_mask(self) -> FilterMask {
+        self.mask
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_job_in_slices_matches_the_whole_walk_and_sees_nodes_added_meanwhile() {
+        let mut tree = Tree::new();
+        for i in 0..500 {
+            let (id, _) = tree
+                .find_or_insert(&format!("site{}/dev{i}/temp", i % 7))
+                .expect("room");
+            tree.record_message(id, 1, true);
+        }
+        let whole = compute_filter(&tree, "DEV4", |_| None);
+        let mut job = FilterJob::new(&tree, "dev4");
+        let mut slices = 0;
+        while !job.step(&tree, |_| None, 37) {
+            slices += 1;
+            if slices == 3 {
+                // The tree grows between slices, as messages keep arriving.
+                tree.find_or_insert("late/dev4x").expect("room");
+            }
+        }
+        assert!(slices > 10, "the work was spread over slices");
+        let sliced = job.into_mask();
+        for id in 0..whole.keep.len() * 64 {
+            let id = id as NodeId;
+            if (id as usize) < 500 * 2 {
+                assert_eq!(whole.keeps(id), sliced.keeps(id), "node {id}");
+            }
+        }
+        let late = tree.find("late/dev4x").expect("added");
+        assert!(
+            sliced.keeps(late),
+            "a node added during the job is checked too"
+        );
+        assert!(sliced.keeps(tree.find("late").expect("parent")));
+    }
 
     fn tree_with(topics: &[&str]) -> Tree {
         let mut tree = Tree::new();
