@@ -229,7 +229,13 @@ fn main() {
     // cargo bench passes `--bench`; anything containing "quick" shrinks the loads.
     let quick = std::env::args().any(|a| a.contains("quick"));
     let scale = if quick { 10 } else { 1 };
-    let broker = Broker::start();
+    // Unbounded queues: a subscriber that falls behind gets everything late
+    // rather than losing QoS 0 messages (mosquitto's default drops them past
+    // 1000 queued), so every tool is measured on the same complete stream.
+    let broker = Broker::builder()
+        .config_line("max_queued_messages 0")
+        .config_line("max_queued_bytes 0")
+        .start();
     let port = broker.port;
     println!(
         "mqscope end-to-end benchmark · Mosquitto on 127.0.0.1:{port} · {} cores",

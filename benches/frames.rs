@@ -183,10 +183,22 @@ fn main() {
     if let Some(node) = harness.query_by_label("Filter topics and payloads") {
         node.focus();
     }
+    harness.step();
     harness.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    harness.step();
     harness.key_press(egui::Key::Backspace);
-    std::thread::sleep(Duration::from_millis(300));
-    steps(&mut harness, 3);
+    let cleared = Instant::now();
+    while cleared.elapsed() < Duration::from_secs(5) {
+        harness.step();
+        let filtered = harness
+            .state()
+            .store()
+            .is_some_and(|s| s.tree().filter().is_some());
+        if !filtered {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // A 16 MiB payload opened in the inspector.
     let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();

@@ -67,8 +67,16 @@ const SAVE_DEBOUNCE: Duration = Duration::from_millis(800);
 /// Lines of the connection log kept per connection.
 const LOG_LINES: usize = 200;
 
+/// Set by `run`: when the process asked for the window, for the start-up probe.
+static LAUNCHED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// With `MQSCOPE_STARTUP_PROBE=1` in the environment the app prints how long
+/// the first frame took from `run()` and closes: the cold-start measurement.
+const STARTUP_PROBE_ENV: &str = "MQSCOPE_STARTUP_PROBE";
+
 /// Starts the window. `main` calls this when no subcommand is given.
 pub fn run() -> eframe::Result {
+    LAUNCHED.get_or_init(Instant::now);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("mqscope")
@@ -1334,6 +1342,24 @@ impl eframe::App for App {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if let Some(launched) = LAUNCHED.get()
+            && std::env::var_os(STARTUP_PROBE_ENV).is_some()
+        {
+            // Measured at the start of the second frame: the first one has
+            // been laid out and handed to the GPU by then.
+            static PRINTED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            let frames = ui.ctx().cumulative_frame_nr();
+            if frames >= 1 && !PRINTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                println!(
+                    "first frame {:.0} ms after start",
+                    launched.elapsed().as_secs_f64() * 1e3
+                );
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            } else if frames == 0 {
+                ui.ctx().request_repaint();
+            }
+        }
         let bar_frame =
             egui::Frame::side_top_panel(ui.style()).inner_margin(egui::Margin::symmetric(10, 8));
         egui::Panel::top("connection_bar")

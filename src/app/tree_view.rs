@@ -20,7 +20,7 @@ const FLASH: Duration = Duration::from_millis(1000);
 /// runs, so a big tree is filtered once per pause, not once per keystroke.
 const FILTER_DEBOUNCE: Duration = Duration::from_millis(200);
 /// A running filter gets at most this much of a frame...
-const FILTER_SLICE_TIME: Duration = Duration::from_millis(4);
+const FILTER_SLICE_TIME: Duration = Duration::from_millis(3);
 /// ...checked every this many nodes.
 const FILTER_SLICE_NODES: usize = 4096;
 
@@ -257,7 +257,7 @@ impl TreeView {
         self.applied_filter = text;
     }
 
-    /// Advances a running filter for at most ~4 ms of this frame.
+    /// Advances a running filter for at most ~3 ms of this frame.
     fn continue_filter(&mut self, ctx: &egui::Context, store: &mut Store) {
         let Some(mut job) = self.filter_job.take() else {
             return;

@@ -35,6 +35,7 @@ pub struct BrokerBuilder {
     tls: Option<TlsFiles>,
     require_certificate: bool,
     queue_qos0: bool,
+    extra: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -59,6 +60,12 @@ impl BrokerBuilder {
     /// Queue QoS 0 messages for offline persistent sessions too.
     pub fn queue_qos0(mut self, on: bool) -> Self {
         self.queue_qos0 = on;
+        self
+    }
+
+    /// One more line of mosquitto.conf (e.g. `max_queued_messages 0`).
+    pub fn config_line(mut self, line: &str) -> Self {
+        self.extra.push(line.to_string());
         self
     }
 
@@ -234,6 +241,10 @@ impl Broker {
         conf.push_str("log_dest stderr\n");
         for kind in ["error", "warning", "notice", "information", "subscribe"] {
             conf.push_str(&format!("log_type {kind}\n"));
+        }
+        for line in &s.extra {
+            conf.push_str(line);
+            conf.push('\n');
         }
         conf.push_str(&format!("listener {} 127.0.0.1\n", self.port));
         match &self.password_file {
