@@ -3,36 +3,16 @@
 
 mod common;
 
-use egui::{Key, Modifiers};
+use common::gui::{FakePicker, click, has_label, has_label_containing, set_text, step_until};
+
+use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use mqscope::app::{App, FilePicker};
+use mqscope::app::App;
 use mqscope::mqtt::ConnStatus;
 use mqscope::profile::{ProfileStore, TransportKind};
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-/// Answers file dialogs with paths the test queued, and records the titles.
-#[derive(Clone, Default)]
-struct FakePicker {
-    answers: Rc<RefCell<VecDeque<PathBuf>>>,
-    asked: Rc<RefCell<Vec<String>>>,
-}
-
-impl FilePicker for FakePicker {
-    fn pick_file(&mut self, title: &str) -> Option<PathBuf> {
-        self.asked.borrow_mut().push(title.to_string());
-        self.answers.borrow_mut().pop_front()
-    }
-
-    fn save_file(&mut self, title: &str, _default_name: &str) -> Option<PathBuf> {
-        self.asked.borrow_mut().push(title.to_string());
-        self.answers.borrow_mut().pop_front()
-    }
-}
+use std::path::Path;
+use std::time::Duration;
 
 fn harness(config_dir: &Path, picker: FakePicker) -> Harness<'static, App> {
     let dir = config_dir.to_path_buf();
@@ -43,49 +23,6 @@ fn harness(config_dir: &Path, picker: FakePicker) -> Harness<'static, App> {
         });
     harness.run();
     harness
-}
-
-/// Replaces the text of the field labelled `label`, as a user would: focus,
-/// select all, type.
-fn set_text(harness: &mut Harness<'_, App>, label: &str, text: &str) {
-    harness.get_by_label(label).focus();
-    harness.run();
-    harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
-    harness.run();
-    harness.get_by_label(label).type_text(text);
-    harness.run();
-}
-
-fn click(harness: &mut Harness<'_, App>, label: &str) {
-    harness.get_by_label(label).click();
-    harness.run();
-}
-
-fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
-    harness.query_all_by_label(label).next().is_some()
-}
-
-fn has_label_containing(harness: &Harness<'_, App>, part: &str) -> bool {
-    harness.query_all_by_label_contains(part).next().is_some()
-}
-
-/// Steps the app (the worker answers in real time) until `done` holds.
-fn step_until(
-    harness: &mut Harness<'_, App>,
-    what: &str,
-    limit: Duration,
-    done: impl Fn(&Harness<'_, App>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness) {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; status: {:?}",
-            harness.state().selected_status()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
 }
 
 /// Adds a profile and points it at 127.0.0.1:`port`.

@@ -4,26 +4,16 @@
 
 mod common;
 
-use egui::{Key, Modifiers};
+use common::gui::{NoPicker, click, has_label, has_label_containing, set_text, step_until};
+
+use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use mqscope::app::{App, FilePicker, Tab};
+use mqscope::app::{App, Tab};
 use mqscope::mqtt::Message;
 use mqscope::profile::{Profile, ProfileStore, Qos, SubscriptionSpec};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// File dialogs are never answered here.
-struct NoPicker;
-
-impl FilePicker for NoPicker {
-    fn pick_file(&mut self, _title: &str) -> Option<PathBuf> {
-        None
-    }
-    fn save_file(&mut self, _title: &str, _default_name: &str) -> Option<PathBuf> {
-        None
-    }
-}
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The app with one saved profile (so it opens on the Explorer tab).
 fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
@@ -52,47 +42,6 @@ fn subscribed_to_all(broker: &common::Broker) -> Profile {
             qos: Qos::AtMostOnce,
         }],
         ..common::profile_for(broker)
-    }
-}
-
-fn click(harness: &mut Harness<'_, App>, label: &str) {
-    harness.get_by_label(label).click();
-    harness.run();
-}
-
-fn set_text(harness: &mut Harness<'_, App>, label: &str, text: &str) {
-    harness.get_by_label(label).focus();
-    harness.run();
-    harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
-    harness.run();
-    harness.get_by_label(label).type_text(text);
-    harness.run();
-}
-
-fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
-    harness.query_all_by_label(label).next().is_some()
-}
-
-fn has_label_containing(harness: &Harness<'_, App>, part: &str) -> bool {
-    harness.query_all_by_label_contains(part).next().is_some()
-}
-
-/// Steps the app (the worker answers in real time) until `done` holds.
-fn step_until(
-    harness: &mut Harness<'_, App>,
-    what: &str,
-    limit: Duration,
-    done: impl Fn(&Harness<'_, App>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness) {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; status: {:?}",
-            harness.state().selected_status()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
     }
 }
 

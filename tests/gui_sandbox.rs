@@ -3,26 +3,17 @@
 //! publish panel's examples, the sandbox stops and starts from its panel,
 //! and live plots draw the surfboards' speeds.
 
+mod common;
+
+use common::gui::{NoPicker, has_label, step_until, steps};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use mqscope::app::{App, FilePicker, SANDBOX_PROFILE, Tab};
+use mqscope::app::{App, SANDBOX_PROFILE, Tab};
 use mqscope::mqtt::{ConnStatus, Message};
 use mqscope::profile::{ProfileStore, Qos};
 use mqscope::sandbox::{DemoConfig, SandboxConfig};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// File dialogs are never answered here.
-struct NoPicker;
-
-impl FilePicker for NoPicker {
-    fn pick_file(&mut self, _title: &str) -> Option<PathBuf> {
-        None
-    }
-    fn save_file(&mut self, _title: &str, _default_name: &str) -> Option<PathBuf> {
-        None
-    }
-}
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Busy devices on a free port, so a test sees traffic within a second.
 fn fast_demo() -> SandboxConfig {
@@ -53,19 +44,9 @@ fn fresh_app(config_dir: &Path) -> Harness<'static, App> {
     harness
 }
 
-fn steps(harness: &mut Harness<'_, App>, n: usize) {
-    for _ in 0..n {
-        harness.step();
-    }
-}
-
 fn click(harness: &mut Harness<'_, App>, label: &str) {
     harness.get_by_label(label).click();
     steps(harness, 3);
-}
-
-fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
-    harness.query_all_by_label(label).next().is_some()
 }
 
 fn connected(harness: &Harness<'_, App>) -> bool {
@@ -73,25 +54,6 @@ fn connected(harness: &Harness<'_, App>) -> bool {
         harness.state().selected_status(),
         Some(ConnStatus::Connected { .. })
     )
-}
-
-/// Steps the app (the broker and the worker run in real time) until `done`.
-fn step_until(
-    harness: &mut Harness<'_, App>,
-    what: &str,
-    limit: Duration,
-    done: impl Fn(&Harness<'_, App>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness) {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; status: {:?}",
-            harness.state().selected_status()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
 }
 
 fn last_json(harness: &Harness<'_, App>, topic: &str) -> Option<serde_json::Value> {

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod gui;
 pub mod pki;
 
 #[allow(unused_imports)]
