@@ -21,7 +21,7 @@ fn harness(config_dir: &Path, picker: FakePicker) -> Harness<'static, App> {
         .build_eframe(move |cc| {
             App::with_parts(cc.egui_ctx.clone(), ProfileStore::at(dir), Box::new(picker))
         });
-    harness.run();
+    harness.run_ok();
     harness
 }
 
@@ -202,7 +202,7 @@ fn main_window() {
     harness.key_press(Key::Escape);
     // No hover highlight from the last click.
     harness.remove_cursor();
-    harness.run();
+    harness.run_ok();
     harness.snapshot("main_window");
 }
 

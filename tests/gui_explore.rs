@@ -30,7 +30,7 @@ fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
                 Box::new(NoPicker),
             )
         });
-    harness.run();
+    harness.run_ok();
     harness
 }
 
@@ -217,12 +217,12 @@ fn selecting_topic_shows_json_pretty_then_hex() {
     harness
         .state_mut()
         .inject_message(&message("dev/reading", br#"{"t":21.5,"ok":true}"#, at));
-    harness.run();
+    harness.run_ok();
     click(&mut harness, "dev");
     harness.key_press(Key::ArrowRight);
-    harness.run();
+    harness.run_ok();
     harness.key_press(Key::ArrowDown);
-    harness.run();
+    harness.run_ok();
     assert_eq!(
         harness.state().selected_topic().as_deref(),
         Some("dev/reading"),
@@ -238,7 +238,7 @@ fn selecting_topic_shows_json_pretty_then_hex() {
         .min_by(|a, b| a.rect().min.y.total_cmp(&b.rect().min.y))
         .expect("a Hex view button");
     inspector_hex.click();
-    harness.run();
+    harness.run_ok();
     assert!(
         has_label_containing(&harness, "7b 22 74 22"),
         "the hex view shows the bytes"
@@ -284,16 +284,16 @@ fn explorer() {
     app.inject_message(&message("home/kitchen/fridge/door", b"closed", ago(95)));
     app.inject_message(&message("garden/soil/moisture", b"0.31", ago(7)));
     app.inject_message(&message("garden/pump", &[0x01, 0x00, 0xff, 0x10], ago(400)));
-    harness.run();
+    harness.run_ok();
 
     for level in ["home", "kitchen", "garden"] {
         click(&mut harness, level);
         harness.key_press(Key::ArrowRight);
-        harness.run();
+        harness.run_ok();
     }
     click(&mut harness, "climate");
     harness.remove_cursor();
-    harness.run();
+    harness.run_ok();
     harness.snapshot("explorer");
 }
 
@@ -316,7 +316,7 @@ fn tree_filter_matches_topic_paths_and_payload_text_ignoring_case() {
             .state_mut()
             .inject_message(&message(topic, payload, at));
     }
-    harness.run();
+    harness.run_ok();
     assert!(has_label(&harness, "home") && has_label(&harness, "garden"));
 
     // A path match keeps the topic and its ancestors, and nothing else.

@@ -262,7 +262,10 @@ impl PublishPanel {
         )
         .labelled_by(label.id);
         let topic_error = validate_topic_name(&self.topic).err();
-        if let Some(error) = &topic_error {
+        if self.topic.is_empty() {
+            // Not a mistake yet: nothing was typed.
+            ui.weak("enter a topic to publish to");
+        } else if let Some(error) = &topic_error {
             ui.colored_label(error_color, error);
         }
 
@@ -419,6 +422,10 @@ mod tests {
     fn empty_topic_disables_publish() {
         let h = harness(PublishPanel::new());
         assert!(h.get_by_label("Publish").accesskit_node().is_disabled());
+        assert!(
+            h.query_by_label("enter a topic to publish to").is_some(),
+            "an untouched field is a hint, not an error"
+        );
     }
 
     #[test]

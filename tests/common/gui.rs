@@ -46,16 +46,18 @@ impl FilePicker for FakePicker {
 /// select all, type.
 pub fn set_text(harness: &mut Harness<'_, App>, label: &str, text: &str) {
     harness.get_by_label(label).focus();
-    harness.run();
+    harness.run_ok();
     harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
-    harness.run();
+    harness.run_ok();
     harness.get_by_label(label).type_text(text);
-    harness.run();
+    harness.run_ok();
 }
 
+/// Clicks the widget labelled `label`. The worker keeps waking the window
+/// while traffic flows, so the frames after it run without waiting to settle.
 pub fn click(harness: &mut Harness<'_, App>, label: &str) {
     harness.get_by_label(label).click();
-    harness.run();
+    harness.run_ok();
 }
 
 pub fn has_label(harness: &Harness<'_, App>, label: &str) -> bool {
