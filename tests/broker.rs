@@ -686,3 +686,54 @@ fn persistent_session_reconnect_shows_session_present_and_the_queued_deliveries(
             .all(|r| r.qos == Some(1) && r.t_us > connack.t_us)
     );
 }
+
+#[test]
+fn a_16_mib_payload_arrives_whole_and_is_kept_by_the_store() {
+    use mqscope::model::store::{HistoryLimits, Store};
+    let broker = Broker::start();
+    let worker = Worker::spawn(None);
+    let mut profile = profile_for(&broker);
+    profile.subscriptions.clear();
+    connect(&worker, 1, profile);
+    wait_connected(&worker, 1);
+    subscribe(&worker, 1, "big/#", Qos::AtMostOnce);
+
+    let payload: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("blob.bin");
+    std::fs::write(&file, &payload).expect("payload file");
+    mosquitto_pub(
+        &broker,
+        &["-t", "big/blob", "-f", &file.display().to_string()],
+    );
+
+    let m = wait_for(&worker, Duration::from_secs(30), |e| {
+        message_on(e, 1, "big/blob")
+    });
+    assert_eq!(
+        m.payload.len(),
+        payload.len(),
+        "far above rumqttc's 10 KiB default"
+    );
+    assert!(m.payload[..] == payload[..], "byte for byte");
+
+    let mut store = Store::new(HistoryLimits::default());
+    store.apply_message(&m);
+    let node = store.find("big/blob").expect("in the tree");
+    assert_eq!(
+        store.last_payload(node).map(<[u8]>::len),
+        Some(payload.len())
+    );
+    assert_eq!(store.truncated_payloads(), 0);
+
+    // Over a smaller per-message cap it is kept truncated, and says so.
+    let mut small = Store::new(HistoryLimits {
+        max_payload: 1024 * 1024,
+        ..HistoryLimits::default()
+    });
+    small.apply_message(&m);
+    assert_eq!(small.truncated_payloads(), 1);
+    let node = small.find("big/blob").expect("in the tree");
+    let item = small.history(node).next().expect("the message");
+    assert_eq!(item.truncated(), Some(payload.len()));
+}
