@@ -950,15 +950,7 @@ mod tests {
         pkid: Option<u16>,
         bytes: usize,
     ) -> PacketRecord {
-        PacketRecord {
-            t_us,
-            dir,
-            kind,
-            pkid,
-            qos: None,
-            bytes,
-            detail: PacketDetail::default(),
-        }
+        PacketRecord::new(t_us, dir, kind, pkid, bytes)
     }
 
     fn publish(

@@ -103,6 +103,27 @@ pub struct PacketRecord {
     pub detail: PacketDetail,
 }
 
+impl PacketRecord {
+    /// A record with no QoS and no detail fields set yet.
+    pub fn new(
+        t_us: u64,
+        dir: Direction,
+        kind: PacketKind,
+        pkid: Option<u16>,
+        bytes: usize,
+    ) -> PacketRecord {
+        PacketRecord {
+            t_us,
+            dir,
+            kind,
+            pkid,
+            qos: None,
+            bytes,
+            detail: PacketDetail::default(),
+        }
+    }
+}
+
 /// Bytes the MQTT 3.1.1 "remaining length" varint takes for `len`.
 pub fn remaining_length_bytes(len: usize) -> usize {
     match len {

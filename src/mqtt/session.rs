@@ -11,7 +11,7 @@ use super::errors::{Failure, describe_connection_error, describe_return_code};
 use super::options::{build_options, from_qos, to_qos};
 use super::worker::EventSink;
 use super::{Command, ConnStatus, ConnectionId, EventKind, Message, PublishOutcome, PublishToken};
-use crate::model::packet::{Direction, PacketDetail, PacketKind, PacketRecord, publish_wire_size};
+use crate::model::packet::{Direction, PacketKind, PacketRecord, publish_wire_size};
 use crate::profile::{Profile, Qos, SubscriptionSpec};
 use rumqttc::{
     AsyncClient, ConnectionError, EventLoop, Incoming, MqttOptions, Outgoing, Packet, Request,
@@ -259,15 +259,7 @@ impl SessionTask {
     }
 
     fn record(&self, dir: Direction, kind: PacketKind, bytes: usize) -> PacketRecord {
-        PacketRecord {
-            t_us: self.sink.micros(),
-            dir,
-            kind,
-            pkid: None,
-            qos: None,
-            bytes,
-            detail: PacketDetail::default(),
-        }
+        PacketRecord::new(self.sink.micros(), dir, kind, None, bytes)
     }
 
     fn emit(&self, record: PacketRecord) {
