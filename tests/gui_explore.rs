@@ -10,8 +10,8 @@ use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use mqscope::app::{App, Tab};
-use mqscope::mqtt::Message;
-use mqscope::profile::{Profile, ProfileStore, Qos, SubscriptionSpec};
+use mqscope::mqtt::{ConnStatus, Message};
+use mqscope::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, WillSettings};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +20,11 @@ fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
     ProfileStore::at(config_dir)
         .save(&[profile])
         .expect("the profile is saved");
+    harness_with_saved(config_dir)
+}
+
+/// The app on the profiles already saved in `config_dir`.
+fn harness_with_saved(config_dir: &Path) -> Harness<'static, App> {
     let dir = config_dir.to_path_buf();
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
@@ -33,6 +38,8 @@ fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
     harness.run_ok();
     harness
 }
+
+const LIMIT: Duration = Duration::from_secs(10);
 
 fn subscribed_to_all(broker: &common::Broker) -> Profile {
     Profile {
@@ -342,4 +349,122 @@ fn tree_filter_matches_topic_paths_and_payload_text_ignoring_case() {
         |h| has_label(h, "garden") && !has_label(h, "home"),
     );
     assert!(has_label(&harness, "pump"));
+}
+
+/// Picks `name` in the connection bar's profile list, as a user would.
+fn select_profile(harness: &mut Harness<'_, App>, name: &str) {
+    click(harness, "Profile");
+    let item = harness
+        .query_all_by_label(name)
+        .max_by(|a, b| a.rect().min.y.total_cmp(&b.rect().min.y))
+        .expect("the profile is listed");
+    item.click();
+    harness.run_ok();
+}
+
+#[test]
+fn drop_demo_fires_the_will_that_another_open_connection_receives() {
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let watcher = Profile {
+        name: "watcher".into(),
+        client_id: "gui-will-watcher".into(),
+        subscriptions: vec![SubscriptionSpec {
+            filter: "will/#".into(),
+            qos: Qos::AtLeastOnce,
+        }],
+        ..common::profile_for(&broker)
+    };
+    let device = Profile {
+        name: "device".into(),
+        client_id: "gui-will-device".into(),
+        subscriptions: Vec::new(),
+        will: WillSettings {
+            enabled: true,
+            topic: "will/device".into(),
+            payload: "gone".into(),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+        },
+        ..common::profile_for(&broker)
+    };
+    ProfileStore::at(dir.path())
+        .save(&[watcher, device])
+        .expect("profiles saved");
+    let mut harness = harness_with_saved(dir.path());
+
+    select_profile(&mut harness, "watcher");
+    click(&mut harness, "Connect");
+    step_until(&mut harness, "the watcher's SUBACK", LIMIT, |h| {
+        has_label(h, "granted QoS 1")
+    });
+    select_profile(&mut harness, "device");
+    click(&mut harness, "Connect");
+    step_until(&mut harness, "the device connected", LIMIT, |h| {
+        matches!(
+            h.state().selected_status(),
+            Some(ConnStatus::Connected { .. })
+        )
+    });
+
+    click(&mut harness, "Timeline");
+    click(&mut harness, "Drop connection (no DISCONNECT)");
+    step_until(&mut harness, "the device dropped", LIMIT, |h| {
+        matches!(
+            h.state().selected_status(),
+            Some(ConnStatus::Disconnected { reason: Some(r) }) if r.contains("without DISCONNECT")
+        )
+    });
+
+    select_profile(&mut harness, "watcher");
+    step_until(&mut harness, "the will on the watcher", LIMIT, |h| {
+        h.state().store().is_some_and(|s| {
+            s.find("will/device")
+                .and_then(|n| s.last_payload(n))
+                .is_some_and(|p| p == b"gone")
+        })
+    });
+}
+
+#[test]
+fn jump_to_flow_shows_the_delivery_handshake_in_the_timeline() {
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        client_id: "mqscope-gui-jump".into(),
+        subscriptions: vec![SubscriptionSpec {
+            filter: "#".into(),
+            qos: Qos::AtLeastOnce,
+        }],
+        ..common::profile_for(&broker)
+    };
+    let mut harness = harness_with(dir.path(), profile);
+    click(&mut harness, "Connect");
+    step_until(&mut harness, "the SUBACK for '#'", LIMIT, |h| {
+        has_label(h, "granted QoS 1")
+    });
+    common::mosquitto_pub(&broker, &["-t", "jump/x", "-m", "hop", "-q", "1"]);
+    step_until(&mut harness, "the message in the tree", LIMIT, |h| {
+        has_label(h, "jump")
+    });
+    click(&mut harness, "jump");
+    harness.key_press(Key::ArrowRight);
+    harness.run_ok();
+    harness.key_press(Key::ArrowDown);
+    harness.run_ok();
+    assert_eq!(harness.state().selected_topic().as_deref(), Some("jump/x"));
+
+    click(&mut harness, "Jump to flow");
+    assert_eq!(harness.state().tab(), Tab::Timeline);
+    step_until(&mut harness, "the flow's packets", LIMIT, |h| {
+        has_label_containing(h, "PUBACK id=")
+    });
+    assert!(
+        has_label_containing(&harness, "jump/x"),
+        "the delivery PUBLISH"
+    );
+    assert!(
+        !has_label_containing(&harness, "CONNACK") && !has_label_containing(&harness, "SUBACK"),
+        "only the chosen flow is shown"
+    );
 }
