@@ -5,7 +5,7 @@ use super::{Action, App};
 use crate::mqtt::ConnStatus;
 use crate::profile::TransportKind;
 use egui::{Color32, RichText};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Green that reads well on the dark and the light theme.
 const CONNECTED_GREEN: Color32 = Color32::from_rgb(80, 200, 120);
@@ -24,7 +24,11 @@ pub fn status_text(status: &ConnStatus, elapsed: Duration) -> String {
             } else {
                 ""
             };
-            format!("Connected since {}{resumed}", clock_utc(*since))
+            format!(
+                "Connected since {}{}{resumed}",
+                super::clock::time_of_day(*since, false),
+                super::clock::zone_suffix()
+            )
         }
         ConnStatus::Reconnecting {
             attempt,
@@ -41,17 +45,6 @@ pub fn status_text(status: &ConnStatus, elapsed: Duration) -> String {
         } => format!("Disconnected: {reason}"),
         ConnStatus::Disconnected { reason: None } => "Disconnected".to_string(),
     }
-}
-
-/// HH:MM:SS in UTC. The crate has no time-zone database, and a wrong local
-/// time would be worse than an honest UTC one.
-fn clock_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let day = secs % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", day / 3600, day / 60 % 60, day % 60)
 }
 
 /// The colour the status is written in.
@@ -174,7 +167,8 @@ mod tests {
 
     #[test]
     fn connected_shows_clock_and_resumed_session() {
-        let since = UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 13 * 3600 + 5 * 60 + 9);
+        let since =
+            std::time::UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 13 * 3600 + 5 * 60 + 9);
         let status = ConnStatus::Connected {
             since,
             session_present: true,

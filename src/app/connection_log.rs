@@ -3,22 +3,6 @@
 
 use super::App;
 use egui::RichText;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn time_of_day_utc(t: SystemTime) -> String {
-    let millis = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let day = (millis / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        day / 3600,
-        day / 60 % 60,
-        day % 60,
-        millis % 1000
-    )
-}
 
 impl App {
     pub(super) fn connection_log_ui(&mut self, ui: &mut egui::Ui) {
@@ -33,7 +17,11 @@ impl App {
         });
         ui.separator();
         let Some(connection) = connection else {
-            ui.weak("Events of the connection appear here once you connect (times in UTC).");
+            ui.weak(if super::clock::offset() == 0 {
+                "Events of the connection appear here once you connect (times in UTC)."
+            } else {
+                "Events of the connection appear here once you connect."
+            });
             return;
         };
         let error = ui.visuals().error_fg_color;
@@ -43,7 +31,11 @@ impl App {
             .show(ui, |ui| {
                 for line in &connection.log {
                     ui.horizontal(|ui| {
-                        ui.label(RichText::new(time_of_day_utc(line.at)).monospace().weak());
+                        ui.label(
+                            RichText::new(super::clock::time_of_day(line.at, true))
+                                .monospace()
+                                .weak(),
+                        );
                         let text = RichText::new(&line.text);
                         ui.label(if line.is_error {
                             text.color(error)

@@ -7,6 +7,7 @@
 //! each) read that state and queue [`Action`]s; the actions run after the
 //! frame, so no view changes the state it is drawing mid-layout.
 
+pub mod clock;
 mod connection_bar;
 mod connection_log;
 mod file_picker;
@@ -292,6 +293,8 @@ impl App {
     /// The real app: profiles from the user's config directory, native file
     /// dialogs, UI state from eframe's storage.
     pub fn new(cc: &eframe::CreationContext<'_>) -> App {
+        // Clocks in the views show local time (tests keep UTC).
+        clock::set_offset(clock::detect_local_offset());
         let state: State = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
@@ -300,14 +303,16 @@ impl App {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(format!("{e}. Profiles will not be saved."))),
         };
-        App::build(
+        let mut app = App::build(
             cc.egui_ctx.clone(),
             store,
             problem,
             Box::new(RfdPicker),
             state,
             Some(SandboxConfig::default()),
-        )
+        );
+        app.inspector.set_utc_offset(clock::offset());
+        app
     }
 
     /// The app with a given store and file picker (tests, other front ends).
