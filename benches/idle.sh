@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Idle cost: the release app connected to an idle Mosquitto, nothing published.
+# Idle cost and cold start of the real window: the release app connected to an
+# idle Mosquitto, nothing published. Needs (Debian): xvfb xdotool imagemagick
+# mosquitto. Usage: bash benches/idle.sh [path/to/mqscope]   (default target/release/mqscope)
 set -u
 BIN=${1:-target/release/mqscope}
 D=$(mktemp -d)
