@@ -468,3 +468,73 @@ fn jump_to_flow_shows_the_delivery_handshake_in_the_timeline() {
         "only the chosen flow is shown"
     );
 }
+
+#[test]
+fn reconnect_demo_shows_session_present_and_the_queued_deliveries() {
+    use mqscope::model::packet::{Direction, PacketKind};
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = Profile {
+        client_id: "mqscope-gui-resume".into(),
+        clean_session: false,
+        subscriptions: vec![SubscriptionSpec {
+            filter: "queued/#".into(),
+            qos: Qos::AtLeastOnce,
+        }],
+        ..common::profile_for(&broker)
+    };
+    let mut harness = harness_with(dir.path(), profile);
+    click(&mut harness, "Connect");
+    step_until(&mut harness, "the SUBACK", LIMIT, |h| {
+        has_label(h, "granted QoS 1")
+    });
+    click(&mut harness, "Timeline");
+    click(&mut harness, "Drop connection (no DISCONNECT)");
+    step_until(&mut harness, "the drop", LIMIT, |h| {
+        matches!(
+            h.state().selected_status(),
+            Some(ConnStatus::Disconnected { .. })
+        )
+    });
+    for i in 1..=2 {
+        common::mosquitto_pub(
+            &broker,
+            &["-t", "queued/x", "-q", "1", "-m", &format!("q{i}")],
+        );
+    }
+    click(&mut harness, "Reconnect");
+    let resumed = |h: &Harness<'_, App>| {
+        let Some(log) = h.state().packet_log() else {
+            return false;
+        };
+        let records: Vec<_> = log.entries().map(|e| &e.record).collect();
+        let Some(connack) = records
+            .iter()
+            .rposition(|r| r.kind == PacketKind::Connack && r.detail.session_present == Some(true))
+        else {
+            return false;
+        };
+        records[connack..]
+            .iter()
+            .filter(|r| {
+                r.kind == PacketKind::Publish
+                    && r.dir == Direction::In
+                    && r.detail.topic.as_deref() == Some("queued/x")
+            })
+            .count()
+            == 2
+    };
+    step_until(
+        &mut harness,
+        "CONNACK with session present, then the two queued deliveries",
+        LIMIT,
+        resumed,
+    );
+    assert!(matches!(
+        harness.state().selected_status(),
+        Some(ConnStatus::Connected {
+            session_present: true,
+            ..
+        })
+    ));
+}
