@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::gui::{NoPicker, click, has_label, has_label_containing, set_text, step_until};
+use common::gui::{click, has_label, has_label_containing, set_text, step_until};
 
 use egui::Key;
 use egui_kittest::Harness;
@@ -25,18 +25,7 @@ fn harness_with(config_dir: &Path, profile: Profile) -> Harness<'static, App> {
 
 /// The app on the profiles already saved in `config_dir`.
 fn harness_with_saved(config_dir: &Path) -> Harness<'static, App> {
-    let dir = config_dir.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(dir),
-                Box::new(NoPicker),
-            )
-        });
-    harness.run_ok();
-    harness
+    common::gui::app(config_dir)
 }
 
 const LIMIT: Duration = Duration::from_secs(10);

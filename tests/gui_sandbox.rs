@@ -214,17 +214,7 @@ fn telemetry(board: u32, speed: f64, received: SystemTime) -> Message {
 #[test]
 fn plot_of_surfboard_speed() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(store_dir),
-                Box::new(NoPicker),
-            )
-        });
-    harness.run();
+    let mut harness = common::gui::app(dir.path());
     let start = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
     harness.state_mut().set_clock(Some(start));
     harness.get_by_label("Plots").click();
@@ -304,17 +294,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
 #[test]
 fn sandbox_window_starts_the_broker_and_explore_connects_to_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(store_dir),
-                Box::new(NoPicker),
-            )
-        });
-    harness.run();
+    let mut harness = common::gui::app(dir.path());
     assert!(
         harness.state().sandbox_port().is_none(),
         "not started by itself"

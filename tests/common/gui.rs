@@ -94,3 +94,20 @@ pub fn steps(harness: &mut Harness<'_, App>, n: usize) {
         harness.step();
     }
 }
+
+/// The real window (1280×800) on the profiles saved in `config_dir`, no
+/// sandbox started, file dialogs never answered.
+pub fn app(config_dir: &std::path::Path) -> Harness<'static, App> {
+    let dir = config_dir.to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::with_parts(
+                cc.egui_ctx.clone(),
+                mqscope::profile::ProfileStore::at(dir),
+                Box::new(NoPicker),
+            )
+        });
+    harness.run_ok();
+    harness
+}
