@@ -31,6 +31,7 @@ fn message(topic: String, payload: Vec<u8>, received: SystemTime) -> Message {
         dup: false,
         pkid: 0,
         received,
+        ..Default::default()
     }
 }
 

@@ -3,6 +3,7 @@
 //! tested and measured without a window.
 
 use crate::model::packet::PacketRecord;
+use crate::model::protocol::{Properties, ProtocolVersion};
 use crate::model::store::{HistoryLimits, Store};
 use crate::mqtt::{Command, ConnStatus, Event, EventKind, PublishOutcome, Worker};
 use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, TransportKind};
@@ -94,6 +95,121 @@ pub struct ConnArgs {
     /// Print every control packet as a JSON line on stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Protocol version: mqttv5 (5) or mqttv311 (311), as mosquitto's -V.
+    #[arg(short = 'V', long = "protocol-version", value_parser = parse_protocol)]
+    pub protocol: Option<ProtocolVersion>,
+    /// MQTT 5 property: -D COMMAND IDENTIFIER VALUE (repeatable), as
+    /// mosquitto's -D, e.g. `-D publish user-property unit C` (a user
+    /// property takes KEY VALUE) or `-D connect session-expiry-interval 60`.
+    #[arg(short = 'D', long = "property", num_args = 3.., value_names = ["COMMAND", "IDENTIFIER", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub properties: Vec<String>,
+}
+
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s {
+        "mqttv5" | "5" => Ok(ProtocolVersion::V5),
+        "mqttv311" | "311" => Ok(ProtocolVersion::V311),
+        "mqttv31" | "31" => Err(
+            "MQTT 3.1 is not supported (brokers and mqscope speak 3.1.1 and 5): use -V 311 or -V 5"
+                .into(),
+        ),
+        other => Err(format!(
+            "unknown protocol version '{other}': use mqttv5, 5, mqttv311 or 311"
+        )),
+    }
+}
+
+/// The `-D` properties, grouped by the packet they go in.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CliProperties {
+    pub connect: Properties,
+    pub publish: Properties,
+    pub will: Properties,
+    pub subscribe: Properties,
+}
+
+impl CliProperties {
+    fn is_empty(&self) -> bool {
+        self.connect.is_empty()
+            && self.publish.is_empty()
+            && self.will.is_empty()
+            && self.subscribe.is_empty()
+    }
+}
+
+/// Reads `-D` triples (and the fourth word of a user property) the way
+/// mosquitto_pub/sub do.
+pub fn parse_properties(words: &[String]) -> Result<CliProperties, CliError> {
+    let mut out = CliProperties::default();
+    let mut i = 0;
+    while i < words.len() {
+        let (Some(command), Some(name), Some(value)) =
+            (words.get(i), words.get(i + 1), words.get(i + 2))
+        else {
+            return Err(CliError("-D needs COMMAND IDENTIFIER VALUE".into()));
+        };
+        i += 3;
+        let target = match command.as_str() {
+            "connect" => &mut out.connect,
+            "publish" => &mut out.publish,
+            "will" => &mut out.will,
+            "subscribe" => &mut out.subscribe,
+            other => {
+                return Err(CliError(format!(
+                    "-D: '{other}' is not a command that takes properties here (connect, publish, will, subscribe)"
+                )));
+            }
+        };
+        let num = |v: &str| -> Result<u32, CliError> {
+            v.parse::<u32>()
+                .map_err(|_| CliError(format!("-D {command} {name}: '{v}' is not a number")))
+        };
+        let small = |v: &str| -> Result<u16, CliError> {
+            v.parse::<u16>().map_err(|_| {
+                CliError(format!(
+                    "-D {command} {name}: '{v}' is not a number from 0 to 65535"
+                ))
+            })
+        };
+        match name.as_str() {
+            "user-property" => {
+                let Some(v2) = words.get(i) else {
+                    return Err(CliError(
+                        "-D ... user-property needs a KEY and a VALUE".into(),
+                    ));
+                };
+                i += 1;
+                target.user_property.push((value.clone(), v2.clone()));
+            }
+            "content-type" => target.content_type = Some(value.clone()),
+            "response-topic" => target.response_topic = Some(value.clone()),
+            "correlation-data" => {
+                target.correlation_data = Some(bytes::Bytes::from(value.clone().into_bytes()))
+            }
+            "payload-format-indicator" => {
+                target.payload_format_indicator = Some(small(value)?.min(255) as u8)
+            }
+            "message-expiry-interval" => target.message_expiry_interval = Some(num(value)?),
+            "session-expiry-interval" => target.session_expiry_interval = Some(num(value)?),
+            "receive-maximum" => target.receive_maximum = Some(small(value)?),
+            "maximum-packet-size" => target.maximum_packet_size = Some(num(value)?),
+            "topic-alias-maximum" => target.topic_alias_maximum = Some(small(value)?),
+            "request-response-information" => {
+                target.request_response_information = Some(small(value)?.min(1) as u8)
+            }
+            "request-problem-information" => {
+                target.request_problem_information = Some(small(value)?.min(1) as u8)
+            }
+            "will-delay-interval" => target.will_delay_interval = Some(num(value)?),
+            "subscription-identifier" => target.subscription_identifier.push(num(value)? as usize),
+            other => {
+                return Err(CliError(format!(
+                    "-D: unknown or unsupported property '{other}'"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -225,6 +341,52 @@ impl ConnArgs {
             p.will.qos = self.will_qos.unwrap_or_default();
             p.will.retain = self.will_retain;
         }
+        if let Some(v) = self.protocol {
+            p.protocol = v;
+        }
+        let props = parse_properties(&self.properties)?;
+        if !props.is_empty() && p.protocol != ProtocolVersion::V5 {
+            return Err(CliError("-D properties need MQTT 5: add -V mqttv5".into()));
+        }
+        let c = &props.connect;
+        if c.session_expiry_interval.is_some() {
+            p.v5.session_expiry_interval = c.session_expiry_interval;
+        }
+        if c.receive_maximum.is_some() {
+            p.v5.receive_maximum = c.receive_maximum;
+        }
+        if let Some(m) = c.maximum_packet_size {
+            p.max_packet_size = m as usize;
+        }
+        if c.topic_alias_maximum.is_some() {
+            p.v5.topic_alias_maximum = c.topic_alias_maximum;
+        }
+        if let Some(r) = c.request_response_information {
+            p.v5.request_response_information = r != 0;
+        }
+        if let Some(r) = c.request_problem_information {
+            p.v5.request_problem_information = r != 0;
+        }
+        p.v5.user_properties.extend(c.user_property.iter().cloned());
+        let w = &props.will;
+        if w.will_delay_interval.is_some() {
+            p.will.delay_interval = w.will_delay_interval;
+        }
+        if w.message_expiry_interval.is_some() {
+            p.will.message_expiry = w.message_expiry_interval;
+        }
+        if let Some(ct) = &w.content_type {
+            p.will.content_type = ct.clone();
+        }
+        if let Some(rt) = &w.response_topic {
+            p.will.response_topic = rt.clone();
+        }
+        if let Some(cd) = &w.correlation_data {
+            p.will.correlation_data = String::from_utf8_lossy(cd).into_owned();
+        }
+        p.will
+            .user_properties
+            .extend(w.user_property.iter().cloned());
         if let Some(e) = p.validate().into_iter().next() {
             return Err(CliError(e.message));
         }
@@ -254,6 +416,18 @@ fn trace(record: &PacketRecord) {
     }
 }
 
+/// After a DISCONNECT was asked for: prints every packet until the socket
+/// is closed, so a trace holds the whole connection.
+fn drain_trace(worker: &Worker, print: bool) {
+    while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
+        match ev.kind {
+            EventKind::Packet(r) if print => trace(&r),
+            EventKind::Status(ConnStatus::Disconnected { .. }) => break,
+            _ => {}
+        }
+    }
+}
+
 /// Runs `mqscope sub`; returns the process exit code.
 pub fn run_sub(args: SubArgs) -> i32 {
     match sub(args) {
@@ -271,12 +445,16 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
             .map_err(|why| CliError(format!("invalid topic filter '{t}': {why}")))?;
     }
     let mut profile = args.conn.to_profile()?;
+    let props = parse_properties(&args.conn.properties)?.subscribe;
     profile.subscriptions = args
         .topics
         .iter()
         .map(|t| SubscriptionSpec {
             filter: t.clone(),
             qos: args.qos,
+            subscription_identifier: props.subscription_identifier.first().map(|&i| i as u32),
+            user_properties: props.user_property.clone(),
+            ..SubscriptionSpec::default()
         })
         .collect();
     let worker = Worker::spawn(None);
@@ -414,6 +592,9 @@ fn sub_loop(
                 if args.count.is_some_and(|c| received >= c) {
                     out.flush().ok();
                     worker.send(Command::Disconnect { conn: CONN });
+                    // The acknowledgements of the last message and the
+                    // DISCONNECT cross the wire after it: trace them too.
+                    drain_trace(worker, args.conn.trace);
                     return Ok(0);
                 }
             }
@@ -430,8 +611,16 @@ fn sub_loop(
             EventKind::Subscribed {
                 filter,
                 granted: None,
+                reason,
             } => {
-                eprintln!("mqscope sub: the broker refused the subscription to '{filter}'");
+                match reason {
+                    Some(why) => eprintln!(
+                        "mqscope sub: the broker refused the subscription to '{filter}': {why}"
+                    ),
+                    None => {
+                        eprintln!("mqscope sub: the broker refused the subscription to '{filter}'")
+                    }
+                }
                 refused += 1;
                 if refused == args.topics.len() {
                     return Err(CliError("all subscription requests were denied".into()));
@@ -475,6 +664,7 @@ fn publish(args: PubArgs) -> Result<(), CliError> {
         ));
     };
     let profile = args.conn.to_profile()?;
+    let publish_props = parse_properties(&args.conn.properties)?.publish.boxed();
     let worker = Worker::spawn(None);
     worker.send(Command::Connect {
         conn: CONN,
@@ -495,20 +685,16 @@ fn publish(args: PubArgs) -> Result<(), CliError> {
                         payload,
                         qos: args.qos,
                         retain: args.retain,
+                        props: publish_props.clone(),
                     });
                 }
             }
             EventKind::Published { outcome, .. } => match outcome {
-                PublishOutcome::Sent | PublishOutcome::Acknowledged => {
+                PublishOutcome::Sent
+                | PublishOutcome::Acknowledged
+                | PublishOutcome::AcknowledgedWith(_) => {
                     worker.send(Command::Disconnect { conn: CONN });
-                    // Drain until the DISCONNECT is on the wire (for --trace).
-                    while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
-                        match ev.kind {
-                            EventKind::Packet(r) if args.conn.trace => trace(&r),
-                            EventKind::Status(ConnStatus::Disconnected { .. }) => break,
-                            _ => {}
-                        }
-                    }
+                    drain_trace(&worker, args.conn.trace);
                     return Ok(());
                 }
                 PublishOutcome::Failed(why) => return Err(CliError(why)),

@@ -23,19 +23,16 @@ fn connect(worker: &Worker, conn: ConnectionId, profile: Profile) {
 fn subscribe(worker: &Worker, conn: ConnectionId, filter: &str, qos: Qos) -> Option<Qos> {
     worker.send(Command::Subscribe {
         conn,
-        sub: SubscriptionSpec {
-            filter: filter.into(),
-            qos,
-        },
+        sub: SubscriptionSpec::new(filter, qos),
     });
     wait_subscribed_event(worker, conn, filter)
 }
 
 fn wait_subscribed_event(worker: &Worker, conn: ConnectionId, filter: &str) -> Option<Qos> {
     wait_for(worker, LIMIT, |e| match &e.kind {
-        EventKind::Subscribed { filter: f, granted } if e.conn == conn && f == filter => {
-            Some(*granted)
-        }
+        EventKind::Subscribed {
+            filter: f, granted, ..
+        } if e.conn == conn && f == filter => Some(*granted),
         _ => None,
     })
 }
@@ -48,6 +45,7 @@ fn publish(worker: &Worker, conn: ConnectionId, token: u64, topic: &str, payload
         payload: payload.as_bytes().to_vec(),
         qos,
         retain: false,
+        props: None,
     });
 }
 
@@ -357,6 +355,7 @@ fn last_will_fires_when_the_connection_drops_but_not_on_disconnect() {
             payload: payload.into(),
             qos: Qos::AtLeastOnce,
             retain: false,
+            ..WillSettings::default()
         };
         p
     };
@@ -529,10 +528,7 @@ fn packet_records_have_the_sizes_computed_by_hand_for_qos_0_1_and_2() {
 
     worker.send(Command::Subscribe {
         conn: 1,
-        sub: SubscriptionSpec {
-            filter: "a/b".into(),
-            qos: Qos::ExactlyOnce,
-        },
+        sub: SubscriptionSpec::new("a/b", Qos::ExactlyOnce),
     });
     let sub = records_until(&worker, 1, |e| {
         matches!(e.kind, EventKind::Subscribed { .. })

@@ -33,10 +33,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 fn subscribed_to_all(broker: &common::Broker) -> Profile {
     Profile {
         client_id: "mqscope-gui-explore".into(),
-        subscriptions: vec![SubscriptionSpec {
-            filter: "#".into(),
-            qos: Qos::AtMostOnce,
-        }],
+        subscriptions: vec![SubscriptionSpec::new("#", Qos::AtMostOnce)],
         ..common::profile_for(broker)
     }
 }
@@ -250,6 +247,7 @@ fn message(topic: &str, payload: &[u8], received: SystemTime) -> Message {
         dup: false,
         pkid: 0,
         received,
+        ..Default::default()
     }
 }
 
@@ -358,10 +356,7 @@ fn drop_demo_fires_the_will_that_another_open_connection_receives() {
     let watcher = Profile {
         name: "watcher".into(),
         client_id: "gui-will-watcher".into(),
-        subscriptions: vec![SubscriptionSpec {
-            filter: "will/#".into(),
-            qos: Qos::AtLeastOnce,
-        }],
+        subscriptions: vec![SubscriptionSpec::new("will/#", Qos::AtLeastOnce)],
         ..common::profile_for(&broker)
     };
     let device = Profile {
@@ -374,6 +369,7 @@ fn drop_demo_fires_the_will_that_another_open_connection_receives() {
             payload: "gone".into(),
             qos: Qos::AtLeastOnce,
             retain: false,
+            ..WillSettings::default()
         },
         ..common::profile_for(&broker)
     };
@@ -421,10 +417,7 @@ fn jump_to_flow_shows_the_delivery_handshake_in_the_timeline() {
     let dir = tempfile::tempdir().expect("temp dir");
     let profile = Profile {
         client_id: "mqscope-gui-jump".into(),
-        subscriptions: vec![SubscriptionSpec {
-            filter: "#".into(),
-            qos: Qos::AtLeastOnce,
-        }],
+        subscriptions: vec![SubscriptionSpec::new("#", Qos::AtLeastOnce)],
         ..common::profile_for(&broker)
     };
     let mut harness = harness_with(dir.path(), profile);
@@ -466,10 +459,7 @@ fn reconnect_demo_shows_session_present_and_the_queued_deliveries() {
     let profile = Profile {
         client_id: "mqscope-gui-resume".into(),
         clean_session: false,
-        subscriptions: vec![SubscriptionSpec {
-            filter: "queued/#".into(),
-            qos: Qos::AtLeastOnce,
-        }],
+        subscriptions: vec![SubscriptionSpec::new("queued/#", Qos::AtLeastOnce)],
         ..common::profile_for(&broker)
     };
     let mut harness = harness_with(dir.path(), profile);

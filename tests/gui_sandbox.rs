@@ -206,6 +206,7 @@ fn telemetry(board: u32, speed: f64, received: SystemTime) -> Message {
         dup: false,
         pkid: 0,
         received,
+        ..Default::default()
     }
 }
 

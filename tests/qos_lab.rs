@@ -171,10 +171,7 @@ fn an_overlapping_wildcard_subscription_does_not_change_the_counts() {
     // What an explorer usually has: everything, at QoS 0.
     worker.send(Command::Subscribe {
         conn: CONN,
-        sub: SubscriptionSpec {
-            filter: "#".into(),
-            qos: Qos::AtMostOnce,
-        },
+        sub: SubscriptionSpec::new("#", Qos::AtMostOnce),
     });
     wait_for(&worker, Duration::from_secs(10), |e| match &e.kind {
         EventKind::Subscribed { filter, .. } if filter == "#" => Some(()),

@@ -46,8 +46,8 @@ pub enum InspectorAction {
     /// Show the packet flow of this message in the timeline.
     JumpToFlow {
         topic: String,
-        pkid: u16,
-        received: SystemTime,
+        /// The PUBLISH record that carried the message, when known.
+        packet_seq: Option<u64>,
     },
 }
 
@@ -442,8 +442,7 @@ impl InspectorView {
             if ui.button("Jump to flow").clicked() {
                 *action = Some(InspectorAction::JumpToFlow {
                     topic: topic.to_string(),
-                    pkid: item.pkid,
-                    received: item.received,
+                    packet_seq: item.packet_seq,
                 });
             }
             if info.retained && ui.button("Delete retained").clicked() {
@@ -1202,8 +1201,7 @@ mod tests {
                 },
                 InspectorAction::JumpToFlow {
                     topic: "dev/1/state".into(),
-                    pkid: 42,
-                    received: at(7),
+                    packet_seq: None,
                 },
             ]
         );

@@ -28,7 +28,7 @@ pub use file_picker::{FilePicker, RfdPicker};
 pub use sandbox_panel::{SANDBOX_PROFILE, mosquitto_sub_command};
 pub use settings::Tab;
 
-use crate::model::flows::{FlowKind, PacketLog, Side};
+use crate::model::flows::PacketLog;
 use crate::model::packet::{Direction, PacketKind};
 use crate::model::store::Store;
 use crate::model::tree::NodeId;
@@ -49,7 +49,7 @@ use settings::State;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use subscriptions::{SubState, SubscribeForm};
 use timeline::{TimelineAction, TimelineView};
 use tree_view::{TreeAction, TreeView};
@@ -136,11 +136,9 @@ pub(crate) struct Connection {
     pub(crate) packets: PacketLog,
     /// What the broker answered per filter (only filters asked for).
     pub(crate) subs: HashMap<String, SubState>,
-    /// Time (µs since the epoch) minus packet time (µs since the worker
-    /// started), measured on the last incoming PUBLISH: turns a message's
-    /// arrival time into the timeline's clock for "jump to flow".
-    clock_offset_us: Option<i128>,
-    last_publish_in_us: Option<u64>,
+    /// MQTT 5: the properties of the last accepting CONNACK (limits the
+    /// broker set, the client id it assigned, ...).
+    pub(crate) server: Option<Box<crate::model::protocol::Properties>>,
 }
 
 impl Connection {
@@ -152,8 +150,7 @@ impl Connection {
             store,
             packets: PacketLog::default(),
             subs: HashMap::new(),
-            clock_offset_us: None,
-            last_publish_in_us: None,
+            server: None,
         }
     }
 
@@ -608,40 +605,72 @@ impl App {
                 conn.status_at = Instant::now();
             }
             EventKind::Message(msg) => {
-                if let Some(t_us) = conn.last_publish_in_us.take() {
-                    let wall = msg
-                        .received
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_micros() as i128);
-                    conn.clock_offset_us = Some(wall - i128::from(t_us));
-                }
                 conn.store.apply_message(&msg);
                 if plotted {
                     self.plots.on_message(&msg);
                 }
             }
             EventKind::Packet(record) => {
-                if record.dir == Direction::In && record.kind == PacketKind::Publish {
-                    conn.last_publish_in_us = Some(record.t_us);
+                if record.dir == Direction::In
+                    && record.kind == PacketKind::Disconnect
+                    && let Some(reason) = &record.detail.reason_text
+                {
+                    let why = record
+                        .detail
+                        .props
+                        .as_ref()
+                        .and_then(|p| p.reason_string.as_deref())
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    conn.log(format!("The broker sent DISCONNECT {reason}{why}"), true);
                 }
                 conn.packets.push(record);
             }
-            EventKind::Subscribed { filter, granted } => {
-                match granted {
-                    Some(qos) => conn.log(format!("Subscribed to {filter} ({qos} granted)"), false),
-                    None => conn.log(
+            EventKind::Connack {
+                session_present: _,
+                props,
+            } => {
+                if let Some(p) = &props {
+                    let rows: Vec<String> = p
+                        .rows()
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
+                    conn.log(format!("CONNACK properties: {}", rows.join("; ")), false);
+                }
+                conn.server = props;
+            }
+            EventKind::Subscribed {
+                filter,
+                granted,
+                reason,
+            } => {
+                match (granted, &reason) {
+                    (Some(qos), _) => {
+                        conn.log(format!("Subscribed to {filter} ({qos} granted)"), false)
+                    }
+                    (None, Some(why)) => conn.log(
+                        format!("The broker refused the subscription to {filter}: SUBACK {why}"),
+                        true,
+                    ),
+                    (None, None) => conn.log(
                         format!("The broker refused the subscription to {filter}"),
                         true,
                     ),
                 }
                 let state = match granted {
                     Some(qos) => SubState::Granted(qos),
-                    None => SubState::Refused,
+                    None => SubState::Refused(reason),
                 };
                 conn.subs.insert(filter, state);
             }
-            EventKind::Unsubscribed { filter } => {
-                conn.log(format!("Unsubscribed from {filter}"), false);
+            EventKind::Unsubscribed { filter, reason } => {
+                match reason {
+                    Some(why) => {
+                        conn.log(format!("Unsubscribed from {filter}: UNSUBACK {why}"), false)
+                    }
+                    None => conn.log(format!("Unsubscribed from {filter}"), false),
+                }
                 conn.subs.remove(&filter);
             }
             EventKind::Error(text) => conn.log(text, true),
@@ -895,15 +924,11 @@ impl App {
                 };
                 self.publish(conn, topic, Vec::new(), Qos::AtLeastOnce, true);
             }
-            Action::Inspector(InspectorAction::JumpToFlow {
-                topic,
-                pkid,
-                received,
-            }) => {
+            Action::Inspector(InspectorAction::JumpToFlow { topic, packet_seq }) => {
                 let Some(conn) = self.current().and_then(|e| e.conn) else {
                     return;
                 };
-                match self.find_flow(conn, &topic, pkid, received) {
+                match self.find_flow(conn, packet_seq) {
                     Some(flow) => {
                         self.timeline.filter.flow = Some(flow);
                         self.state.tab = Tab::Timeline;
@@ -958,10 +983,7 @@ impl App {
         let Some(entry) = self.entries.get_mut(self.selected) else {
             return;
         };
-        let spec = SubscriptionSpec {
-            filter: filter.clone(),
-            qos,
-        };
+        let spec = SubscriptionSpec::new(filter.clone(), qos);
         match entry
             .profile
             .subscriptions
@@ -1063,6 +1085,7 @@ impl App {
             payload,
             qos,
             retain,
+            props: None,
         });
         token
     }
@@ -1113,39 +1136,15 @@ impl App {
         self.save_bytes(title, default_name, text.as_bytes());
     }
 
-    /// The flow whose incoming PUBLISH has `topic` and `pkid`, nearest to
-    /// `received` (several deliveries reuse one packet id).
+    /// The flow of the PUBLISH record that carried a message: an exact
+    /// link by sequence number, while the record is still in the log.
     fn find_flow(
         &self,
         conn: ConnectionId,
-        topic: &str,
-        pkid: u16,
-        received: SystemTime,
+        packet_seq: Option<u64>,
     ) -> Option<crate::model::flows::FlowId> {
         let c = self.connections.get(&conn)?;
-        let wall = received
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i128);
-        let target = c.clock_offset_us.map(|off| wall - off);
-        let want_pkid = (pkid != 0).then_some(pkid);
-        c.packets
-            .flows()
-            .filter(|f| {
-                matches!(
-                    f.kind,
-                    FlowKind::Publish {
-                        side: Side::Theirs,
-                        ..
-                    }
-                ) && f.topic.as_deref() == Some(topic)
-                    && f.pkid == want_pkid
-            })
-            .min_by_key(|f| match (target, f.started_us()) {
-                (Some(t), Some(s)) => (t - i128::from(s)).unsigned_abs(),
-                // Without a clock reference, the newest flow.
-                _ => u128::MAX - u128::from(f.id),
-            })
-            .map(|f| f.id)
+        c.packets.get(packet_seq?).map(|e| e.flow)
     }
 
     fn edited(&mut self) {
@@ -1208,7 +1207,6 @@ impl App {
         if fresh && (connection.store.total_messages() > 0 || !connection.packets.is_empty()) {
             connection.store = Store::new(limits);
             connection.packets = PacketLog::default();
-            connection.clock_offset_us = None;
             connection.log(
                 "New connection: the topic tree and the packet timeline start empty".into(),
                 false,

@@ -723,6 +723,7 @@ mod tests {
             dup: false,
             pkid: 0,
             received: UNIX_EPOCH + Duration::from_secs(1_000) + Duration::from_secs_f64(secs),
+            ..Default::default()
         }
     }
 

@@ -54,6 +54,8 @@ pub enum SendState {
     Sent,
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2) received.
     Acknowledged,
+    /// Acknowledged with an MQTT 5 reason code other than success.
+    AcknowledgedWith(String),
     Failed(String),
 }
 
@@ -65,6 +67,7 @@ impl SendState {
             SendState::Sending => "sending...".to_string(),
             SendState::Sent => "sent".to_string(),
             SendState::Acknowledged => "acknowledged".to_string(),
+            SendState::AcknowledgedWith(why) => format!("acknowledged: {why}"),
             SendState::Failed(reason) => format!("failed: {reason}"),
         }
     }
@@ -185,6 +188,7 @@ impl PublishPanel {
             row.state = match outcome {
                 PublishOutcome::Sent => SendState::Sent,
                 PublishOutcome::Acknowledged => SendState::Acknowledged,
+                PublishOutcome::AcknowledgedWith(why) => SendState::AcknowledgedWith(why.clone()),
                 PublishOutcome::Failed(reason) => SendState::Failed(reason.clone()),
             };
         }
@@ -354,9 +358,9 @@ impl PublishPanel {
                         match row.state {
                             SendState::Failed(_) => ui.label(state.color(error_color)),
                             SendState::Sending => ui.label(state.weak()),
-                            SendState::Sent | SendState::Acknowledged => {
-                                ui.label(state.color(ok_color))
-                            }
+                            SendState::Sent
+                            | SendState::Acknowledged
+                            | SendState::AcknowledgedWith(_) => ui.label(state.color(ok_color)),
                         };
                     });
                 }

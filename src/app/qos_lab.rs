@@ -217,10 +217,7 @@ impl QosLab {
         self.last_progress = Instant::now();
         vec![Command::Subscribe {
             conn,
-            sub: SubscriptionSpec {
-                filter: self.topic.clone(),
-                qos: Qos::ExactlyOnce,
-            },
+            sub: SubscriptionSpec::new(self.topic.clone(), Qos::ExactlyOnce),
         }]
     }
 
@@ -303,7 +300,9 @@ impl QosLab {
                     }
                 }
             }
-            EventKind::Subscribed { filter, granted } if *filter == self.topic => {
+            EventKind::Subscribed {
+                filter, granted, ..
+            } if *filter == self.topic => {
                 if self.status != LabStatus::Subscribing {
                     return Vec::new();
                 }
@@ -510,6 +509,7 @@ impl QosLab {
             payload: payload(q, i, self.payload_size),
             qos,
             retain: false,
+            props: None,
         }]
     }
 
@@ -872,6 +872,7 @@ mod tests {
 
     fn rec(t_us: u64, dir: Direction, kind: PacketKind, pkid: Option<u16>) -> PacketRecord {
         PacketRecord {
+            seq: 0,
             t_us,
             dir,
             kind,
@@ -916,6 +917,7 @@ mod tests {
             let cmds = lab.on_event(&EventKind::Subscribed {
                 filter: TOPIC.into(),
                 granted: Some(Qos::ExactlyOnce),
+                reason: None,
             });
             let sim = Sim {
                 lab,
@@ -959,6 +961,7 @@ mod tests {
                 dup: false,
                 pkid: theirs.unwrap_or(0),
                 received: SystemTime::UNIX_EPOCH,
+                ..Default::default()
             });
             let done = |outcome| EventKind::Published {
                 token: *token,
@@ -1006,6 +1009,7 @@ mod tests {
                         dup: false,
                         pkid: 0,
                         received: SystemTime::UNIX_EPOCH,
+                        ..Default::default()
                     }),
                 ];
                 events.splice(at.min(events.len())..at.min(events.len()), copy);
@@ -1224,6 +1228,7 @@ mod tests {
         lab.on_event(&EventKind::Subscribed {
             filter: TOPIC.into(),
             granted: None,
+            reason: None,
         });
         assert!(matches!(lab.status(), LabStatus::Aborted(w) if w.contains("refused")));
         assert!(lab.results().iter().all(|r| r.incomplete));
@@ -1327,6 +1332,7 @@ mod tests {
                 payload,
                 qos,
                 retain,
+                props: None,
             } = self
             else {
                 panic!("not a publish: {self:?}");
@@ -1338,6 +1344,7 @@ mod tests {
                 payload: payload.clone(),
                 qos: *qos,
                 retain: *retain,
+                props: None,
             }
         }
     }

@@ -11,7 +11,8 @@ pub(crate) enum SubState {
     /// Sent (or waiting for the connection); no SUBACK yet.
     Pending,
     Granted(Qos),
-    Refused,
+    /// With the reason code in words when the broker gave one (MQTT 5).
+    Refused(Option<String>),
     /// UNSUBSCRIBE sent, no UNSUBACK yet.
     Leaving,
 }
@@ -21,7 +22,8 @@ impl SubState {
         match self {
             SubState::Pending => "pending…".into(),
             SubState::Granted(qos) => format!("granted {qos}"),
-            SubState::Refused => "refused".into(),
+            SubState::Refused(None) => "refused".into(),
+            SubState::Refused(Some(why)) => format!("refused: {why}"),
             SubState::Leaving => "unsubscribing…".into(),
         }
     }
@@ -73,7 +75,7 @@ impl App {
                 ui.weak(spec.qos.to_string());
                 if active && let Some(state) = state {
                     let text = state.text();
-                    if *state == SubState::Refused {
+                    if matches!(state, SubState::Refused(_)) {
                         ui.colored_label(error_color, text);
                     } else {
                         ui.weak(text);

@@ -335,7 +335,7 @@ impl TimelineView {
         }
 
         let r = &entry.record;
-        let incomplete = flow.is_some_and(Flow::is_incomplete);
+        let incomplete = flow.is_some_and(Flow::is_failed);
         let [red, green, blue] = flow_rgb(flow, entry.flow);
         let colour = Color32::from_rgb(red, green, blue);
         painter.text(
@@ -429,8 +429,13 @@ impl TimelineView {
                             missing.name()
                         )
                     }
+                    FlowState::Refused { kind, reason } => format!(
+                        "refused: {} {}",
+                        kind.name(),
+                        crate::model::protocol::reason_text(reason, kind.reason_context())
+                    ),
                 };
-                if flow.is_incomplete() {
+                if flow.is_failed() {
                     ui.colored_label(ui.visuals().error_fg_color, state);
                 } else {
                     ui.label(state);

@@ -127,6 +127,12 @@ pub enum FlowState {
     Incomplete {
         missing: PacketKind,
     },
+    /// MQTT 5: the peer answered with a failure reason code (0x80 or above)
+    /// in `kind`; the exchange ended there, without doing what was asked.
+    Refused {
+        kind: PacketKind,
+        reason: u8,
+    },
 }
 
 /// One packet of a flow.
@@ -193,6 +199,22 @@ impl Flow {
         matches!(self.state, FlowState::Incomplete { .. })
     }
 
+    /// Refused with a failure reason code.
+    pub fn is_refused(&self) -> bool {
+        matches!(self.state, FlowState::Refused { .. })
+    }
+
+    /// Ended, one way or the other: nothing more belongs to it.
+    fn is_finished(&self) -> bool {
+        self.is_complete() || self.is_refused()
+    }
+
+    /// Did not do what it was for: cut by a drop, or refused. The timeline
+    /// draws both alike.
+    pub fn is_failed(&self) -> bool {
+        self.is_incomplete() || self.is_refused()
+    }
+
     pub fn stats(&self) -> FlowStats {
         let latency_us = match (self.state, self.steps.first(), self.steps.last()) {
             (FlowState::Complete, Some(first), Some(last)) if self.steps.len() > 1 => {
@@ -228,6 +250,12 @@ impl Flow {
             Some(&(next, _)) => FlowState::Waiting(next),
             None => FlowState::Complete,
         };
+        if let Some(reason) = record.detail.failure() {
+            self.state = FlowState::Refused {
+                kind: record.kind,
+                reason,
+            };
+        }
     }
 
     /// Whether `record` is one of this exchange's packets (in either state).
@@ -253,7 +281,7 @@ pub struct LogEntry {
 pub struct KindSet(u16);
 
 /// Every packet kind, in the specification's order.
-pub const ALL_KINDS: [PacketKind; 14] = [
+pub const ALL_KINDS: [PacketKind; 15] = [
     PacketKind::Connect,
     PacketKind::Connack,
     PacketKind::Publish,
@@ -268,6 +296,7 @@ pub const ALL_KINDS: [PacketKind; 14] = [
     PacketKind::Pingreq,
     PacketKind::Pingresp,
     PacketKind::Disconnect,
+    PacketKind::Auth,
 ];
 
 fn kind_bit(kind: PacketKind) -> u16 {
@@ -366,9 +395,13 @@ impl PacketLog {
     }
 
     /// Adds a record, links it into its flow and returns the flow's id.
-    pub fn push(&mut self, record: PacketRecord) -> FlowId {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// The record keeps the sequence number the worker gave it when that is
+    /// ahead of the log's own count (so a message's `packet_seq` finds its
+    /// record); records made elsewhere (seq 0) are numbered in order.
+    pub fn push(&mut self, mut record: PacketRecord) -> FlowId {
+        let seq = record.seq.max(self.next_seq);
+        record.seq = seq;
+        self.next_seq = seq + 1;
         self.revision += 1;
         self.origin_us.get_or_insert(record.t_us);
         let flow = self.link(seq, &record);
@@ -565,7 +598,7 @@ impl PacketLog {
                 let candidate = record.pkid.and_then(|p| space.get(&p).copied());
                 match self.join(candidate, seq, record) {
                     Some(id) => {
-                        if self.flows.get(&id).is_some_and(Flow::is_complete)
+                        if self.flows.get(&id).is_some_and(Flow::is_finished)
                             && let Some(pkid) = record.pkid
                         {
                             let space = if ours {
@@ -962,6 +995,7 @@ mod tests {
         payload: &str,
     ) -> PacketRecord {
         PacketRecord {
+            seq: 0,
             t_us,
             dir,
             kind: PacketKind::Publish,

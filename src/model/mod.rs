@@ -5,6 +5,7 @@ pub mod diff;
 pub mod flows;
 pub mod packet;
 pub mod payload;
+pub mod protocol;
 pub mod store;
 pub mod topic;
 pub mod tree;

@@ -1,5 +1,6 @@
 //! One record per MQTT control packet that crossed the wire.
 
+use crate::model::protocol::{Properties, ProtocolVersion, ReasonContext, reason_text};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -28,6 +29,8 @@ pub enum PacketKind {
     Pingreq,
     Pingresp,
     Disconnect,
+    /// MQTT 5 only: enhanced authentication.
+    Auth,
 }
 
 impl PacketKind {
@@ -48,6 +51,19 @@ impl PacketKind {
             PacketKind::Pingreq => "PINGREQ",
             PacketKind::Pingresp => "PINGRESP",
             PacketKind::Disconnect => "DISCONNECT",
+            PacketKind::Auth => "AUTH",
+        }
+    }
+
+    /// What a reason code in this packet means (MQTT 5).
+    pub fn reason_context(self) -> ReasonContext {
+        match self {
+            PacketKind::Connack | PacketKind::Connect => ReasonContext::Connack,
+            PacketKind::Suback | PacketKind::Subscribe => ReasonContext::Suback,
+            PacketKind::Unsuback | PacketKind::Unsubscribe => ReasonContext::Unsuback,
+            PacketKind::Disconnect => ReasonContext::Disconnect,
+            PacketKind::Auth => ReasonContext::Auth,
+            _ => ReasonContext::PublishAck,
         }
     }
 }
@@ -82,13 +98,54 @@ pub struct PacketDetail {
     /// SUBSCRIBE / UNSUBSCRIBE: the filters and requested QoS.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<(String, u8)>,
-    /// SUBACK: granted QoS per filter, 128 for a refusal.
+    /// SUBACK: granted QoS per filter, 128 for a refusal (MQTT 5: the
+    /// reason code per filter).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub granted: Vec<u8>,
+    /// UNSUBACK (MQTT 5): the reason code per filter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<u8>,
+    /// CONNECT: the protocol spoken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolVersion>,
+    /// MQTT 5: the packet's reason code (CONNACK, PUBACK, PUBREC, PUBREL,
+    /// PUBCOMP, DISCONNECT, AUTH).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<u8>,
+    /// `reason` in words, as the specification names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_text: Option<String>,
+    /// PUBLISH: the topic was not on the wire but came from a topic alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_from_alias: Option<bool>,
+    /// MQTT 5 properties the packet carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub props: Option<Box<Properties>>,
+}
+
+impl PacketDetail {
+    /// Sets the reason code and its words for a packet of `kind`.
+    pub fn set_reason(&mut self, kind: PacketKind, code: u8) {
+        self.reason = Some(code);
+        self.reason_text = Some(reason_text(code, kind.reason_context()));
+    }
+
+    /// The reason code, if it says the request failed (0x80 and above).
+    pub fn failure(&self) -> Option<u8> {
+        self.reason
+            .filter(|&c| crate::model::protocol::is_failure(c))
+            .or_else(|| self.granted.iter().copied().find(|&c| c >= 0x80))
+            .or_else(|| self.reasons.iter().copied().find(|&c| c >= 0x80))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PacketRecord {
+    /// Position in its connection's packet sequence, given by the worker
+    /// (0 for the first packet of the connection): messages link to their
+    /// PUBLISH record by it.
+    #[serde(skip)]
+    pub seq: u64,
     /// Microseconds since the worker started (monotonic).
     pub t_us: u64,
     pub dir: Direction,
@@ -113,6 +170,7 @@ impl PacketRecord {
         bytes: usize,
     ) -> PacketRecord {
         PacketRecord {
+            seq: 0,
             t_us,
             dir,
             kind,

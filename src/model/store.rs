@@ -37,9 +37,8 @@
 //! (their metadata stays). Every eviction is counted. Topic rows and counts
 //! are never evicted.
 
+use crate::model::protocol::{Message, Properties, Qos};
 use crate::model::tree::{self, FilterJob, FilterMask, NO_TOPIC, NodeId, ROOT, Row, Tree};
-use crate::mqtt::Message;
-use crate::profile::Qos;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -114,7 +113,13 @@ struct Entry {
     pkid: u16,
     qos: u8,
     flags: u8,
+    /// Sequence number of its PUBLISH record; `NO_PACKET` when unknown.
+    packet_seq: u64,
+    /// MQTT 5 properties it arrived with.
+    props: Option<Box<Properties>>,
 }
+
+const NO_PACKET: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct TopicData {
@@ -190,6 +195,11 @@ pub struct HistoryItem<'a> {
     pub size: usize,
     /// The kept payload; `None` when the budget evicted it.
     pub payload: Option<&'a [u8]>,
+    /// Sequence number of the PUBLISH record that carried it: the exact key
+    /// to its packet flow in the connection's packet log.
+    pub packet_seq: Option<u64>,
+    /// MQTT 5 properties (none for 3.1.1).
+    pub props: Option<&'a Properties>,
 }
 
 impl HistoryItem<'_> {
@@ -281,6 +291,8 @@ impl Entry {
             pkid: self.pkid,
             size: self.len as usize,
             payload: (self.flags & EVICTED == 0).then_some(&self.payload[..]),
+            packet_seq: (self.packet_seq != NO_PACKET).then_some(self.packet_seq),
+            props: self.props.as_deref(),
         }
     }
 
@@ -328,7 +340,7 @@ impl Store {
 
     /// Records a message from the worker.
     pub fn apply_message(&mut self, msg: &Message) {
-        self.ingest(
+        self.ingest_linked(
             &msg.topic,
             &msg.payload,
             msg.qos,
@@ -336,6 +348,8 @@ impl Store {
             msg.dup,
             msg.pkid,
             msg.received,
+            msg.packet_seq,
+            msg.props.clone(),
         );
     }
 
@@ -351,6 +365,24 @@ impl Store {
         dup: bool,
         pkid: u16,
         received: SystemTime,
+    ) {
+        self.ingest_linked(topic, payload, qos, retain, dup, pkid, received, None, None);
+    }
+
+    /// [`Store::ingest`] with the message's link to its PUBLISH record and
+    /// its MQTT 5 properties.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ingest_linked(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: Qos,
+        retain: bool,
+        dup: bool,
+        pkid: u16,
+        received: SystemTime,
+        packet_seq: Option<u64>,
+        props: Option<Box<Properties>>,
     ) {
         self.total_messages += 1;
         self.total_bytes += payload.len() as u64;
@@ -376,6 +408,8 @@ impl Store {
             pkid,
             qos: qos.as_u8(),
             flags: if retain { RETAIN } else { 0 } | if dup { DUP } else { 0 },
+            packet_seq: packet_seq.unwrap_or(NO_PACKET),
+            props,
         };
         let existing = self.tree.node(node).map_or(NO_TOPIC, |n| n.topic);
         let first = existing == NO_TOPIC;
@@ -818,6 +852,7 @@ mod tests {
             dup: true,
             pkid: 42,
             received: at(5),
+            ..Default::default()
         };
         store.apply_message(&msg);
         let id = store.find("a/b").expect("exists");

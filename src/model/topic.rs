@@ -1,7 +1,56 @@
-//! MQTT topic filter matching (MQTT 3.1.1 §4.7): `+`, `#` and `$` topics.
-//!
-//! Filters are validated elsewhere (`profile::validate_topic_filter`); this
-//! module only answers "does this filter match this topic name".
+//! MQTT topic names and filters (MQTT 3.1.1 §4.7, MQTT 5 §4.7): validation,
+//! and matching with `+`, `#` and `$` topics.
+
+/// Longest UTF-8 string MQTT can encode (a two-byte length prefix).
+pub const MQTT_STRING_MAX: usize = 65_535;
+
+/// Checks a topic name a message is published to (MQTT 3.1.1 §4.7).
+pub fn validate_topic_name(topic: &str) -> Result<(), String> {
+    check_topic_common(topic)?;
+    if topic.contains(['+', '#']) {
+        return Err(format!(
+            "wildcards '+' and '#' are only allowed in subscriptions, not in a topic name: {topic}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a subscription's topic filter (MQTT 3.1.1 §4.7.1).
+pub fn validate_topic_filter(filter: &str) -> Result<(), String> {
+    check_topic_common(filter)?;
+    let levels: Vec<&str> = filter.split('/').collect();
+    let last = levels.len() - 1;
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') {
+            if *level != "#" {
+                return Err(format!("'#' must fill a whole level: {filter}"));
+            }
+            if i != last {
+                return Err(format!("'#' must be the last level: {filter}"));
+            }
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(format!("'+' must fill a whole level: {filter}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_topic_common(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("topic must not be empty".into());
+    }
+    if topic.contains('\0') {
+        return Err("topic must not contain a NUL character".into());
+    }
+    if topic.len() > MQTT_STRING_MAX {
+        return Err(format!(
+            "topic is {} bytes; MQTT allows at most {MQTT_STRING_MAX}",
+            topic.len()
+        ));
+    }
+    Ok(())
+}
 
 /// Whether `filter` matches `topic`, following MQTT 3.1.1 §4.7:
 ///

@@ -88,7 +88,7 @@ fn unreachable_refused() -> String {
     "refused by the broker".into()
 }
 
-fn describe_io(io: &std::io::Error, host: &str, port: u16) -> String {
+pub(super) fn describe_io(io: &std::io::Error, host: &str, port: u16) -> String {
     use std::io::ErrorKind::*;
     match io.kind() {
         ConnectionRefused => {
@@ -111,7 +111,7 @@ fn describe_io(io: &std::io::Error, host: &str, port: u16) -> String {
 }
 
 /// rustls errors hide inside io::Errors inside rumqttc's errors.
-fn find_rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
+fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
@@ -183,5 +183,86 @@ fn describe_tls(err: &rustls::Error, host: &str) -> Failure {
             message: format!("TLS: {other}"),
             fatal: false,
         },
+    }
+}
+
+/// The same for an MQTT 5 connection: CONNACK reason codes and a server's
+/// DISCONNECT in the specification's words.
+pub fn describe_connection_error_v5(
+    err: &rumqttc::v5::ConnectionError,
+    host: &str,
+    port: u16,
+    with_credentials: bool,
+) -> Failure {
+    use crate::model::protocol::{ReasonContext, reason_text};
+    use rumqttc::v5::{ConnectionError as E, StateError as S};
+    if let E::ConnectionRefused(code) = err {
+        let code = super::v5::connack_code(*code);
+        let mut message = format!(
+            "refused by the broker: {}",
+            reason_text(code, ReasonContext::Connack)
+        );
+        if code == 0x87 || code == 0x86 {
+            message.push_str(if with_credentials {
+                " (check the user name and password)"
+            } else {
+                " (the broker may require a user name and password)"
+            });
+        }
+        // Busy, unavailable, rate or quota limits may pass; the rest will not.
+        let fatal = !matches!(code, 0x88 | 0x89 | 0x97 | 0x9F);
+        return Failure { message, fatal };
+    }
+    if let Some(tls) = find_rustls_error(err) {
+        return describe_tls(tls, host);
+    }
+    let message = match err {
+        E::Timeout(_) => format!(
+            "no answer from {host}:{port} within {} s",
+            super::options::CONNECT_TIMEOUT_SECS
+        ),
+        E::Io(io) => describe_io(io, host, port),
+        E::Tls(rumqttc::TlsError::Io(io)) => describe_io(io, host, port),
+        E::Tls(rumqttc::TlsError::DNSName(_)) => {
+            return Failure {
+                message: format!("TLS: '{host}' is not a valid server name"),
+                fatal: true,
+            };
+        }
+        E::Tls(other) => format!("TLS: {other}"),
+        E::MqttState(state) => match state {
+            S::Io(io) => describe_io(io, host, port),
+            S::AwaitPingResp => "the broker did not answer PINGREQ (keep-alive timed out)".into(),
+            S::ServerDisconnect {
+                reason_code,
+                reason_string,
+            } => {
+                let mut m = format!(
+                    "the broker disconnected: {}",
+                    reason_text(*reason_code as u8, ReasonContext::Disconnect)
+                );
+                if let Some(r) = reason_string.as_deref().filter(|r| !r.is_empty()) {
+                    m.push_str(&format!(" ({r})"));
+                }
+                m
+            }
+            S::OutgoingPacketTooLarge { pkt_size, max } => format!(
+                "a packet of {pkt_size} bytes is larger than the broker's Maximum Packet Size of {max} bytes"
+            ),
+            S::IncomingPacketTooLarge { pkt_size, max } => format!(
+                "the broker sent a packet of {pkt_size} bytes, larger than this profile's maximum packet size of {max} bytes"
+            ),
+            S::WrongPacket => {
+                "the broker sent a packet this client cannot handle (an AUTH packet: enhanced authentication is not supported)".into()
+            }
+            other => format!("protocol error: {other}"),
+        },
+        E::NotConnAck(p) => format!("the broker answered CONNECT with {p:?}"),
+        E::RequestsDone => "closed".into(),
+        E::ConnectionRefused(_) => unreachable_refused(),
+    };
+    Failure {
+        message,
+        fatal: false,
     }
 }

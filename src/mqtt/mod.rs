@@ -5,13 +5,20 @@
 mod errors;
 mod options;
 mod session;
+mod v4;
+mod v5;
+mod wire;
 mod worker;
 
-pub use errors::{Failure, describe_connection_error, describe_return_code};
-pub use options::{OptionsError, build_options};
+pub use crate::model::protocol::Message;
+pub use errors::{
+    Failure, describe_connection_error, describe_connection_error_v5, describe_return_code,
+};
+pub use options::{OptionsError, build_options, build_options_v5};
 pub use worker::{Wake, Worker};
 
 use crate::model::packet::PacketRecord;
+use crate::model::protocol::Properties;
 use crate::profile::{Profile, Qos, SubscriptionSpec};
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +60,8 @@ pub enum Command {
         payload: Vec<u8>,
         qos: Qos,
         retain: bool,
+        /// MQTT 5 PUBLISH properties (a 3.1.1 connection refuses them).
+        props: Option<Box<Properties>>,
     },
     /// Stop every session and the runtime.
     Shutdown,
@@ -79,19 +88,6 @@ pub enum ConnStatus {
     },
 }
 
-/// A PUBLISH received from the broker.
-#[derive(Clone, Debug)]
-pub struct Message {
-    pub topic: String,
-    /// Cloning is a reference-count bump, not a copy.
-    pub payload: bytes::Bytes,
-    pub qos: Qos,
-    pub retain: bool,
-    pub dup: bool,
-    pub pkid: u16,
-    pub received: SystemTime,
-}
-
 /// The outcome of one `Command::Publish`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PublishOutcome {
@@ -99,6 +95,10 @@ pub enum PublishOutcome {
     Sent,
     /// QoS 1 PUBACK or QoS 2 PUBCOMP received.
     Acknowledged,
+    /// Acknowledged with an MQTT 5 reason code that is not plain success,
+    /// in words ("PUBACK 0x10 No matching subscribers").
+    AcknowledgedWith(String),
+    /// Refused (an MQTT 5 reason code of 0x80 or more, in words) or lost.
     Failed(String),
 }
 
@@ -110,9 +110,20 @@ pub enum EventKind {
     Subscribed {
         filter: String,
         granted: Option<Qos>,
+        /// The reason code in words: for a refusal, and for every MQTT 5
+        /// answer ("0x87 Not authorized", "0x01 Granted QoS 1").
+        reason: Option<String>,
     },
     Unsubscribed {
         filter: String,
+        /// MQTT 5: a reason code other than success, in words.
+        reason: Option<String>,
+    },
+    /// The broker accepted the connection: CONNACK's session-present flag
+    /// and, for MQTT 5, its properties (assigned client id, limits, ...).
+    Connack {
+        session_present: bool,
+        props: Option<Box<Properties>>,
     },
     Published {
         token: PublishToken,

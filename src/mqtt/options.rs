@@ -52,6 +52,105 @@ pub fn from_qos(q: QoS) -> Qos {
     }
 }
 
+pub fn to_qos_v5(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS as Q;
+    match q {
+        Qos::AtMostOnce => Q::AtMostOnce,
+        Qos::AtLeastOnce => Q::AtLeastOnce,
+        Qos::ExactlyOnce => Q::ExactlyOnce,
+    }
+}
+
+pub fn from_qos_v5(q: rumqttc::v5::mqttbytes::QoS) -> Qos {
+    use rumqttc::v5::mqttbytes::QoS as Q;
+    match q {
+        Q::AtMostOnce => Qos::AtMostOnce,
+        Q::AtLeastOnce => Qos::AtLeastOnce,
+        Q::ExactlyOnce => Qos::ExactlyOnce,
+    }
+}
+
+/// The transport of a profile (TCP or TLS), shared by both protocol versions.
+fn transport(profile: &Profile) -> Result<Option<Transport>, OptionsError> {
+    match profile.transport {
+        TransportKind::Tcp => Ok(None),
+        TransportKind::Tls => {
+            let config = tls_config(profile)?;
+            Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(config),
+            ))))
+        }
+        TransportKind::Ws | TransportKind::Wss => Err(OptionsError::Unsupported(
+            "websocket transport is not supported yet; use TCP or TLS".into(),
+        )),
+    }
+}
+
+/// Profile → rumqttc's MQTT 5 options, with the v5 connect and will
+/// properties.
+pub fn build_options_v5(profile: &Profile) -> Result<rumqttc::v5::MqttOptions, OptionsError> {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    if profile.client_id.is_empty() && !profile.clean_session {
+        return Err(OptionsError::Unsupported(
+            "a client id is required when clean start is off".into(),
+        ));
+    }
+    let mut opts =
+        rumqttc::v5::MqttOptions::new(profile.client_id.clone(), profile.host.trim(), profile.port);
+    // rumqttc's v5 default is 10 KiB in; `None` does not lift it.
+    opts.set_max_packet_size(Some(
+        u32::try_from(profile.max_packet_size).unwrap_or(u32::MAX),
+    ));
+    opts.set_keep_alive(Duration::from_secs(u64::from(profile.keep_alive_secs)));
+    opts.set_clean_start(profile.clean_session);
+    opts.set_request_channel_capacity(65_536);
+    opts.set_outgoing_inflight_upper_limit(1024);
+    opts.set_connection_timeout(CONNECT_TIMEOUT_SECS);
+    let v5 = &profile.v5;
+    opts.set_session_expiry_interval(v5.session_expiry_interval);
+    opts.set_receive_maximum(v5.receive_maximum);
+    opts.set_topic_alias_max(v5.topic_alias_maximum.filter(|&m| m > 0));
+    opts.set_request_response_info(v5.request_response_information.then_some(1));
+    // Default is 1 (reason strings allowed); only say so when turned off.
+    opts.set_request_problem_info((!v5.request_problem_information).then_some(0));
+    if !v5.user_properties.is_empty() {
+        opts.set_user_properties(v5.user_properties.clone());
+    }
+    if !profile.username.is_empty() || !profile.password.is_empty() {
+        opts.set_credentials(profile.username.clone(), profile.password.clone());
+    }
+    if profile.will.enabled {
+        let w = &profile.will;
+        let props = LastWillProperties {
+            delay_interval: w.delay_interval,
+            payload_format_indicator: None,
+            message_expiry_interval: w.message_expiry,
+            content_type: (!w.content_type.is_empty()).then(|| w.content_type.clone()),
+            response_topic: (!w.response_topic.is_empty()).then(|| w.response_topic.clone()),
+            correlation_data: (!w.correlation_data.is_empty())
+                .then(|| bytes::Bytes::from(w.correlation_data.clone().into_bytes())),
+            user_properties: w.user_properties.clone(),
+        };
+        let has_props = props.delay_interval.is_some()
+            || props.message_expiry_interval.is_some()
+            || props.content_type.is_some()
+            || props.response_topic.is_some()
+            || props.correlation_data.is_some()
+            || !props.user_properties.is_empty();
+        opts.set_last_will(LastWill::new(
+            w.topic.clone(),
+            w.payload.clone().into_bytes(),
+            to_qos_v5(w.qos),
+            w.retain,
+            has_props.then_some(props),
+        ));
+    }
+    if let Some(t) = transport(profile)? {
+        opts.set_transport(t);
+    }
+    Ok(opts)
+}
+
 /// Seconds rumqttc waits for TCP + TLS + CONNACK before giving up an attempt.
 pub const CONNECT_TIMEOUT_SECS: u64 = 5;
 
@@ -80,19 +179,8 @@ pub fn build_options(profile: &Profile) -> Result<MqttOptions, OptionsError> {
             profile.will.retain,
         ));
     }
-    match profile.transport {
-        TransportKind::Tcp => {}
-        TransportKind::Tls => {
-            let config = tls_config(profile)?;
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(config),
-            )));
-        }
-        TransportKind::Ws | TransportKind::Wss => {
-            return Err(OptionsError::Unsupported(
-                "websocket transport is not supported yet; use TCP or TLS".into(),
-            ));
-        }
+    if let Some(t) = transport(profile)? {
+        opts.set_transport(t);
     }
     Ok(opts)
 }

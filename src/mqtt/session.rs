@@ -1,23 +1,27 @@
-//! One connection's life: connect, reconnect with backoff, resubscribe, and
-//! turn rumqttc's events into `Event`s and packet records.
+//! One connection's life, whatever its protocol: connect, reconnect with
+//! backoff, resubscribe, and turn what crosses the wire into `Event`s.
 //!
-//! rumqttc reports outgoing packets only by packet id, so the session keeps a
-//! shadow of what it asked rumqttc to send (FIFO, in request order) and pairs
-//! each outgoing event with it. The router (`worker.rs`) and the session task
-//! run on one current-thread runtime, so pushing a shadow entry and queueing
-//! the request happen together, never interleaved with the task.
+//! The protocol lives in two adapters (`v4.rs` for MQTT 3.1.1, `v5.rs` for
+//! MQTT 5) behind [`Client`] (the requesting side, used by the router) and
+//! [`Link`] (the polling side, owned by the session task). The pairing of
+//! requests with packet ids is the pure [`Tracker`] of `wire.rs`. The router
+//! and the session task run on one current-thread runtime, so pushing a
+//! shadow entry and queueing the request happen together, never interleaved
+//! with the task.
 
-use super::errors::{Failure, describe_connection_error, describe_return_code};
-use super::options::{build_options, from_qos, to_qos};
-use super::worker::EventSink;
-use super::{Command, ConnStatus, ConnectionId, EventKind, Message, PublishOutcome, PublishToken};
-use crate::model::packet::{Direction, PacketKind, PacketRecord, publish_wire_size};
-use crate::profile::{Profile, Qos, SubscriptionSpec};
-use rumqttc::{
-    AsyncClient, ConnectionError, EventLoop, Incoming, MqttOptions, Outgoing, Packet, Request,
-    SubscribeFilter, SubscribeReasonCode,
+use super::errors::{Failure, describe_connection_error, describe_connection_error_v5};
+use super::options::{build_options, build_options_v5, to_qos, to_qos_v5};
+use super::wire::{
+    Effects, InBody, InPacket, OutKind, ShadowPublish, ShadowSubscribe, ShadowUnsubscribe, Tracker,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use super::worker::EventSink;
+use super::{Command, ConnStatus, ConnectionId, EventKind, PublishOutcome, PublishToken, v4, v5};
+use crate::model::packet::{PacketKind, PacketRecord};
+use crate::model::protocol::{Properties, ProtocolVersion, Qos};
+use crate::model::topic::{validate_topic_filter, validate_topic_name};
+use crate::profile::{Profile, SubscriptionSpec};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
@@ -29,24 +33,12 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(ms.min(30_000))
 }
 
-/// A publish the session asked rumqttc to send, not yet seen on the wire.
-#[derive(Clone, Debug)]
-struct ShadowPublish {
-    token: Option<PublishToken>,
-    topic: String,
-    qos: Qos,
-    retain: bool,
-    payload_len: usize,
-}
-
 #[derive(Default)]
 struct Shared {
     connected: bool,
     /// Ended for good (fatal error or closed): requests are refused.
     finished: bool,
-    publishes: VecDeque<ShadowPublish>,
-    subscribes: VecDeque<Vec<SubscriptionSpec>>,
-    unsubscribes: VecDeque<Vec<String>>,
+    tracker: Tracker,
     /// The filters the user wants; re-subscribed when the broker lost them.
     wanted: Vec<SubscriptionSpec>,
     /// Filters the broker acknowledged in the current session.
@@ -58,9 +50,285 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The requesting side of a connection.
+#[derive(Clone)]
+enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+    /// The options could not be built: nothing is ever sent.
+    None,
+}
+
+impl Client {
+    fn protocol(&self) -> ProtocolVersion {
+        match self {
+            Client::V5(_) => ProtocolVersion::V5,
+            _ => ProtocolVersion::V311,
+        }
+    }
+
+    fn publish(
+        &self,
+        topic: String,
+        qos: Qos,
+        retain: bool,
+        payload: Vec<u8>,
+        props: Option<&Properties>,
+    ) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c
+                .try_publish(topic, to_qos(qos), retain, payload)
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => match props {
+                Some(p) => c.try_publish_with_properties(
+                    topic,
+                    to_qos_v5(qos),
+                    retain,
+                    payload,
+                    v5::to_publish_props(p),
+                ),
+                None => c.try_publish(topic, to_qos_v5(qos), retain, payload),
+            }
+            .map_err(|e| e.to_string()),
+            Client::None => Err("not connected".into()),
+        }
+    }
+
+    /// Queues one SUBSCRIBE for `specs`; returns its size and properties.
+    fn subscribe(&self, specs: &[SubscriptionSpec]) -> Result<ShadowSubscribe, String> {
+        match self {
+            Client::V4(c) => {
+                let size = v4::subscribe_size(specs);
+                c.try_subscribe_many(v4::filters(specs))
+                    .map_err(|e| e.to_string())?;
+                Ok(ShadowSubscribe {
+                    specs: specs.to_vec(),
+                    size,
+                    props: None,
+                })
+            }
+            Client::V5(c) => {
+                let props = specs.first().and_then(v5::subscribe_props);
+                let size = v5::subscribe_size(specs, props.as_ref());
+                let filters: Vec<_> = specs.iter().map(v5::filter).collect();
+                let neutral = props.as_ref().and_then(v5::neutral_subscribe_props);
+                match props {
+                    Some(p) => c.try_subscribe_many_with_properties(filters, p),
+                    None => c.try_subscribe_many(filters),
+                }
+                .map_err(|e| e.to_string())?;
+                Ok(ShadowSubscribe {
+                    specs: specs.to_vec(),
+                    size,
+                    props: neutral,
+                })
+            }
+            Client::None => Err("not connected".into()),
+        }
+    }
+
+    fn unsubscribe(&self, filter: &str) -> Result<ShadowUnsubscribe, String> {
+        let filters = vec![filter.to_string()];
+        let size = match self {
+            Client::V4(c) => {
+                c.try_unsubscribe(filter).map_err(|e| e.to_string())?;
+                v4::unsubscribe_size(&filters)
+            }
+            Client::V5(c) => {
+                c.try_unsubscribe(filter).map_err(|e| e.to_string())?;
+                v5::unsubscribe_size(&filters)
+            }
+            Client::None => return Err("not connected".into()),
+        };
+        Ok(ShadowUnsubscribe { filters, size })
+    }
+
+    fn disconnect(&self) -> bool {
+        match self {
+            Client::V4(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
+            Client::None => false,
+        }
+    }
+
+    fn publish_size(&self, topic: &str, qos: Qos, len: usize, props: Option<&Properties>) -> usize {
+        match self {
+            Client::V5(_) => v5::publish_size(topic, qos, len, props),
+            _ => v4::publish_size(topic, qos, len),
+        }
+    }
+}
+
+/// Groups specs into SUBSCRIBE packets: MQTT 5 properties (subscription
+/// identifier, user properties) belong to a whole packet, so a spec that has
+/// them goes alone.
+fn subscribe_batches(
+    specs: Vec<SubscriptionSpec>,
+    protocol: ProtocolVersion,
+) -> Vec<Vec<SubscriptionSpec>> {
+    if protocol == ProtocolVersion::V311 {
+        return vec![specs];
+    }
+    let (alone, plain): (Vec<_>, Vec<_>) = specs
+        .into_iter()
+        .partition(|s| s.subscription_identifier.is_some() || !s.user_properties.is_empty());
+    let mut batches: Vec<Vec<SubscriptionSpec>> = alone.into_iter().map(|s| vec![s]).collect();
+    if !plain.is_empty() {
+        batches.insert(0, plain);
+    }
+    batches
+}
+
+/// What one poll of the event loop gave.
+enum Polled {
+    In(InPacket),
+    Out(OutKind),
+    Nothing,
+}
+
+/// The polling side of a connection.
+enum Link {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>, v5::Aliases),
+}
+
+/// A failed poll: the failure in words, and the refusing CONNACK if that is
+/// what it was.
+struct Lost {
+    failure: Failure,
+    connack: Option<InPacket>,
+}
+
+impl Link {
+    async fn poll(&mut self, host: &str, port: u16) -> Result<Polled, Lost> {
+        match self {
+            Link::V4(el) => match el.poll().await {
+                Ok(rumqttc::Event::Incoming(p)) => Ok(Polled::In(v4::incoming(p))),
+                Ok(rumqttc::Event::Outgoing(o)) => {
+                    Ok(v4::outgoing(o).map_or(Polled::Nothing, Polled::Out))
+                }
+                Err(err) => {
+                    let creds = el.mqtt_options.credentials().is_some();
+                    let connack = match &err {
+                        rumqttc::ConnectionError::ConnectionRefused(code) => Some(InPacket {
+                            kind: PacketKind::Connack,
+                            size: 4,
+                            pkid: None,
+                            body: InBody::ConnAck {
+                                session_present: false,
+                                code: v4::connack_code(*code),
+                                code_text: super::errors::describe_return_code(*code).into(),
+                            },
+                            props: None,
+                        }),
+                        _ => None,
+                    };
+                    Err(Lost {
+                        failure: describe_connection_error(&err, host, port, creds),
+                        connack,
+                    })
+                }
+            },
+            Link::V5(el, aliases) => match el.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(p)) => {
+                    if matches!(p, rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_)) {
+                        aliases.clear();
+                    }
+                    Ok(Polled::In(v5::incoming(p, aliases)))
+                }
+                Ok(rumqttc::v5::Event::Outgoing(o)) => {
+                    Ok(v5::outgoing(o).map_or(Polled::Nothing, Polled::Out))
+                }
+                Err(err) => {
+                    let creds = el.options.credentials().is_some();
+                    let connack = match &err {
+                        rumqttc::v5::ConnectionError::ConnectionRefused(code) => {
+                            let code = v5::connack_code(*code);
+                            Some(InPacket {
+                                kind: PacketKind::Connack,
+                                // Fixed header, flags, reason code, no properties.
+                                size: 5,
+                                pkid: None,
+                                body: InBody::ConnAck {
+                                    session_present: false,
+                                    code,
+                                    code_text: format!(
+                                        "refused by the broker: {}",
+                                        crate::model::protocol::reason_text(
+                                            code,
+                                            crate::model::protocol::ReasonContext::Connack
+                                        )
+                                    ),
+                                },
+                                props: None,
+                            })
+                        }
+                        _ => None,
+                    };
+                    Err(Lost {
+                        failure: describe_connection_error_v5(&err, host, port, creds),
+                        connack,
+                    })
+                }
+            },
+        }
+    }
+
+    /// Events rumqttc had queued when the poll failed: packets that crossed
+    /// the wire before the failure (a server's DISCONNECT among them).
+    fn leftovers(&mut self) -> Vec<Polled> {
+        match self {
+            Link::V4(el) => el
+                .state
+                .events
+                .drain(..)
+                .map(|e| match e {
+                    rumqttc::Event::Incoming(p) => Polled::In(v4::incoming(p)),
+                    rumqttc::Event::Outgoing(o) => {
+                        v4::outgoing(o).map_or(Polled::Nothing, Polled::Out)
+                    }
+                })
+                .collect(),
+            Link::V5(el, aliases) => {
+                let events: Vec<_> = el.state.events.drain(..).collect();
+                events
+                    .into_iter()
+                    .map(|e| match e {
+                        rumqttc::v5::Event::Incoming(p) => Polled::In(v5::incoming(p, aliases)),
+                        rumqttc::v5::Event::Outgoing(o) => {
+                            v5::outgoing(o).map_or(Polled::Nothing, Polled::Out)
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn drop_unsent(&mut self) -> (usize, usize, usize) {
+        match self {
+            Link::V4(el) => v4::drop_unsent(el),
+            Link::V5(el, _) => v5::drop_unsent(el),
+        }
+    }
+
+    fn connect_record(&self, t_us: u64) -> PacketRecord {
+        match self {
+            Link::V4(el) => v4::connect_record(&el.mqtt_options, t_us),
+            Link::V5(el, _) => v5::connect_record(&el.options, t_us),
+        }
+    }
+
+    fn plain_size(&self, out: OutKind) -> usize {
+        match self {
+            Link::V4(_) => v4::plain_size(out),
+            Link::V5(..) => v5::plain_size(out),
+        }
+    }
+}
+
 pub(crate) struct Session {
     conn: ConnectionId,
-    client: AsyncClient,
+    client: Client,
     shared: Arc<Mutex<Shared>>,
     sink: EventSink,
     close_tx: Option<oneshot::Sender<bool>>,
@@ -68,20 +336,44 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn start(conn: ConnectionId, profile: Profile, sink: EventSink) -> Session {
+    /// `seq` numbers this connection's packet records; it outlives the
+    /// session so a reopened connection goes on counting.
+    pub(crate) fn start(
+        conn: ConnectionId,
+        profile: Profile,
+        sink: EventSink,
+        seq: Arc<AtomicU64>,
+    ) -> Session {
         let shared = Arc::new(Mutex::new(Shared {
             wanted: profile.subscriptions.clone(),
             ..Shared::default()
         }));
         let (close_tx, close_rx) = oneshot::channel();
-        let (client, task) = match build_options(&profile) {
-            Ok(opts) => {
+        let built = match profile.protocol {
+            ProtocolVersion::V311 => build_options(&profile).map(|opts| {
                 let cap = opts.request_channel_capacity();
-                let (client, mut eventloop) = AsyncClient::new(opts, cap);
+                let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, cap);
                 let mut net = eventloop.network_options();
                 net.set_connection_timeout(super::options::CONNECT_TIMEOUT_SECS);
                 net.set_tcp_nodelay(true);
                 eventloop.set_network_options(net);
+                (Client::V4(client), Link::V4(Box::new(eventloop)))
+            }),
+            ProtocolVersion::V5 => build_options_v5(&profile).map(|mut opts| {
+                let cap = opts.request_channel_capacity();
+                let mut net = opts.network_options();
+                net.set_connection_timeout(super::options::CONNECT_TIMEOUT_SECS);
+                net.set_tcp_nodelay(true);
+                opts.set_network_options(net);
+                let (client, eventloop) = rumqttc::v5::AsyncClient::new(opts, cap);
+                (
+                    Client::V5(client),
+                    Link::V5(Box::new(eventloop), v5::Aliases::default()),
+                )
+            }),
+        };
+        let (client, task) = match built {
+            Ok((client, link)) => {
                 let task = SessionTask {
                     conn,
                     host: profile.host.trim().to_string(),
@@ -89,14 +381,11 @@ impl Session {
                     client: client.clone(),
                     shared: shared.clone(),
                     sink: sink.clone(),
-                    inflight: HashMap::new(),
-                    sub_pkids: HashMap::new(),
-                    unsub_pkids: HashMap::new(),
+                    seq,
                     connect_started: None,
                     attempt: 0,
-                    ever_connected: false,
                 };
-                (client, tokio::spawn(task.run(eventloop, close_rx)))
+                (client, tokio::spawn(task.run(link, close_rx)))
             }
             Err(e) => {
                 lock(&shared).finished = true;
@@ -106,9 +395,7 @@ impl Session {
                         reason: Some(e.to_string()),
                     }),
                 );
-                // A client nobody polls: requests are refused via `finished`.
-                let (client, _eventloop) = AsyncClient::new(MqttOptions::new("x", "x", 1), 1);
-                (client, tokio::spawn(async {}))
+                (Client::None, tokio::spawn(async {}))
             }
         };
         Session {
@@ -131,6 +418,10 @@ impl Session {
         );
     }
 
+    fn error(&self, message: String) {
+        self.sink.send(self.conn, EventKind::Error(message));
+    }
+
     pub(crate) fn request(&self, cmd: Command) {
         let mut shared = lock(&self.shared);
         match cmd {
@@ -140,6 +431,7 @@ impl Session {
                 payload,
                 qos,
                 retain,
+                props,
                 ..
             } => {
                 if shared.finished {
@@ -147,65 +439,65 @@ impl Session {
                     self.fail_publish(token, "not connected".into());
                     return;
                 }
-                if let Err(why) = crate::profile::validate_topic_name(&topic) {
+                if let Err(why) = validate_topic_name(&topic) {
                     drop(shared);
                     self.fail_publish(token, why);
                     return;
                 }
-                shared.publishes.push_back(ShadowPublish {
+                let props = props.and_then(|p| (*p).boxed());
+                if props.is_some() && self.client.protocol() == ProtocolVersion::V311 {
+                    drop(shared);
+                    self.fail_publish(
+                        token,
+                        "PUBLISH properties need an MQTT 5 connection (this profile speaks 3.1.1)"
+                            .into(),
+                    );
+                    return;
+                }
+                let size = self
+                    .client
+                    .publish_size(&topic, qos, payload.len(), props.as_deref());
+                shared.tracker.push_publish(ShadowPublish {
                     token: Some(token),
                     topic: topic.clone(),
                     qos,
                     retain,
                     payload_len: payload.len(),
+                    size,
+                    props: props.clone(),
                 });
-                if let Err(e) = self.client.try_publish(topic, to_qos(qos), retain, payload) {
-                    shared.publishes.pop_back();
+                if let Err(e) = self
+                    .client
+                    .publish(topic, qos, retain, payload, props.as_deref())
+                {
+                    shared.tracker.pop_publish();
                     drop(shared);
                     self.fail_publish(token, format!("could not queue the publish: {e}"));
                 }
             }
             Command::Subscribe { sub, .. } => {
-                if let Err(why) = crate::profile::validate_topic_filter(&sub.filter) {
+                if let Err(why) = validate_topic_filter(&sub.filter) {
                     drop(shared);
-                    self.sink.send(
-                        self.conn,
-                        EventKind::Error(format!("subscription '{}' refused: {why}", sub.filter)),
-                    );
+                    self.error(format!("subscription '{}' refused: {why}", sub.filter));
                     return;
                 }
                 shared.wanted.retain(|s| s.filter != sub.filter);
                 shared.wanted.push(sub.clone());
                 if shared.connected {
-                    shared.subscribes.push_back(vec![sub.clone()]);
-                    if let Err(e) = self
-                        .client
-                        .try_subscribe(sub.filter.clone(), to_qos(sub.qos))
-                    {
-                        shared.subscribes.pop_back();
-                        drop(shared);
-                        self.sink.send(
-                            self.conn,
-                            EventKind::Error(format!(
-                                "could not subscribe to '{}': {e}",
-                                sub.filter
-                            )),
-                        );
-                    }
+                    self.queue_subscribe(&mut shared, std::slice::from_ref(&sub));
                 }
             }
             Command::Unsubscribe { filter, .. } => {
                 shared.wanted.retain(|s| s.filter != filter);
                 shared.confirmed.remove(&filter);
                 if shared.connected {
-                    shared.unsubscribes.push_back(vec![filter.clone()]);
-                    if let Err(e) = self.client.try_unsubscribe(filter.clone()) {
-                        shared.unsubscribes.pop_back();
-                        drop(shared);
-                        self.sink.send(
-                            self.conn,
-                            EventKind::Error(format!("could not unsubscribe from '{filter}': {e}")),
-                        );
+                    // The shadow goes in first; it is taken out again on failure.
+                    match self.client.unsubscribe(&filter) {
+                        Ok(u) => shared.tracker.push_unsubscribe(u),
+                        Err(e) => {
+                            drop(shared);
+                            self.error(format!("could not unsubscribe from '{filter}': {e}"));
+                        }
                     }
                 }
             }
@@ -213,6 +505,18 @@ impl Session {
             | Command::Disconnect { .. }
             | Command::Drop { .. }
             | Command::Shutdown => {}
+        }
+    }
+
+    fn queue_subscribe(&self, shared: &mut Shared, specs: &[SubscriptionSpec]) {
+        for batch in subscribe_batches(specs.to_vec(), self.client.protocol()) {
+            match self.client.subscribe(&batch) {
+                Ok(s) => shared.tracker.push_subscribe(s),
+                Err(e) => self.error(format!(
+                    "could not subscribe to '{}': {e}",
+                    batch.first().map_or("", |s| s.filter.as_str())
+                )),
+            }
         }
     }
 
@@ -231,26 +535,17 @@ impl Session {
     }
 }
 
-struct Inflight {
-    token: Option<PublishToken>,
-    publish: ShadowPublish,
-}
-
 struct SessionTask {
     conn: ConnectionId,
     host: String,
     port: u16,
-    client: AsyncClient,
+    client: Client,
     shared: Arc<Mutex<Shared>>,
     sink: EventSink,
-    /// QoS 1/2 publishes of ours on the wire, waiting for PUBACK / PUBCOMP.
-    inflight: HashMap<u16, Inflight>,
-    sub_pkids: HashMap<u16, Vec<SubscriptionSpec>>,
-    unsub_pkids: HashMap<u16, Vec<String>>,
+    seq: Arc<AtomicU64>,
     /// When the current connection attempt started (µs), for the CONNECT record.
     connect_started: Option<u64>,
     attempt: u32,
-    ever_connected: bool,
 }
 
 impl SessionTask {
@@ -258,37 +553,77 @@ impl SessionTask {
         self.sink.send(self.conn, EventKind::Status(status));
     }
 
-    fn record(&self, dir: Direction, kind: PacketKind, bytes: usize) -> PacketRecord {
-        PacketRecord::new(self.sink.micros(), dir, kind, None, bytes)
-    }
-
-    fn emit(&self, record: PacketRecord) {
+    fn emit_record(&self, mut record: PacketRecord) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        record.seq = seq;
         self.sink.send(self.conn, EventKind::Packet(record));
+        seq
     }
 
-    async fn run(mut self, mut eventloop: EventLoop, mut close_rx: oneshot::Receiver<bool>) {
-        self.status(ConnStatus::Connecting);
-        loop {
-            if eventloop.network.is_none() && self.connect_started.is_none() {
-                self.connect_started = Some(self.sink.micros());
+    /// Sends what a packet meant, records first (a message links to its
+    /// PUBLISH record by sequence number).
+    fn emit(&self, fx: Effects) {
+        let mut first_seq = None;
+        for r in fx.records {
+            let seq = self.emit_record(r);
+            first_seq.get_or_insert(seq);
+        }
+        if let Some(mut m) = fx.message {
+            m.packet_seq = first_seq;
+            self.sink.send(self.conn, EventKind::Message(m));
+        }
+        for (token, outcome) in fx.published {
+            self.sink
+                .send(self.conn, EventKind::Published { token, outcome });
+        }
+        for (filter, granted, reason) in fx.subscribed {
+            if granted.is_some() {
+                lock(&self.shared).confirmed.insert(filter.clone());
             }
+            self.sink.send(
+                self.conn,
+                EventKind::Subscribed {
+                    filter,
+                    granted,
+                    reason,
+                },
+            );
+        }
+        for (filter, reason) in fx.unsubscribed {
+            self.sink
+                .send(self.conn, EventKind::Unsubscribed { filter, reason });
+        }
+    }
+
+    fn published(&self, lost: Vec<(PublishToken, PublishOutcome)>) {
+        for (token, outcome) in lost {
+            self.sink
+                .send(self.conn, EventKind::Published { token, outcome });
+        }
+    }
+
+    async fn run(mut self, mut link: Link, mut close_rx: oneshot::Receiver<bool>) {
+        self.status(ConnStatus::Connecting);
+        self.connect_started = Some(self.sink.micros());
+        loop {
             let polled = tokio::select! {
                 biased;
                 graceful = &mut close_rx => {
-                    self.shutdown(&mut eventloop, graceful.unwrap_or(false)).await;
+                    self.shutdown(&mut link, graceful.unwrap_or(false)).await;
                     return;
                 }
-                ev = eventloop.poll() => ev,
+                ev = link.poll(&self.host, self.port) => ev,
             };
             match polled {
-                Ok(rumqttc::Event::Incoming(packet)) => {
-                    self.incoming(packet, &eventloop.mqtt_options)
-                }
-                Ok(rumqttc::Event::Outgoing(out)) => self.outgoing(out),
-                Err(err) => {
-                    let failure = self.connection_lost(&err, &mut eventloop);
+                Ok(p) => self.handle(p, &link),
+                Err(lost) => {
+                    let failure = self.connection_lost(lost, &mut link);
                     if failure.fatal {
-                        lock(&self.shared).finished = true;
+                        let mut shared = lock(&self.shared);
+                        shared.finished = true;
+                        let failed = shared.tracker.fail_all(&failure.message);
+                        drop(shared);
+                        self.published(failed);
                         self.status(ConnStatus::Disconnected {
                             reason: Some(failure.message),
                         });
@@ -311,8 +646,23 @@ impl SessionTask {
                         }
                         _ = tokio::time::sleep(delay) => {}
                     }
+                    self.connect_started = Some(self.sink.micros());
                 }
             }
+        }
+    }
+
+    fn handle(&mut self, polled: Polled, link: &Link) {
+        match polled {
+            Polled::In(p) => self.incoming(p, link),
+            Polled::Out(o) => {
+                let size = link.plain_size(o);
+                let fx = lock(&self.shared)
+                    .tracker
+                    .outgoing(o, self.sink.micros(), size);
+                self.emit(fx);
+            }
+            Polled::Nothing => {}
         }
     }
 
@@ -320,12 +670,15 @@ impl SessionTask {
         let mut shared = lock(&self.shared);
         shared.finished = true;
         shared.connected = false;
+        let failed = shared
+            .tracker
+            .fail_all("the connection was closed before it completed");
         drop(shared);
-        self.fail_all("the connection was closed before it completed");
+        self.published(failed);
         self.status(ConnStatus::Disconnected { reason });
     }
 
-    async fn shutdown(&mut self, eventloop: &mut EventLoop, graceful: bool) {
+    async fn shutdown(&mut self, link: &mut Link, graceful: bool) {
         let connected = lock(&self.shared).connected;
         if !graceful {
             self.finish(Some(if connected {
@@ -335,78 +688,38 @@ impl SessionTask {
             }));
             return;
         }
-        if connected && self.client.try_disconnect().is_ok() {
-            // Keep polling until DISCONNECT is on the wire (or the time is up).
+        if connected && self.client.disconnect() {
+            // Keep polling until DISCONNECT is on the wire (or the time is up):
+            // the acknowledgements still in flight are part of the trace.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-                match ev {
-                    rumqttc::Event::Outgoing(Outgoing::Disconnect) => {
-                        self.outgoing(Outgoing::Disconnect);
-                        break;
-                    }
-                    rumqttc::Event::Incoming(p) => {
-                        self.incoming(p, &eventloop.mqtt_options.clone())
-                    }
-                    rumqttc::Event::Outgoing(o) => self.outgoing(o),
+            while let Ok(Ok(p)) =
+                tokio::time::timeout_at(deadline, link.poll(&self.host, self.port)).await
+            {
+                let done = matches!(p, Polled::Out(OutKind::Disconnect));
+                self.handle(p, link);
+                if done {
+                    break;
                 }
             }
         }
         self.finish(None);
     }
 
-    /// Fails every publish still waiting, and forgets the packet-id maps.
-    fn fail_all(&mut self, why: &str) {
-        let mut shared = lock(&self.shared);
-        let unsent: Vec<_> = shared.publishes.drain(..).collect();
-        shared.subscribes.clear();
-        shared.unsubscribes.clear();
-        drop(shared);
-        for p in unsent.into_iter().filter_map(|p| p.token) {
-            self.published(p, PublishOutcome::Failed(why.into()));
-        }
-        let inflight: Vec<_> = self.inflight.drain().filter_map(|(_, i)| i.token).collect();
-        for token in inflight {
-            self.published(token, PublishOutcome::Failed(why.into()));
-        }
-        self.sub_pkids.clear();
-        self.unsub_pkids.clear();
-    }
-
-    fn published(&self, token: PublishToken, outcome: PublishOutcome) {
-        self.sink
-            .send(self.conn, EventKind::Published { token, outcome });
-    }
-
-    fn connect_record(&self, opts: &MqttOptions) -> PacketRecord {
-        let login = opts.credentials();
-        let connect = rumqttc::Connect {
-            protocol: rumqttc::Protocol::V4,
-            keep_alive: opts.keep_alive().as_secs().min(u64::from(u16::MAX)) as u16,
-            client_id: opts.client_id(),
-            clean_session: opts.clean_session(),
-            last_will: opts.last_will(),
-            login: login.clone(),
-        };
-        let mut r = self.record(Direction::Out, PacketKind::Connect, connect.size());
-        r.t_us = self.connect_started.unwrap_or(r.t_us);
-        r.detail.client_id = Some(connect.client_id.clone());
-        r.detail.clean_session = Some(connect.clean_session);
-        r.detail.keep_alive = Some(connect.keep_alive);
-        r.detail.will_topic = connect.last_will.as_ref().map(|w| w.topic.clone());
-        r.detail.username = Some(login.is_some());
-        r
-    }
-
     /// A poll error: records what it means for the packets in flight and
     /// returns the failure in words.
-    fn connection_lost(&mut self, err: &ConnectionError, eventloop: &mut EventLoop) -> Failure {
-        if let ConnectionError::ConnectionRefused(code) = err {
+    fn connection_lost(&mut self, lost: Lost, link: &mut Link) -> Failure {
+        if let Some(connack) = lost.connack {
             // CONNECT went out and a refusing CONNACK came back.
-            self.emit(self.connect_record(&eventloop.mqtt_options));
-            let mut r = self.record(Direction::In, PacketKind::Connack, 4);
-            r.detail.session_present = Some(false);
-            r.detail.return_code = Some(describe_return_code(*code).into());
-            self.emit(r);
+            let t = self.connect_started.unwrap_or_else(|| self.sink.micros());
+            self.emit_record(link.connect_record(t));
+            let fx =
+                lock(&self.shared)
+                    .tracker
+                    .incoming(connack, self.sink.micros(), SystemTime::now());
+            self.emit(fx);
+        }
+        for p in link.leftovers() {
+            self.handle(p, link);
         }
         self.connect_started = None;
         lock(&self.shared).connected = false;
@@ -415,190 +728,73 @@ impl SessionTask {
         // them if the broker does not resume the session. Rather than let them
         // vanish, report them failed now; packets already in flight (they have
         // a packet id) stay and are resent if the session resumes.
-        let before = eventloop.pending.len();
-        let mut dropped_publishes = 0;
-        let mut dropped_subs = 0;
-        let mut dropped_unsubs = 0;
-        eventloop.pending.retain(|r| match r {
-            Request::Publish(p) if p.pkid == 0 => {
-                dropped_publishes += 1;
-                false
-            }
-            Request::Subscribe(s) if s.pkid == 0 => {
-                dropped_subs += 1;
-                false
-            }
-            Request::Unsubscribe(u) if u.pkid == 0 => {
-                dropped_unsubs += 1;
-                false
-            }
-            Request::Disconnect(_) | Request::PingReq(_) => false,
-            _ => true,
-        });
-        if eventloop.pending.len() != before {
-            let mut shared = lock(&self.shared);
-            let lost: Vec<_> = (0..dropped_publishes)
-                .filter_map(|_| shared.publishes.pop_front())
-                .filter_map(|p| p.token)
-                .collect();
-            for _ in 0..dropped_subs {
-                // Their filters stay wanted and are subscribed again on CONNACK.
-                shared.subscribes.pop_front();
-            }
-            for _ in 0..dropped_unsubs {
-                shared.unsubscribes.pop_front();
-            }
-            drop(shared);
-            for token in lost {
-                self.published(
-                    token,
-                    PublishOutcome::Failed("the connection dropped before it was sent".into()),
-                );
-            }
+        let (p, s, u) = link.drop_unsent();
+        if p + s + u > 0 {
+            // Subscriptions stay wanted and are subscribed again on CONNACK.
+            let failed = lock(&self.shared).tracker.drop_unsent(
+                p,
+                s,
+                u,
+                "the connection dropped before it was sent",
+            );
+            self.published(failed);
         }
-        describe_connection_error(
-            err,
-            &self.host,
-            self.port,
-            eventloop.mqtt_options.credentials().is_some(),
-        )
+        lost.failure
     }
 
-    fn incoming(&mut self, packet: Incoming, opts: &MqttOptions) {
-        let mut r = self.record(Direction::In, incoming_kind(&packet), packet.size());
-        match &packet {
-            Packet::ConnAck(ack) => {
-                self.emit(self.connect_record(opts));
-                self.connect_started = None;
-                r.detail.session_present = Some(ack.session_present);
-                r.detail.return_code = Some(describe_return_code(ack.code).into());
-                self.emit(r);
-                self.connected(ack.session_present);
-            }
-            Packet::Publish(p) => {
-                r.pkid = (p.pkid != 0).then_some(p.pkid);
-                r.qos = Some(p.qos as u8);
-                r.detail.topic = Some(p.topic.clone());
-                r.detail.retain = Some(p.retain);
-                r.detail.dup = Some(p.dup);
-                r.detail.payload_bytes = Some(p.payload.len());
-                self.emit(r);
-                self.sink.send(
-                    self.conn,
-                    EventKind::Message(Message {
-                        topic: p.topic.clone(),
-                        payload: p.payload.clone(),
-                        qos: from_qos(p.qos),
-                        retain: p.retain,
-                        dup: p.dup,
-                        pkid: p.pkid,
-                        received: SystemTime::now(),
-                    }),
-                );
-            }
-            Packet::PubAck(ack) => {
-                r.pkid = Some(ack.pkid);
-                self.emit(r);
-                self.acknowledged(ack.pkid, Qos::AtLeastOnce);
-            }
-            Packet::PubComp(ack) => {
-                r.pkid = Some(ack.pkid);
-                self.emit(r);
-                self.acknowledged(ack.pkid, Qos::ExactlyOnce);
-            }
-            Packet::PubRec(ack) => {
-                r.pkid = Some(ack.pkid);
-                self.emit(r);
-            }
-            Packet::PubRel(ack) => {
-                r.pkid = Some(ack.pkid);
-                self.emit(r);
-            }
-            Packet::SubAck(ack) => {
-                r.pkid = Some(ack.pkid);
-                r.detail.granted = ack
-                    .return_codes
-                    .iter()
-                    .map(|c| match c {
-                        SubscribeReasonCode::Success(q) => *q as u8,
-                        SubscribeReasonCode::Failure => 0x80,
-                    })
-                    .collect();
-                let specs = self.sub_pkids.remove(&ack.pkid).unwrap_or_default();
-                r.detail.filters = specs
-                    .iter()
-                    .map(|s| (s.filter.clone(), s.qos.as_u8()))
-                    .collect();
-                self.emit(r);
-                for (spec, code) in specs.into_iter().zip(ack.return_codes.iter()) {
-                    let granted = match code {
-                        SubscribeReasonCode::Success(q) => Some(from_qos(*q)),
-                        SubscribeReasonCode::Failure => None,
-                    };
-                    if granted.is_some() {
-                        lock(&self.shared).confirmed.insert(spec.filter.clone());
-                    }
-                    self.sink.send(
-                        self.conn,
-                        EventKind::Subscribed {
-                            filter: spec.filter,
-                            granted,
-                        },
-                    );
-                }
-            }
-            Packet::UnsubAck(ack) => {
-                r.pkid = Some(ack.pkid);
-                let filters = self.unsub_pkids.remove(&ack.pkid).unwrap_or_default();
-                r.detail.filters = filters.iter().map(|f| (f.clone(), 0)).collect();
-                self.emit(r);
-                for filter in filters {
-                    self.sink
-                        .send(self.conn, EventKind::Unsubscribed { filter });
-                }
-            }
-            Packet::PingResp | Packet::PingReq | Packet::Disconnect => self.emit(r),
-            Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => self.emit(r),
+    fn incoming(&mut self, packet: InPacket, link: &Link) {
+        let connack = match &packet.body {
+            InBody::ConnAck {
+                session_present,
+                code,
+                ..
+            } => Some((*session_present, *code)),
+            _ => None,
+        };
+        let props = packet.props.clone();
+        if connack.is_some() {
+            let t = self
+                .connect_started
+                .take()
+                .unwrap_or_else(|| self.sink.micros());
+            self.emit_record(link.connect_record(t));
         }
-    }
-
-    fn acknowledged(&mut self, pkid: u16, expected: Qos) {
-        if let Some(i) = self.inflight.get(&pkid)
-            && i.publish.qos == expected
-            && let Some(i) = self.inflight.remove(&pkid)
-            && let Some(token) = i.token
-        {
-            self.published(token, PublishOutcome::Acknowledged);
+        let fx = lock(&self.shared)
+            .tracker
+            .incoming(packet, self.sink.micros(), SystemTime::now());
+        self.emit(fx);
+        if let Some((session_present, _code)) = connack {
+            self.sink.send(
+                self.conn,
+                EventKind::Connack {
+                    session_present,
+                    props,
+                },
+            );
+            self.connected(session_present);
         }
     }
 
     fn connected(&mut self, session_present: bool) {
         self.attempt = 0;
-        self.ever_connected = true;
+        let mut shared = lock(&self.shared);
+        let mut lost = Vec::new();
         if !session_present {
             // The broker kept nothing: our in-flight publishes will not complete.
-            let lost: Vec<_> = self.inflight.drain().filter_map(|(_, i)| i.token).collect();
-            for token in lost {
-                self.published(
-                    token,
-                    PublishOutcome::Failed(
-                        "the connection dropped before it was acknowledged (the broker did not keep the session)"
-                            .into(),
-                    ),
-                );
-            }
+            lost = shared.tracker.fail_inflight(
+                "the connection dropped before it was acknowledged (the broker did not keep the session)",
+            );
+            shared.confirmed.clear();
         }
-        self.sub_pkids.clear();
-        self.unsub_pkids.clear();
+        shared.tracker.forget_acks();
+        shared.connected = true;
+        drop(shared);
+        self.published(lost);
         self.status(ConnStatus::Connected {
             since: SystemTime::now(),
             session_present,
         });
         let mut shared = lock(&self.shared);
-        shared.connected = true;
-        if !session_present {
-            shared.confirmed.clear();
-        }
         let missing: Vec<SubscriptionSpec> = shared
             .wanted
             .iter()
@@ -608,143 +804,15 @@ impl SessionTask {
         if missing.is_empty() {
             return;
         }
-        let filters: Vec<SubscribeFilter> = missing
-            .iter()
-            .map(|s| SubscribeFilter::new(s.filter.clone(), to_qos(s.qos)))
-            .collect();
-        shared.subscribes.push_back(missing);
-        if let Err(e) = self.client.try_subscribe_many(filters) {
-            shared.subscribes.pop_back();
-            drop(shared);
-            self.sink.send(
-                self.conn,
-                EventKind::Error(format!("could not re-subscribe: {e}")),
-            );
+        for batch in subscribe_batches(missing, self.client.protocol()) {
+            match self.client.subscribe(&batch) {
+                Ok(s) => shared.tracker.push_subscribe(s),
+                Err(e) => self.sink.send(
+                    self.conn,
+                    EventKind::Error(format!("could not re-subscribe: {e}")),
+                ),
+            }
         }
-    }
-
-    fn outgoing(&mut self, out: Outgoing) {
-        match out {
-            Outgoing::Publish(pkid) => {
-                if pkid != 0
-                    && let Some(i) = self.inflight.get(&pkid)
-                {
-                    // A retransmission after a resumed session.
-                    let p = &i.publish;
-                    let mut r = self.record(
-                        Direction::Out,
-                        PacketKind::Publish,
-                        publish_wire_size(p.topic.len(), p.qos.as_u8(), p.payload_len),
-                    );
-                    fill_publish(&mut r, p, pkid, true);
-                    self.emit(r);
-                    return;
-                }
-                let Some(p) = lock(&self.shared).publishes.pop_front() else {
-                    return;
-                };
-                let mut r = self.record(
-                    Direction::Out,
-                    PacketKind::Publish,
-                    publish_wire_size(p.topic.len(), p.qos.as_u8(), p.payload_len),
-                );
-                fill_publish(&mut r, &p, pkid, false);
-                self.emit(r);
-                if p.qos == Qos::AtMostOnce {
-                    if let Some(token) = p.token {
-                        self.published(token, PublishOutcome::Sent);
-                    }
-                } else {
-                    self.inflight.insert(
-                        pkid,
-                        Inflight {
-                            token: p.token,
-                            publish: p,
-                        },
-                    );
-                }
-            }
-            Outgoing::Subscribe(pkid) => {
-                let specs = lock(&self.shared)
-                    .subscribes
-                    .pop_front()
-                    .unwrap_or_default();
-                let sub = rumqttc::Subscribe {
-                    pkid,
-                    filters: specs
-                        .iter()
-                        .map(|s| SubscribeFilter::new(s.filter.clone(), to_qos(s.qos)))
-                        .collect(),
-                };
-                let mut r = self.record(Direction::Out, PacketKind::Subscribe, sub.size());
-                r.pkid = Some(pkid);
-                r.detail.filters = specs
-                    .iter()
-                    .map(|s| (s.filter.clone(), s.qos.as_u8()))
-                    .collect();
-                self.emit(r);
-                self.sub_pkids.insert(pkid, specs);
-            }
-            Outgoing::Unsubscribe(pkid) => {
-                let filters = lock(&self.shared)
-                    .unsubscribes
-                    .pop_front()
-                    .unwrap_or_default();
-                let unsub = rumqttc::Unsubscribe {
-                    pkid,
-                    topics: filters.clone(),
-                };
-                let mut r = self.record(Direction::Out, PacketKind::Unsubscribe, unsub.size());
-                r.pkid = Some(pkid);
-                r.detail.filters = filters.iter().map(|f| (f.clone(), 0)).collect();
-                self.emit(r);
-                self.unsub_pkids.insert(pkid, filters);
-            }
-            Outgoing::PubAck(pkid) => self.ack_record(PacketKind::Puback, pkid),
-            Outgoing::PubRec(pkid) => self.ack_record(PacketKind::Pubrec, pkid),
-            Outgoing::PubRel(pkid) => self.ack_record(PacketKind::Pubrel, pkid),
-            Outgoing::PubComp(pkid) => self.ack_record(PacketKind::Pubcomp, pkid),
-            Outgoing::PingReq => self.emit(self.record(Direction::Out, PacketKind::Pingreq, 2)),
-            Outgoing::PingResp => self.emit(self.record(Direction::Out, PacketKind::Pingresp, 2)),
-            Outgoing::Disconnect => {
-                self.emit(self.record(Direction::Out, PacketKind::Disconnect, 2))
-            }
-            Outgoing::AwaitAck(_) => {}
-        }
-    }
-
-    fn ack_record(&self, kind: PacketKind, pkid: u16) {
-        let mut r = self.record(Direction::Out, kind, 4);
-        r.pkid = Some(pkid);
-        self.emit(r);
-    }
-}
-
-fn fill_publish(r: &mut PacketRecord, p: &ShadowPublish, pkid: u16, dup: bool) {
-    r.pkid = (pkid != 0).then_some(pkid);
-    r.qos = Some(p.qos.as_u8());
-    r.detail.topic = Some(p.topic.clone());
-    r.detail.retain = Some(p.retain);
-    r.detail.dup = Some(dup);
-    r.detail.payload_bytes = Some(p.payload_len);
-}
-
-fn incoming_kind(p: &Packet) -> PacketKind {
-    match p {
-        Packet::Connect(_) => PacketKind::Connect,
-        Packet::ConnAck(_) => PacketKind::Connack,
-        Packet::Publish(_) => PacketKind::Publish,
-        Packet::PubAck(_) => PacketKind::Puback,
-        Packet::PubRec(_) => PacketKind::Pubrec,
-        Packet::PubRel(_) => PacketKind::Pubrel,
-        Packet::PubComp(_) => PacketKind::Pubcomp,
-        Packet::Subscribe(_) => PacketKind::Subscribe,
-        Packet::SubAck(_) => PacketKind::Suback,
-        Packet::Unsubscribe(_) => PacketKind::Unsubscribe,
-        Packet::UnsubAck(_) => PacketKind::Unsuback,
-        Packet::PingReq => PacketKind::Pingreq,
-        Packet::PingResp => PacketKind::Pingresp,
-        Packet::Disconnect => PacketKind::Disconnect,
     }
 }
 
@@ -759,5 +827,21 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(2));
         assert_eq!(backoff(7), Duration::from_secs(30));
         assert_eq!(backoff(1000), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn v5_specs_with_properties_get_a_subscribe_of_their_own() {
+        let mut with_id = SubscriptionSpec::new("b/#", Qos::AtLeastOnce);
+        with_id.subscription_identifier = Some(7);
+        let specs = vec![
+            SubscriptionSpec::new("a/#", Qos::AtMostOnce),
+            with_id.clone(),
+            SubscriptionSpec::new("c", Qos::AtMostOnce),
+        ];
+        let batches = subscribe_batches(specs.clone(), ProtocolVersion::V5);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].len(), 2);
+        assert_eq!(batches[1], vec![with_id]);
+        assert_eq!(subscribe_batches(specs, ProtocolVersion::V311).len(), 1);
     }
 }

@@ -4,7 +4,7 @@ use super::session::Session;
 use super::{Command, ConnStatus, ConnectionId, Event, EventKind};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,13 +116,16 @@ impl Drop for Worker {
 
 async fn run(mut commands: tmpsc::UnboundedReceiver<Command>, sink: EventSink) {
     let mut sessions: HashMap<ConnectionId, Session> = HashMap::new();
+    // Packet sequence numbers per connection, kept across reopenings.
+    let mut seqs: HashMap<ConnectionId, Arc<AtomicU64>> = HashMap::new();
     while let Some(cmd) = commands.recv().await {
         match cmd {
             Command::Connect { conn, profile } => {
                 if let Some(old) = sessions.remove(&conn) {
                     old.close(false).await;
                 }
-                sessions.insert(conn, Session::start(conn, *profile, sink.clone()));
+                let seq = seqs.entry(conn).or_default().clone();
+                sessions.insert(conn, Session::start(conn, *profile, sink.clone(), seq));
             }
             Command::Disconnect { conn } => {
                 if let Some(s) = sessions.remove(&conn) {

@@ -4,57 +4,13 @@
 mod store;
 mod validate;
 
+pub use crate::model::protocol::{ProtocolVersion, Qos};
+pub use crate::model::topic::{validate_topic_filter, validate_topic_name};
 pub use store::{CONFIG_DIR_ENV, ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
-pub use validate::{Field, FieldError, validate_port, validate_topic_filter, validate_topic_name};
+pub use validate::{Field, FieldError, validate_port};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// MQTT quality of service, as the user picks it.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
-)]
-pub enum Qos {
-    #[default]
-    AtMostOnce,
-    AtLeastOnce,
-    ExactlyOnce,
-}
-
-impl Qos {
-    pub const ALL: [Qos; 3] = [Qos::AtMostOnce, Qos::AtLeastOnce, Qos::ExactlyOnce];
-
-    pub fn as_u8(self) -> u8 {
-        match self {
-            Qos::AtMostOnce => 0,
-            Qos::AtLeastOnce => 1,
-            Qos::ExactlyOnce => 2,
-        }
-    }
-
-    pub fn from_u8(v: u8) -> Option<Qos> {
-        match v {
-            0 => Some(Qos::AtMostOnce),
-            1 => Some(Qos::AtLeastOnce),
-            2 => Some(Qos::ExactlyOnce),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Qos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QoS {}", self.as_u8())
-    }
-}
-
-/// Protocol version. Only 3.1.1 is spoken today; the type is ready for 5.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProtocolVersion {
-    #[default]
-    V311,
-    V5,
-}
 
 /// How bytes reach the broker. Websockets come later.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,15 +59,99 @@ pub struct WillSettings {
     pub payload: String,
     pub qos: Qos,
     pub retain: bool,
+    /// MQTT 5 will properties (ignored for 3.1.1).
+    pub delay_interval: Option<u32>,
+    pub message_expiry: Option<u32>,
+    pub content_type: String,
+    pub response_topic: String,
+    /// Correlation data as text (sent as its UTF-8 bytes).
+    pub correlation_data: String,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// MQTT 5 retain handling of a subscription (MQTT 5 §3.8.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RetainHandling {
+    /// 0: send retained messages at the time of the subscribe.
+    #[default]
+    OnSubscribe,
+    /// 1: only if the subscription did not exist already.
+    OnNewSubscribe,
+    /// 2: never.
+    Never,
+}
+
+impl RetainHandling {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            RetainHandling::OnSubscribe => 0,
+            RetainHandling::OnNewSubscribe => 1,
+            RetainHandling::Never => 2,
+        }
+    }
 }
 
 /// A topic filter the connection subscribes to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionSpec {
     pub filter: String,
     /// Defaulted so a hand-written `(filter: "a/#")` still loads.
     #[serde(default)]
     pub qos: Qos,
+    /// MQTT 5: do not receive our own publishes.
+    #[serde(default)]
+    pub no_local: bool,
+    /// MQTT 5: keep the retain flag as published.
+    #[serde(default)]
+    pub retain_as_published: bool,
+    #[serde(default)]
+    pub retain_handling: RetainHandling,
+    /// MQTT 5: a number the broker echoes in every matching PUBLISH.
+    #[serde(default)]
+    pub subscription_identifier: Option<u32>,
+    #[serde(default)]
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl SubscriptionSpec {
+    /// A plain subscription: no MQTT 5 options.
+    pub fn new(filter: impl Into<String>, qos: Qos) -> SubscriptionSpec {
+        SubscriptionSpec {
+            filter: filter.into(),
+            qos,
+            ..SubscriptionSpec::default()
+        }
+    }
+}
+
+/// MQTT 5 options of a connection (ignored for 3.1.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct V5Settings {
+    /// Seconds the broker keeps the session after the connection closes;
+    /// `None` sends no property (0: the session ends with the connection).
+    pub session_expiry_interval: Option<u32>,
+    /// QoS 1/2 publishes the broker may have in flight to us.
+    pub receive_maximum: Option<u16>,
+    /// Topic aliases the broker may use towards us (0 / None: none).
+    pub topic_alias_maximum: Option<u16>,
+    pub request_response_information: bool,
+    /// Ask the broker for reason strings and user properties on failures.
+    pub request_problem_information: bool,
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl Default for V5Settings {
+    fn default() -> Self {
+        V5Settings {
+            session_expiry_interval: None,
+            receive_maximum: None,
+            topic_alias_maximum: Some(16),
+            request_response_information: false,
+            request_problem_information: true,
+            user_properties: Vec::new(),
+        }
+    }
 }
 
 /// Largest packet the MQTT 3.1.1 encoding allows (remaining length 268,435,455 + header).
@@ -140,6 +180,8 @@ pub struct Profile {
     /// far too small for an explorer subscribed to `#`).
     pub max_packet_size: usize,
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// MQTT 5 connect options, used when `protocol` is `V5`.
+    pub v5: V5Settings,
 }
 
 impl Default for Profile {
@@ -159,10 +201,8 @@ impl Default for Profile {
             will: WillSettings::default(),
             tls: TlsSettings::default(),
             max_packet_size: MQTT_MAX_PACKET,
-            subscriptions: vec![SubscriptionSpec {
-                filter: "#".into(),
-                qos: Qos::AtMostOnce,
-            }],
+            subscriptions: vec![SubscriptionSpec::new("#", Qos::AtMostOnce)],
+            v5: V5Settings::default(),
         }
     }
 }

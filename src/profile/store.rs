@@ -482,7 +482,8 @@ pub fn name_errors(profiles: &[Profile]) -> Vec<(usize, FieldError)> {
 mod tests {
     use super::*;
     use crate::profile::{
-        ProtocolVersion, Qos, SubscriptionSpec, TlsSettings, TransportKind, WillSettings,
+        ProtocolVersion, Qos, RetainHandling, SubscriptionSpec, TlsSettings, TransportKind,
+        V5Settings, WillSettings,
     };
 
     const SECRET: &str = "s3cr3t-pässwörd";
@@ -492,7 +493,7 @@ mod tests {
             name: "factory floor".into(),
             host: "broker.example.com".into(),
             port: 8883,
-            protocol: ProtocolVersion::V311,
+            protocol: ProtocolVersion::V5,
             transport: TransportKind::Tls,
             client_id: "line-7-monitor".into(),
             username: "operator".into(),
@@ -506,6 +507,9 @@ mod tests {
                 payload: "offline \"quoted\"\nnext line".into(),
                 qos: Qos::ExactlyOnce,
                 retain: true,
+                delay_interval: Some(5),
+                user_properties: vec![("reason".into(), "crash".into())],
+                ..WillSettings::default()
             },
             tls: TlsSettings {
                 ca_file: Some("/etc/ssl/ca.pem".into()),
@@ -516,15 +520,24 @@ mod tests {
             },
             max_packet_size: 1 << 20,
             subscriptions: vec![
+                SubscriptionSpec::new("factory/#", Qos::AtLeastOnce),
                 SubscriptionSpec {
-                    filter: "factory/#".into(),
-                    qos: Qos::AtLeastOnce,
-                },
-                SubscriptionSpec {
-                    filter: "$SYS/broker/+".into(),
-                    qos: Qos::ExactlyOnce,
+                    no_local: true,
+                    retain_as_published: true,
+                    retain_handling: RetainHandling::Never,
+                    subscription_identifier: Some(42),
+                    user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+                    ..SubscriptionSpec::new("$SYS/broker/+", Qos::ExactlyOnce)
                 },
             ],
+            v5: V5Settings {
+                session_expiry_interval: Some(3600),
+                receive_maximum: Some(50),
+                topic_alias_maximum: Some(8),
+                request_response_information: true,
+                request_problem_information: false,
+                user_properties: vec![("site".into(), "plant 7".into())],
+            },
         }
     }
 
@@ -722,10 +735,7 @@ mod tests {
         assert_eq!(p.max_packet_size, crate::profile::MQTT_MAX_PACKET);
         assert_eq!(
             p.subscriptions,
-            vec![SubscriptionSpec {
-                filter: "a/#".into(),
-                qos: Qos::AtMostOnce
-            }]
+            vec![SubscriptionSpec::new("a/#", Qos::AtMostOnce)]
         );
     }
 

@@ -2,6 +2,7 @@
 //! phrased for the person filling in the form.
 
 use super::{MQTT_MAX_PACKET, Profile, TransportKind};
+use crate::model::topic::{validate_topic_filter, validate_topic_name};
 use rumqttc::tokio_rustls::rustls;
 use rustls::pki_types::pem::{self, PemObject, SectionKind};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -213,54 +214,6 @@ fn check_alpn(alpn: &str) -> Result<(), String> {
         if proto.len() > 255 {
             return Err("an ALPN protocol name is at most 255 bytes".into());
         }
-    }
-    Ok(())
-}
-
-/// Checks a topic name a message is published to (MQTT 3.1.1 §4.7).
-pub fn validate_topic_name(topic: &str) -> Result<(), String> {
-    check_topic_common(topic)?;
-    if topic.contains(['+', '#']) {
-        return Err(format!(
-            "wildcards '+' and '#' are only allowed in subscriptions, not in a topic name: {topic}"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a subscription's topic filter (MQTT 3.1.1 §4.7.1).
-pub fn validate_topic_filter(filter: &str) -> Result<(), String> {
-    check_topic_common(filter)?;
-    let levels: Vec<&str> = filter.split('/').collect();
-    let last = levels.len() - 1;
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains('#') {
-            if *level != "#" {
-                return Err(format!("'#' must fill a whole level: {filter}"));
-            }
-            if i != last {
-                return Err(format!("'#' must be the last level: {filter}"));
-            }
-        }
-        if level.contains('+') && *level != "+" {
-            return Err(format!("'+' must fill a whole level: {filter}"));
-        }
-    }
-    Ok(())
-}
-
-fn check_topic_common(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("topic must not be empty".into());
-    }
-    if topic.contains('\0') {
-        return Err("topic must not contain a NUL character".into());
-    }
-    if topic.len() > MQTT_STRING_MAX {
-        return Err(format!(
-            "topic is {} bytes; MQTT allows at most {MQTT_STRING_MAX}",
-            topic.len()
-        ));
     }
     Ok(())
 }
@@ -498,6 +451,7 @@ mod tests {
                 payload: "gone".into(),
                 qos: Qos::AtLeastOnce,
                 retain: true,
+                ..WillSettings::default()
             },
             ..Profile::default()
         }
@@ -547,14 +501,8 @@ mod tests {
     fn bad_subscription_is_reported_with_its_position() {
         let p = Profile {
             subscriptions: vec![
-                SubscriptionSpec {
-                    filter: "a/#".into(),
-                    qos: Qos::AtMostOnce,
-                },
-                SubscriptionSpec {
-                    filter: "a/#/b".into(),
-                    qos: Qos::AtMostOnce,
-                },
+                SubscriptionSpec::new("a/#", Qos::AtMostOnce),
+                SubscriptionSpec::new("a/#/b", Qos::AtMostOnce),
             ],
             ..Profile::default()
         };
