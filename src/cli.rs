@@ -101,7 +101,7 @@ pub struct ConnArgs {
     /// MQTT 5 property: -D COMMAND IDENTIFIER VALUE (repeatable), as
     /// mosquitto's -D, e.g. `-D publish user-property unit C` (a user
     /// property takes KEY VALUE) or `-D connect session-expiry-interval 60`.
-    #[arg(short = 'D', long = "property", num_args = 3.., value_names = ["COMMAND", "IDENTIFIER", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    #[arg(short = 'D', long = "property", num_args = 3..=4, value_names = ["COMMAND", "IDENTIFIER", "VALUE"], action = clap::ArgAction::Append)]
     pub properties: Vec<String>,
 }
 

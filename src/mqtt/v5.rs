@@ -333,6 +333,12 @@ pub(crate) fn incoming(packet: Packet, aliases: &mut Aliases) -> InPacket {
         Packet::Subscribe(s) => (PacketKind::Subscribe, Some(s.pkid), InBody::Plain, None),
         Packet::Unsubscribe(u) => (PacketKind::Unsubscribe, Some(u.pkid), InBody::Plain, None),
     };
+    // An ack of 4 bytes carries no reason code on the wire (success is
+    // implied); rumqttc still fills one in. Keep the trace equal to the wire.
+    let body = match body {
+        InBody::Ack { .. } if size <= 4 => InBody::Ack { reason: None },
+        other => other,
+    };
     InPacket {
         kind,
         size,
