@@ -88,7 +88,7 @@ impl App {
             let active = self
                 .current()
                 .and_then(|e| self.connection_of(e))
-                .is_some_and(|c| c.is_active());
+                .is_some_and(|c| c.state.is_active());
             let has_profile = self.current().is_some();
             let button_size = egui::vec2(96.0, 0.0);
             if active {
@@ -127,9 +127,9 @@ impl App {
 
             ui.separator();
             let connection = self.current().and_then(|e| self.connection_of(e));
-            let status = connection.map(|c| &c.status);
+            let status = connection.map(|c| &c.state.status);
             let text = match connection {
-                Some(c) => status_text(&c.status, c.status_at.elapsed()),
+                Some(c) => status_text(&c.state.status, c.state.status_at.elapsed()),
                 None => "Not connected".to_string(),
             };
             let color = status_color(ui, status);

@@ -11,7 +11,10 @@ impl App {
             ui.strong("Connection log");
             if let Some(c) = connection {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.weak(format!("{} messages received", c.store.total_messages()));
+                    ui.weak(format!(
+                        "{} messages received",
+                        c.state.store.total_messages()
+                    ));
                 });
             }
         });
@@ -29,7 +32,7 @@ impl App {
             .auto_shrink([false, false])
             .stick_to_bottom(true)
             .show(ui, |ui| {
-                for line in &connection.log {
+                for line in &connection.state.log {
                     ui.horizontal(|ui| {
                         ui.label(
                             RichText::new(super::clock::time_of_day(line.at, true))

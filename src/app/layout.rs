@@ -119,7 +119,8 @@ impl App {
             .min_size(120.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
-                if let Some(request) = self.publish.ui(ui) {
+                let request = self.selected_mut().and_then(|c| c.views.publish.ui(ui));
+                if let Some(request) = request {
                     self.actions.push(Action::Publish(request));
                 }
             });
@@ -135,7 +136,8 @@ impl App {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
-        for action in self.tree.ui(ui, &mut connection.store, now) {
+        let super::connection::Connection { state, views } = connection;
+        for action in views.tree.ui(ui, &mut state.store, now) {
             self.actions.push(Action::Tree(action));
         }
     }
@@ -146,10 +148,11 @@ impl App {
             ui.vertical_centered(|ui| ui.weak("Select a topic in the tree to see its messages."));
             return;
         };
-        let Some(connection) = self.connections.get(&conn) else {
+        let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
-        if let Some(action) = self.inspector.ui(ui, &connection.store, self.tree.selected) {
+        let super::connection::Connection { state, views } = connection;
+        if let Some(action) = views.inspector.ui(ui, &state.store, views.tree.selected) {
             self.actions.push(Action::Inspector(action));
         }
     }
@@ -157,8 +160,13 @@ impl App {
     pub(super) fn plots_tab_ui(&mut self, ui: &mut egui::Ui) {
         // The field picker offers the numeric fields of the topic selected
         // in the Explorer's tree (small payloads only: parsed every frame).
-        let selected = self.tree.selected.and_then(|node| {
-            let store = self.store()?;
+        let name = self.current().map(|e| e.profile.name.clone());
+        let Some(connection) = self.selected_mut() else {
+            return;
+        };
+        let super::connection::Connection { state, views } = connection;
+        let selected = views.tree.selected.and_then(|node| {
+            let store = &state.store;
             let payload = store.last_payload(node).filter(|p| p.len() <= 16 * 1024)?;
             Some(SelectedTopic {
                 topic: store.path(node),
@@ -166,10 +174,10 @@ impl App {
             })
         });
         let changed = egui::CentralPanel::default()
-            .show(ui, |ui| self.plots.ui(ui, selected.as_ref()))
+            .show(ui, |ui| state.plots.ui(ui, selected.as_ref()))
             .inner;
-        if changed && let Some(name) = self.current().map(|e| e.profile.name.clone()) {
-            let specs = self.plots.specs().to_vec();
+        if changed && let Some(name) = name {
+            let specs = state.plots.specs().to_vec();
             if specs.is_empty() {
                 self.state.plot_layouts.remove(&name);
             } else {
@@ -188,8 +196,11 @@ impl App {
         let connected = self
             .connections
             .get(&conn)
-            .is_some_and(|c| matches!(c.status, ConnStatus::Connected { .. }));
-        let active = self.connections.get(&conn).is_some_and(|c| c.is_active());
+            .is_some_and(|c| matches!(c.state.status, ConnStatus::Connected { .. }));
+        let active = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.state.is_active());
         egui::Panel::top("session_demos").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Session and will demos");
@@ -218,17 +229,18 @@ impl App {
                 }
                 if let Some(ConnStatus::Disconnected {
                     reason: Some(reason),
-                }) = self.connections.get(&conn).map(|c| &c.status)
+                }) = self.connections.get(&conn).map(|c| &c.state.status)
                 {
                     ui.colored_label(ui.visuals().warn_fg_color, reason);
                 }
             });
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            let Some(connection) = self.connections.get(&conn) else {
+            let Some(connection) = self.connections.get_mut(&conn) else {
                 return;
             };
-            if let Some(action) = self.timeline.ui(ui, &connection.packets) {
+            let super::connection::Connection { state, views } = connection;
+            if let Some(action) = views.timeline.ui(ui, &state.packets) {
                 self.actions.push(Action::Timeline(action));
             }
         });
@@ -237,9 +249,13 @@ impl App {
     pub(super) fn qos_lab_tab_ui(&mut self, ui: &mut egui::Ui) {
         let connected = self
             .current_connection()
-            .is_some_and(|c| matches!(c.status, ConnStatus::Connected { .. }));
+            .is_some_and(|c| matches!(c.state.status, ConnStatus::Connected { .. }));
         egui::CentralPanel::default().show(ui, |ui| {
-            if let Some(action) = self.lab_view.ui(ui, self.lab.as_ref(), connected) {
+            let Some(connection) = self.selected_mut() else {
+                return;
+            };
+            let super::connection::Connection { state, views } = connection;
+            if let Some(action) = views.lab_view.ui(ui, state.lab.as_ref(), connected) {
                 self.actions.push(Action::Lab(action));
             }
         });

@@ -8,6 +8,7 @@
 //! frame, so no view changes the state it is drawing mid-layout.
 
 pub mod clock;
+mod connection;
 mod connection_bar;
 mod connection_log;
 mod file_picker;
@@ -29,7 +30,6 @@ pub use sandbox_panel::{SANDBOX_PROFILE, mosquitto_sub_command};
 pub use settings::Tab;
 
 use crate::model::flows::PacketLog;
-use crate::model::packet::{Direction, PacketKind};
 use crate::model::store::Store;
 use crate::model::tree::NodeId;
 use crate::mqtt::{
@@ -40,19 +40,20 @@ use crate::profile::{
     generate_client_id, name_errors, unique_name, validate_port,
 };
 use crate::sandbox::SandboxConfig;
-use inspector::{InspectorAction, InspectorView};
+use connection::Connection;
+use inspector::InspectorAction;
 use plots::Plots;
-use publish_panel::{PublishPanel, PublishRequest};
-use qos_lab::{QosLab, QosLabAction, QosLabView};
+use publish_panel::PublishRequest;
+use qos_lab::{QosLab, QosLabAction};
 use sandbox_panel::{SandboxAction, SandboxHost, is_sandbox_profile, sandbox_profile};
 use settings::State;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use subscriptions::{SubState, SubscribeForm};
 use timeline::{TimelineAction, TimelineView};
-use tree_view::{TreeAction, TreeView};
+use tree_view::TreeAction;
 
 /// Most events taken from the worker per frame, and the most time spent on
 /// them, so a flood of messages cannot freeze the window; the rest waits
@@ -64,9 +65,6 @@ const DRAIN_CHUNK: usize = 1_000;
 
 /// Form edits are written this long after the last keystroke.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(800);
-
-/// Lines of the connection log kept per connection.
-const LOG_LINES: usize = 200;
 
 /// Set by `run`: when the process asked for the window, for the start-up probe.
 static LAUNCHED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -114,60 +112,6 @@ impl Entry {
             errors: Vec::new(),
             conn: None,
         }
-    }
-}
-
-/// One line of a connection's log.
-pub(crate) struct LogLine {
-    pub(crate) at: SystemTime,
-    pub(crate) text: String,
-    pub(crate) is_error: bool,
-}
-
-/// What the app knows about one connection.
-pub(crate) struct Connection {
-    pub(crate) status: ConnStatus,
-    /// When `status` arrived: the reconnect countdown runs from here.
-    pub(crate) status_at: Instant,
-    pub(crate) log: VecDeque<LogLine>,
-    /// Topic tree, history and counters of this connection.
-    pub(crate) store: Store,
-    /// Every control packet, for the timeline.
-    pub(crate) packets: PacketLog,
-    /// What the broker answered per filter (only filters asked for).
-    pub(crate) subs: HashMap<String, SubState>,
-    /// MQTT 5: the properties of the last accepting CONNACK (limits the
-    /// broker set, the client id it assigned, ...).
-    pub(crate) server: Option<Box<crate::model::protocol::Properties>>,
-}
-
-impl Connection {
-    fn new(store: Store) -> Connection {
-        Connection {
-            status: ConnStatus::Disconnected { reason: None },
-            status_at: Instant::now(),
-            log: VecDeque::new(),
-            store,
-            packets: PacketLog::default(),
-            subs: HashMap::new(),
-            server: None,
-        }
-    }
-
-    fn log(&mut self, text: String, is_error: bool) {
-        if self.log.len() >= LOG_LINES {
-            self.log.pop_front();
-        }
-        self.log.push_back(LogLine {
-            at: SystemTime::now(),
-            text,
-            is_error,
-        });
-    }
-
-    /// Connecting, connected or waiting to retry: the user can disconnect.
-    pub(crate) fn is_active(&self) -> bool {
-        !matches!(self.status, ConnStatus::Disconnected { .. })
     }
 }
 
@@ -266,8 +210,6 @@ pub struct App {
     /// The profile index waiting for the user to confirm its deletion.
     confirm_delete: Option<usize>,
     actions: Vec<Action>,
-    tree: TreeView,
-    timeline: TimelineView,
     sub_form: SubscribeForm,
     confirm_clear: Option<ClearRetained>,
     settings_open: bool,
@@ -275,15 +217,8 @@ pub struct App {
     /// A fixed "now" for the ages and highlights (tests, screenshots).
     clock: Option<SystemTime>,
     log_open: bool,
-    publish: PublishPanel,
-    inspector: InspectorView,
-    /// The last QoS lab run (its connection's events are routed to it).
-    lab: Option<QosLab>,
-    lab_view: QosLabView,
     /// The embedded broker (see `sandbox_panel`).
     sandbox: SandboxHost,
-    /// The live plots of the selected profile's connection.
-    plots: Plots,
 }
 
 impl App {
@@ -300,7 +235,7 @@ impl App {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(format!("{e}. Profiles will not be saved."))),
         };
-        let mut app = App::build(
+        let app = App::build(
             cc.egui_ctx.clone(),
             store,
             problem,
@@ -308,7 +243,6 @@ impl App {
             state,
             Some(SandboxConfig::default()),
         );
-        app.inspector.set_utc_offset(clock::offset());
         app
     }
 
@@ -416,23 +350,15 @@ impl App {
             focus_rename: false,
             confirm_delete: None,
             actions: Vec::new(),
-            tree: TreeView::default(),
-            timeline: TimelineView::default(),
             sub_form: SubscribeForm::default(),
             confirm_clear: None,
             settings_open: false,
             next_token: 0,
             clock: None,
             log_open: false,
-            publish: PublishPanel::default(),
-            inspector: InspectorView::default(),
-            lab: None,
-            lab_view: QosLabView::default(),
             sandbox,
-            plots: Plots::default(),
         };
         app.revalidate();
-        app.load_plot_layout();
         if app.sandbox.autostart
             && app
                 .current()
@@ -443,9 +369,9 @@ impl App {
         app
     }
 
-    /// The live plots of the selected profile.
-    pub fn plots(&self) -> &Plots {
-        &self.plots
+    /// The live plots of the selected profile's connection, once it has one.
+    pub fn plots(&self) -> Option<&Plots> {
+        self.current_connection().map(|c| &c.state.plots)
     }
 
     /// The port of the embedded sandbox broker, while it runs.
@@ -453,14 +379,29 @@ impl App {
         self.sandbox.port()
     }
 
-    /// Takes the selected profile's plot layout from the saved state.
-    fn load_plot_layout(&mut self) {
+    /// The connection `conn`, made on first use with its profile's saved
+    /// plot layout.
+    fn connection_mut(&mut self, conn: ConnectionId) -> &mut Connection {
+        let limits = self.state.limits;
         let specs = self
-            .current()
+            .entries
+            .iter()
+            .find(|e| e.conn == Some(conn))
             .and_then(|e| self.state.plot_layouts.get(&e.profile.name))
             .cloned()
             .unwrap_or_default();
-        self.plots.set_specs(specs);
+        self.connections.entry(conn).or_insert_with(|| {
+            let mut c = Connection::new(limits);
+            c.state.plots.set_specs(specs);
+            c.views.inspector.set_utc_offset(clock::offset());
+            c
+        })
+    }
+
+    /// The selected profile's connection, made on first use.
+    fn selected_mut(&mut self) -> Option<&mut Connection> {
+        let conn = self.conn_id_for_selected()?;
+        Some(self.connection_mut(conn))
     }
 
     /// Writes a line to the selected profile's connection log (opening its
@@ -469,11 +410,7 @@ impl App {
         let Some(conn) = self.conn_id_for_selected() else {
             return;
         };
-        let limits = self.state.limits;
-        self.connections
-            .entry(conn)
-            .or_insert_with(|| Connection::new(Store::new(limits)))
-            .log(text, is_error);
+        self.connection_mut(conn).state.log(text, is_error);
     }
 
     /// The profiles as currently edited (saved or not).
@@ -483,7 +420,7 @@ impl App {
 
     /// The status of the selected profile's connection, if it was ever opened.
     pub fn selected_status(&self) -> Option<&ConnStatus> {
-        self.current_connection().map(|c| &c.status)
+        self.current_connection().map(|c| &c.state.status)
     }
 
     /// The tab shown.
@@ -494,17 +431,17 @@ impl App {
     /// The selected profile's topic store, once it has been connected (or
     /// fed through [`App::inject_message`]).
     pub fn store(&self) -> Option<&Store> {
-        self.current_connection().map(|c| &c.store)
+        self.current_connection().map(|c| &c.state.store)
     }
 
     /// The selected profile's packet log, once it has been connected.
     pub fn packet_log(&self) -> Option<&PacketLog> {
-        self.current_connection().map(|c| &c.packets)
+        self.current_connection().map(|c| &c.state.packets)
     }
 
     /// The topic selected in the tree.
     pub fn selected_topic(&self) -> Option<String> {
-        let node = self.tree.selected?;
+        let node = self.current_connection()?.views.tree.selected?;
         self.store().map(|s| s.path(node))
     }
 
@@ -514,13 +451,9 @@ impl App {
         let Some(conn) = self.conn_id_for_selected() else {
             return;
         };
-        let limits = self.state.limits;
-        self.connections
-            .entry(conn)
-            .or_insert_with(|| Connection::new(Store::new(limits)))
-            .store
-            .apply_message(msg);
-        self.plots.on_message(msg);
+        self.connection_mut(conn)
+            .state
+            .apply(EventKind::Message(msg.clone()));
     }
 
     /// Freezes the clock the tree's ages and highlights read (`None`: the
@@ -559,19 +492,6 @@ impl App {
     }
 
     fn apply_event(&mut self, event: Event) {
-        if let Some(lab) = self.lab.as_mut()
-            && lab.conn() == event.conn
-        {
-            for cmd in lab.on_event(&event.kind) {
-                self.worker.send(cmd);
-            }
-            if let EventKind::Published { token, .. } = &event.kind
-                && QosLab::owns_token(*token)
-            {
-                return;
-            }
-        }
-        let plotted = self.current().and_then(|e| e.conn) == Some(event.conn);
         let Some(conn) = self.connections.get_mut(&event.conn) else {
             if let EventKind::Error(text) = event.kind {
                 // Not tied to a connection we know (e.g. the worker's runtime
@@ -583,103 +503,12 @@ impl App {
             }
             return;
         };
-        match event.kind {
-            EventKind::Status(status) => {
-                let is_error = matches!(
-                    status,
-                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { reason: Some(_) }
-                );
-                if matches!(
-                    status,
-                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. }
-                ) {
-                    conn.packets.connection_dropped();
-                    // The broker forgets nothing we asked for, but its answers
-                    // are to be given again on the next connection.
-                    for state in conn.subs.values_mut() {
-                        *state = SubState::Pending;
-                    }
-                }
-                conn.log(status_text(&status, Duration::ZERO), is_error);
-                conn.status = status;
-                conn.status_at = Instant::now();
-            }
-            EventKind::Message(msg) => {
-                conn.store.apply_message(&msg);
-                if plotted {
-                    self.plots.on_message(&msg);
-                }
-            }
-            EventKind::Packet(record) => {
-                if record.dir == Direction::In
-                    && record.kind == PacketKind::Disconnect
-                    && let Some(reason) = &record.detail.reason_text
-                {
-                    let why = record
-                        .detail
-                        .props
-                        .as_ref()
-                        .and_then(|p| p.reason_string.as_deref())
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default();
-                    conn.log(format!("The broker sent DISCONNECT {reason}{why}"), true);
-                }
-                conn.packets.push(record);
-            }
-            EventKind::Connack {
-                session_present: _,
-                props,
-            } => {
-                if let Some(p) = &props {
-                    let rows: Vec<String> = p
-                        .rows()
-                        .into_iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect();
-                    conn.log(format!("CONNACK properties: {}", rows.join("; ")), false);
-                }
-                conn.server = props;
-            }
-            EventKind::Subscribed {
-                filter,
-                granted,
-                reason,
-            } => {
-                match (granted, &reason) {
-                    (Some(qos), _) => {
-                        conn.log(format!("Subscribed to {filter} ({qos} granted)"), false)
-                    }
-                    (None, Some(why)) => conn.log(
-                        format!("The broker refused the subscription to {filter}: SUBACK {why}"),
-                        true,
-                    ),
-                    (None, None) => conn.log(
-                        format!("The broker refused the subscription to {filter}"),
-                        true,
-                    ),
-                }
-                let state = match granted {
-                    Some(qos) => SubState::Granted(qos),
-                    None => SubState::Refused(reason),
-                };
-                conn.subs.insert(filter, state);
-            }
-            EventKind::Unsubscribed { filter, reason } => {
-                match reason {
-                    Some(why) => {
-                        conn.log(format!("Unsubscribed from {filter}: UNSUBACK {why}"), false)
-                    }
-                    None => conn.log(format!("Unsubscribed from {filter}"), false),
-                }
-                conn.subs.remove(&filter);
-            }
-            EventKind::Error(text) => conn.log(text, true),
-            EventKind::Published { token, outcome } => {
-                if let crate::mqtt::PublishOutcome::Failed(why) = &outcome {
-                    conn.log(format!("Publish #{token} failed: {why}"), true);
-                }
-                self.publish.record_outcome(token, &outcome);
-            }
+        let reaction = conn.state.apply(event.kind);
+        if let Some((token, outcome)) = &reaction.published {
+            conn.views.publish.record_outcome(*token, outcome);
+        }
+        for cmd in reaction.commands {
+            self.worker.send(cmd);
         }
     }
 
@@ -751,14 +580,10 @@ impl App {
         match action {
             Action::Select(i) => {
                 if i < self.entries.len() {
-                    let other = i != self.selected;
                     self.selected = i;
                     self.renaming = None;
                     self.bar_error = None;
                     self.state.last_profile = Some(self.entries[i].profile.name.clone());
-                    if other {
-                        self.load_plot_layout();
-                    }
                 }
             }
             Action::Connect => self.connect(),
@@ -827,7 +652,7 @@ impl App {
                     if self
                         .connections
                         .get(&conn)
-                        .is_some_and(Connection::is_active)
+                        .is_some_and(|c| c.state.is_active())
                     {
                         self.worker.send(Command::Disconnect { conn });
                     }
@@ -852,7 +677,11 @@ impl App {
             Action::SelectTab(tab) => self.state.tab = tab,
             Action::Subscribe { filter, qos } => self.subscribe(filter, qos),
             Action::Unsubscribe(filter) => self.unsubscribe(filter),
-            Action::Tree(TreeAction::Select { topic, .. }) => self.publish.set_topic(&topic),
+            Action::Tree(TreeAction::Select { topic, .. }) => {
+                if let Some(c) = self.selected_mut() {
+                    c.views.publish.set_topic(&topic);
+                }
+            }
             Action::Tree(TreeAction::ClearRetained(node)) => self.ask_clear_retained(node),
             Action::CancelClearRetained => self.confirm_clear = None,
             Action::ConfirmClearRetained => self.clear_retained(),
@@ -863,16 +692,16 @@ impl App {
                 };
                 self.worker.send(Command::Drop { conn });
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.log(
+                    c.state.log(
                         "Connection dropped without DISCONNECT: the broker publishes the will"
                             .into(),
                         true,
                     );
-                    c.packets.connection_dropped();
-                    c.status = ConnStatus::Disconnected {
+                    c.state.packets.connection_dropped();
+                    c.state.status = ConnStatus::Disconnected {
                         reason: Some("connection dropped without DISCONNECT".into()),
                     };
-                    c.status_at = Instant::now();
+                    c.state.status_at = Instant::now();
                 }
             }
             Action::Reconnect => {
@@ -897,7 +726,10 @@ impl App {
                     request.qos,
                     request.retain,
                 );
-                self.publish.record_sent(token, &request);
+                self.connection_mut(conn)
+                    .views
+                    .publish
+                    .record_sent(token, &request);
             }
             Action::Lab(QosLabAction::Run { n, payload_size }) => {
                 let Some(conn) = self.active_conn() else {
@@ -907,7 +739,7 @@ impl App {
                 for cmd in lab.start(conn, n, payload_size, QosLab::fresh_topic()) {
                     self.worker.send(cmd);
                 }
-                self.lab = Some(lab);
+                self.connection_mut(conn).state.lab = Some(lab);
             }
             Action::Inspector(InspectorAction::SavePayload { topic, bytes }) => {
                 let name = format!("{}.bin", topic.replace(['/', '\\'], "_"));
@@ -930,7 +762,7 @@ impl App {
                 };
                 match self.find_flow(conn, packet_seq) {
                     Some(flow) => {
-                        self.timeline.filter.flow = Some(flow);
+                        self.connection_mut(conn).views.timeline.filter.flow = Some(flow);
                         self.state.tab = Tab::Timeline;
                     }
                     None => {
@@ -947,7 +779,14 @@ impl App {
             Action::Sandbox(action) => self.sandbox_action(action),
             Action::OpenSandbox => self.sandbox.window_open = true,
             Action::Lab(QosLabAction::Stop) => {
-                if let Some(lab) = self.lab.as_mut() {
+                let Some(conn) = self.current().and_then(|e| e.conn) else {
+                    return;
+                };
+                if let Some(lab) = self
+                    .connections
+                    .get_mut(&conn)
+                    .and_then(|c| c.state.lab.as_mut())
+                {
                     for cmd in lab.stop() {
                         self.worker.send(cmd);
                     }
@@ -961,7 +800,7 @@ impl App {
         let conn = self.current()?.conn?;
         self.connections
             .get(&conn)
-            .filter(|c| c.is_active())
+            .filter(|c| c.state.is_active())
             .map(|_| conn)
     }
 
@@ -997,9 +836,9 @@ impl App {
         self.edited();
         if let Some(conn) = conn
             && let Some(c) = self.connections.get_mut(&conn)
-            && c.is_active()
+            && c.state.is_active()
         {
-            c.subs.insert(filter, SubState::Pending);
+            c.state.subs.insert(filter, SubState::Pending);
             self.worker.send(Command::Subscribe { conn, sub: spec });
         }
     }
@@ -1014,11 +853,11 @@ impl App {
         if let Some(conn) = conn
             && let Some(c) = self.connections.get_mut(&conn)
         {
-            if c.is_active() {
-                c.subs.insert(filter.clone(), SubState::Leaving);
+            if c.state.is_active() {
+                c.state.subs.insert(filter.clone(), SubState::Leaving);
                 self.worker.send(Command::Unsubscribe { conn, filter });
             } else {
-                c.subs.remove(&filter);
+                c.state.subs.remove(&filter);
             }
         }
     }
@@ -1030,13 +869,13 @@ impl App {
         let Some(c) = self.connections.get(&conn) else {
             return;
         };
-        let topics = c.store.retained_topics(node);
+        let topics = c.state.store.retained_topics(node);
         if topics.is_empty() {
             return;
         }
         self.confirm_clear = Some(ClearRetained {
             conn,
-            topic: c.store.path(node),
+            topic: c.state.store.path(node),
             topics,
         });
     }
@@ -1057,7 +896,7 @@ impl App {
             );
         }
         if let Some(c) = self.connections.get_mut(&clear.conn) {
-            c.log(
+            c.state.log(
                 format!(
                     "Cleared {} retained messages under {}",
                     clear.topics.len(),
@@ -1103,14 +942,14 @@ impl App {
             }
             TimelineAction::SetCapacity(n) => {
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.packets.set_capacity(n);
+                    c.state.packets.set_capacity(n);
                 }
             }
             TimelineAction::Clear => {
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.packets.clear();
+                    c.state.packets.clear();
+                    c.views.timeline = TimelineView::default();
                 }
-                self.timeline = TimelineView::default();
             }
         }
     }
@@ -1144,7 +983,7 @@ impl App {
         packet_seq: Option<u64>,
     ) -> Option<crate::model::flows::FlowId> {
         let c = self.connections.get(&conn)?;
-        c.packets.get(packet_seq?).map(|e| e.flow)
+        c.state.packets.get(packet_seq?).map(|e| e.flow)
     }
 
     fn edited(&mut self) {
@@ -1200,31 +1039,29 @@ impl App {
         };
         self.state.last_profile = Some(profile.name.clone());
         let limits = self.state.limits;
-        let connection = self
-            .connections
-            .entry(conn)
-            .or_insert_with(|| Connection::new(Store::new(limits)));
-        if fresh && (connection.store.total_messages() > 0 || !connection.packets.is_empty()) {
-            connection.store = Store::new(limits);
-            connection.packets = PacketLog::default();
-            connection.log(
+        let connection = self.connection_mut(conn);
+        if fresh
+            && (connection.state.store.total_messages() > 0 || !connection.state.packets.is_empty())
+        {
+            connection.state.reset(limits);
+            connection.state.log(
                 "New connection: the topic tree and the packet timeline start empty".into(),
                 false,
             );
-            self.tree.reset();
-            self.timeline = TimelineView::default();
+            connection.views.tree.reset();
+            connection.views.timeline = TimelineView::default();
         }
-        connection.subs = profile
+        connection.state.subs = profile
             .subscriptions
             .iter()
             .map(|s| (s.filter.clone(), SubState::Pending))
             .collect();
-        connection.log(
+        connection.state.log(
             format!("Connecting to {}:{}", profile.host, profile.port),
             false,
         );
-        connection.status = ConnStatus::Connecting;
-        connection.status_at = Instant::now();
+        connection.state.status = ConnStatus::Connecting;
+        connection.state.status_at = Instant::now();
         self.worker.send(Command::Connect {
             conn,
             profile: Box::new(profile),
@@ -1304,7 +1141,7 @@ impl App {
     fn any_reconnecting(&self) -> bool {
         self.connections
             .values()
-            .any(|c| matches!(c.status, ConnStatus::Reconnecting { .. }))
+            .any(|c| matches!(c.state.status, ConnStatus::Reconnecting { .. }))
     }
 }
 
@@ -1328,14 +1165,17 @@ impl eframe::App for App {
                 break;
             }
         }
-        if let Some(lab) = self.lab.as_mut()
-            && lab.is_running()
-        {
-            for cmd in lab.tick(Instant::now()) {
-                self.worker.send(cmd);
+        let now = Instant::now();
+        for c in self.connections.values_mut() {
+            if let Some(lab) = c.state.lab.as_mut()
+                && lab.is_running()
+            {
+                for cmd in lab.tick(now) {
+                    self.worker.send(cmd);
+                }
+                // The step timeout is checked even when no event arrives.
+                ctx.request_repaint_after(Duration::from_millis(500));
             }
-            // The step timeout is checked even when no event arrives.
-            ctx.request_repaint_after(Duration::from_millis(500));
         }
         self.save_if_due(ctx);
         if self.any_reconnecting() {

@@ -231,7 +231,7 @@ impl App {
                     let status = entry
                         .conn
                         .and_then(|c| self.connections.get(&c))
-                        .map(|c| &c.status);
+                        .map(|c| &c.state.status);
                     ui.horizontal(|ui| {
                         let color = status_color(ui, status);
                         let (dot, _) =
@@ -548,7 +548,9 @@ impl App {
             return;
         };
         let name = entry.profile.name.clone();
-        let connected = self.connection_of(entry).is_some_and(|c| c.is_active());
+        let connected = self
+            .connection_of(entry)
+            .is_some_and(|c| c.state.is_active());
         let mut answer = None;
         let modal = egui::Modal::new(egui::Id::unique("confirm_delete_profile")).show(ctx, |ui| {
             ui.set_width(360.0);

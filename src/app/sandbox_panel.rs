@@ -139,15 +139,17 @@ impl App {
             self.revalidate();
             self.mark_dirty();
         }
-        if !self.sandbox.examples_added {
-            self.sandbox.examples_added = true;
+        if !self.sandbox.examples_added
+            && let Some(c) = self.selected_mut()
+        {
+            let publish = &mut c.views.publish;
             // A new user's publish panel starts on the vehicle's command
             // topic, ready for one of the examples.
-            if self.publish.topic().is_empty() {
-                self.publish.set_topic(VEHICLE_COMMANDS);
+            if publish.topic().is_empty() {
+                publish.set_topic(VEHICLE_COMMANDS);
             }
             for (label, topic, payload) in example_commands() {
-                self.publish.add_example(
+                publish.add_example(
                     label,
                     PublishRequest {
                         topic,
@@ -157,6 +159,7 @@ impl App {
                     },
                 );
             }
+            self.sandbox.examples_added = true;
         }
         true
     }
@@ -168,7 +171,10 @@ impl App {
                 continue;
             }
             if let Some(conn) = entry.conn
-                && self.connections.get(&conn).is_some_and(|c| c.is_active())
+                && self
+                    .connections
+                    .get(&conn)
+                    .is_some_and(|c| c.state.is_active())
             {
                 self.worker.send(Command::Disconnect { conn });
             }

@@ -132,7 +132,7 @@ impl App {
         if limits != self.state.limits {
             self.state.limits = limits;
             for conn in self.connections.values_mut() {
-                conn.store.set_limits(limits);
+                conn.state.store.set_limits(limits);
             }
         }
     }

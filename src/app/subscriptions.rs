@@ -46,10 +46,14 @@ impl App {
         };
         let specs = entry.profile.subscriptions.clone();
         let connection = self.connection_of(entry);
-        let active = connection.is_some_and(|c| c.is_active());
+        let active = connection.is_some_and(|c| c.state.is_active());
         let states: Vec<Option<SubState>> = specs
             .iter()
-            .map(|s| connection.and_then(|c| c.subs.get(&s.filter)).cloned())
+            .map(|s| {
+                connection
+                    .and_then(|c| c.state.subs.get(&s.filter))
+                    .cloned()
+            })
             .collect();
         ui.horizontal(|ui| {
             ui.strong("Subscriptions");

@@ -1,0 +1,355 @@
+//! One connection as the window knows it: a GUI-free [`ConnectionState`]
+//! (status, log, Store, PacketLog, subscriptions, plot series, QoS lab) fed
+//! by [`ConnectionState::apply`], and beside it the view state of its panels
+//! ([`ConnViews`]: tree expansion and selection, inspector, timeline filters,
+//! publish form), so switching to another connection and back finds
+//! everything as it was.
+//!
+//! A received message travels one way: socket → worker → channel →
+//! `ConnectionState::apply` → the views, which only read it.
+
+use super::inspector::InspectorView;
+use super::plots::Plots;
+use super::publish_panel::PublishPanel;
+use super::qos_lab::{QosLab, QosLabView};
+use super::subscriptions::SubState;
+use super::timeline::TimelineView;
+use super::tree_view::TreeView;
+use crate::model::flows::PacketLog;
+use crate::model::packet::{Direction, PacketKind};
+use crate::model::protocol::Properties;
+use crate::model::store::{HistoryLimits, Store};
+use crate::mqtt::{Command, ConnStatus, EventKind, PublishOutcome, PublishToken};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Instant, SystemTime};
+
+/// Lines of the connection log kept per connection.
+pub(crate) const LOG_LINES: usize = 200;
+
+/// One line of a connection's log.
+pub(crate) struct LogLine {
+    pub(crate) at: SystemTime,
+    pub(crate) text: String,
+    pub(crate) is_error: bool,
+}
+
+/// What the window knows about one connection, without any egui.
+pub(crate) struct ConnectionState {
+    pub(crate) status: ConnStatus,
+    /// When `status` arrived: the reconnect countdown runs from here.
+    pub(crate) status_at: Instant,
+    pub(crate) log: VecDeque<LogLine>,
+    /// Topic tree, history and counters of this connection.
+    pub(crate) store: Store,
+    /// Every control packet, for the timeline.
+    pub(crate) packets: PacketLog,
+    /// What the broker answered per filter (only filters asked for).
+    pub(crate) subs: HashMap<String, SubState>,
+    /// MQTT 5: the properties of the last accepting CONNACK (limits the
+    /// broker set, the client id it assigned, ...).
+    pub(crate) server: Option<Box<Properties>>,
+    /// The live plot series of this connection.
+    pub(crate) plots: Plots,
+    /// The last QoS lab run on this connection.
+    pub(crate) lab: Option<QosLab>,
+}
+
+/// What applying an event asks of the window besides the state change.
+#[derive(Debug, Default)]
+pub(crate) struct Reaction {
+    /// Commands to send to the worker (the QoS lab's next steps).
+    pub(crate) commands: Vec<Command>,
+    /// The outcome of one of the user's publishes, for the publish panel.
+    pub(crate) published: Option<(PublishToken, PublishOutcome)>,
+}
+
+impl ConnectionState {
+    pub(crate) fn new(limits: HistoryLimits) -> ConnectionState {
+        ConnectionState {
+            status: ConnStatus::Disconnected { reason: None },
+            status_at: Instant::now(),
+            log: VecDeque::new(),
+            store: Store::new(limits),
+            packets: PacketLog::default(),
+            subs: HashMap::new(),
+            server: None,
+            plots: Plots::default(),
+            lab: None,
+        }
+    }
+
+    pub(crate) fn log(&mut self, text: String, is_error: bool) {
+        if self.log.len() >= LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine {
+            at: SystemTime::now(),
+            text,
+            is_error,
+        });
+    }
+
+    /// Connecting, connected or waiting to retry: the user can disconnect.
+    pub(crate) fn is_active(&self) -> bool {
+        !matches!(self.status, ConnStatus::Disconnected { .. })
+    }
+
+    /// Applies one event of this connection from the worker.
+    pub(crate) fn apply(&mut self, kind: EventKind) -> Reaction {
+        let mut reaction = Reaction::default();
+        if let Some(lab) = self.lab.as_mut() {
+            reaction.commands = lab.on_event(&kind);
+            if let EventKind::Published { token, .. } = &kind
+                && QosLab::owns_token(*token)
+            {
+                return reaction;
+            }
+        }
+        match kind {
+            EventKind::Status(status) => {
+                let is_error = matches!(
+                    status,
+                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { reason: Some(_) }
+                );
+                if matches!(
+                    status,
+                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. }
+                ) {
+                    self.packets.connection_dropped();
+                    // The broker forgets nothing we asked for, but its answers
+                    // are to be given again on the next connection.
+                    for state in self.subs.values_mut() {
+                        *state = SubState::Pending;
+                    }
+                }
+                self.log(
+                    super::status_text(&status, std::time::Duration::ZERO),
+                    is_error,
+                );
+                self.status = status;
+                self.status_at = Instant::now();
+            }
+            EventKind::Message(msg) => {
+                self.store.apply_message(&msg);
+                self.plots.on_message(&msg);
+            }
+            EventKind::Packet(record) => {
+                if record.dir == Direction::In
+                    && record.kind == PacketKind::Disconnect
+                    && let Some(reason) = &record.detail.reason_text
+                {
+                    let why = record
+                        .detail
+                        .props
+                        .as_ref()
+                        .and_then(|p| p.reason_string.as_deref())
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    self.log(format!("The broker sent DISCONNECT {reason}{why}"), true);
+                }
+                self.packets.push(record);
+            }
+            EventKind::Connack {
+                session_present: _,
+                props,
+            } => {
+                if let Some(p) = &props {
+                    let rows: Vec<String> = p
+                        .rows()
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
+                    self.log(format!("CONNACK properties: {}", rows.join("; ")), false);
+                }
+                self.server = props;
+            }
+            EventKind::Subscribed {
+                filter,
+                granted,
+                reason,
+            } => {
+                match (granted, &reason) {
+                    (Some(qos), _) => {
+                        self.log(format!("Subscribed to {filter} ({qos} granted)"), false)
+                    }
+                    (None, Some(why)) => self.log(
+                        format!("The broker refused the subscription to {filter}: SUBACK {why}"),
+                        true,
+                    ),
+                    (None, None) => self.log(
+                        format!("The broker refused the subscription to {filter}"),
+                        true,
+                    ),
+                }
+                let state = match granted {
+                    Some(qos) => SubState::Granted(qos),
+                    None => SubState::Refused(reason),
+                };
+                self.subs.insert(filter, state);
+            }
+            EventKind::Unsubscribed { filter, reason } => {
+                match reason {
+                    Some(why) => {
+                        self.log(format!("Unsubscribed from {filter}: UNSUBACK {why}"), false)
+                    }
+                    None => self.log(format!("Unsubscribed from {filter}"), false),
+                }
+                self.subs.remove(&filter);
+            }
+            EventKind::Error(text) => self.log(text, true),
+            EventKind::Published { token, outcome } => {
+                if let PublishOutcome::Failed(why) = &outcome {
+                    self.log(format!("Publish #{token} failed: {why}"), true);
+                }
+                reaction.published = Some((token, outcome));
+            }
+        }
+        reaction
+    }
+
+    /// Starts over with an empty tree and timeline (a user's new Connect);
+    /// the plots and the log go on.
+    pub(crate) fn reset(&mut self, limits: HistoryLimits) {
+        self.store = Store::new(limits);
+        self.packets = PacketLog::default();
+        self.server = None;
+    }
+}
+
+/// The view state of one connection's panels.
+#[derive(Default)]
+pub(crate) struct ConnViews {
+    pub(crate) tree: TreeView,
+    pub(crate) timeline: TimelineView,
+    pub(crate) inspector: InspectorView,
+    pub(crate) lab_view: QosLabView,
+    pub(crate) publish: PublishPanel,
+}
+
+/// A connection: its state and its views, side by side so a view can read
+/// the state while its own view state changes.
+pub(crate) struct Connection {
+    pub(crate) state: ConnectionState,
+    pub(crate) views: ConnViews,
+}
+
+impl Connection {
+    pub(crate) fn new(limits: HistoryLimits) -> Connection {
+        Connection {
+            state: ConnectionState::new(limits),
+            views: ConnViews::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::packet::PacketRecord;
+    use crate::model::protocol::{Message, Qos};
+    use std::time::Duration;
+
+    fn state() -> ConnectionState {
+        ConnectionState::new(HistoryLimits::default())
+    }
+
+    #[test]
+    fn a_message_lands_in_the_store_and_is_counted() {
+        let mut s = state();
+        s.apply(EventKind::Message(Message {
+            topic: "plant/line1/temp".into(),
+            payload: bytes::Bytes::from_static(b"21.5"),
+            ..Message::default()
+        }));
+        assert_eq!(s.store.total_messages(), 1);
+        assert_eq!(s.store.topic_count(), 1);
+    }
+
+    #[test]
+    fn a_dropped_connection_marks_waiting_flows_and_pending_subscriptions() {
+        let mut s = state();
+        let mut publish = PacketRecord::new(0, Direction::Out, PacketKind::Publish, Some(1), 14);
+        publish.qos = Some(1);
+        s.apply(EventKind::Packet(publish));
+        s.subs
+            .insert("a/#".into(), SubState::Granted(Qos::AtLeastOnce));
+        s.apply(EventKind::Status(ConnStatus::Reconnecting {
+            attempt: 1,
+            retry_in: Duration::from_secs(1),
+            reason: "the broker closed the connection".into(),
+        }));
+        assert!(s.packets.flows().all(|f| f.is_incomplete()));
+        assert_eq!(s.subs.get("a/#"), Some(&SubState::Pending));
+        assert!(s.log.back().is_some_and(|l| l.is_error));
+    }
+
+    #[test]
+    fn a_refused_subscription_keeps_its_reason() {
+        let mut s = state();
+        s.apply(EventKind::Subscribed {
+            filter: "secret/#".into(),
+            granted: None,
+            reason: Some("0x87 Not authorized".into()),
+        });
+        assert_eq!(
+            s.subs.get("secret/#"),
+            Some(&SubState::Refused(Some("0x87 Not authorized".into())))
+        );
+        assert!(
+            s.log
+                .back()
+                .is_some_and(|l| l.text.contains("0x87 Not authorized"))
+        );
+    }
+
+    #[test]
+    fn a_server_disconnect_is_logged_with_its_reason() {
+        let mut s = state();
+        let mut r = PacketRecord::new(0, Direction::In, PacketKind::Disconnect, None, 4);
+        r.detail.set_reason(PacketKind::Disconnect, 0x8E);
+        s.apply(EventKind::Packet(r));
+        assert!(
+            s.log
+                .back()
+                .is_some_and(|l| l.text.contains("0x8E Session taken over"))
+        );
+    }
+
+    #[test]
+    fn connack_properties_are_kept_and_logged() {
+        let mut s = state();
+        s.apply(EventKind::Connack {
+            session_present: false,
+            props: Properties {
+                assigned_client_identifier: Some("auto-1234".into()),
+                receive_maximum: Some(20),
+                ..Properties::default()
+            }
+            .boxed(),
+        });
+        assert_eq!(
+            s.server
+                .as_ref()
+                .and_then(|p| p.assigned_client_identifier.as_deref()),
+            Some("auto-1234")
+        );
+        assert!(s.log.back().is_some_and(|l| l.text.contains("auto-1234")));
+    }
+
+    #[test]
+    fn publish_outcomes_go_to_the_views_and_failures_to_the_log() {
+        let mut s = state();
+        let r = s.apply(EventKind::Published {
+            token: 3,
+            outcome: PublishOutcome::Failed("PUBACK 0x87 Not authorized".into()),
+        });
+        assert_eq!(
+            r.published,
+            Some((
+                3,
+                PublishOutcome::Failed("PUBACK 0x87 Not authorized".into())
+            ))
+        );
+        assert!(s.log.back().is_some_and(|l| l.is_error));
+    }
+}
