@@ -235,15 +235,14 @@ impl App {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(format!("{e}. Profiles will not be saved."))),
         };
-        let app = App::build(
+        App::build(
             cc.egui_ctx.clone(),
             store,
             problem,
             Box::new(RfdPicker),
             state,
             Some(SandboxConfig::default()),
-        );
-        app
+        )
     }
 
     /// The app with a given store and file picker (tests, other front ends).
