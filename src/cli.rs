@@ -628,6 +628,9 @@ fn sub_loop(
             }
             EventKind::Packet(record) if args.conn.trace => trace(&record),
             EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
+            EventKind::Dropped { messages, packets } => eprintln!(
+                "mqscope sub: {messages} messages and {packets} packet records dropped: output could not keep up"
+            ),
             _ => {}
         }
     }

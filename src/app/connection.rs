@@ -52,6 +52,10 @@ pub(crate) struct ConnectionState {
     pub(crate) plots: Plots,
     /// The last QoS lab run on this connection.
     pub(crate) lab: Option<QosLab>,
+    /// Messages and packet records the worker dropped because the window
+    /// fell behind by more than its memory budget.
+    pub(crate) dropped_messages: u64,
+    pub(crate) dropped_packets: u64,
 }
 
 /// What applying an event asks of the window besides the state change.
@@ -75,6 +79,8 @@ impl ConnectionState {
             server: None,
             plots: Plots::default(),
             lab: None,
+            dropped_messages: 0,
+            dropped_packets: 0,
         }
     }
 
@@ -197,6 +203,17 @@ impl ConnectionState {
                 self.subs.remove(&filter);
             }
             EventKind::Error(text) => self.log(text, true),
+            EventKind::Dropped { messages, packets } => {
+                self.dropped_messages += messages;
+                self.dropped_packets += packets;
+                self.log(
+                    format!(
+                        "The window fell behind: {messages} messages and {packets} packet \
+                         records were dropped (the worker's memory budget was full)"
+                    ),
+                    true,
+                );
+            }
             EventKind::Published { token, outcome } => {
                 if let PublishOutcome::Failed(why) = &outcome {
                     self.log(format!("Publish #{token} failed: {why}"), true);
@@ -313,6 +330,21 @@ mod tests {
                 .back()
                 .is_some_and(|l| l.text.contains("0x8E Session taken over"))
         );
+    }
+
+    #[test]
+    fn drops_are_counted_and_logged() {
+        let mut s = state();
+        s.apply(EventKind::Dropped {
+            messages: 10,
+            packets: 12,
+        });
+        s.apply(EventKind::Dropped {
+            messages: 5,
+            packets: 0,
+        });
+        assert_eq!((s.dropped_messages, s.dropped_packets), (15, 12));
+        assert!(s.log.back().is_some_and(|l| l.is_error));
     }
 
     #[test]

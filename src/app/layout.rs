@@ -62,6 +62,22 @@ impl App {
                     } else {
                         ui.weak(text);
                     }
+                    if let Some(c) = self.current_connection()
+                        && c.state.dropped_messages + c.state.dropped_packets > 0
+                    {
+                        ui.colored_label(
+                            ui.visuals().error_fg_color,
+                            format!(
+                                "{} messages dropped (window behind)",
+                                c.state.dropped_messages
+                            ),
+                        )
+                        .on_hover_text(format!(
+                            "The window could not keep up and the worker's memory budget was \
+                             full: {} messages and {} packet records were not shown",
+                            c.state.dropped_messages, c.state.dropped_packets
+                        ));
+                    }
                     let truncated = store.truncated_payloads();
                     if truncated > 0 {
                         ui.colored_label(

@@ -15,7 +15,7 @@ pub use errors::{
     Failure, describe_connection_error, describe_connection_error_v5, describe_return_code,
 };
 pub use options::{OptionsError, build_options, build_options_v5};
-pub use worker::{Wake, Worker};
+pub use worker::{DEFAULT_BACKPRESSURE, DEFAULT_EVENT_BUDGET, Wake, Worker};
 
 use crate::model::packet::PacketRecord;
 use crate::model::protocol::Properties;
@@ -134,6 +134,12 @@ pub enum EventKind {
     /// A problem that does not change the connection status (e.g. a
     /// subscription the worker could not queue).
     Error(String),
+    /// The window fell so far behind that the worker dropped this many
+    /// messages and packet records of the connection (counted, never silent).
+    Dropped {
+        messages: u64,
+        packets: u64,
+    },
 }
 
 #[derive(Clone, Debug)]

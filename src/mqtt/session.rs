@@ -605,7 +605,9 @@ impl SessionTask {
     async fn run(mut self, mut link: Link, mut close_rx: oneshot::Receiver<bool>) {
         self.status(ConnStatus::Connecting);
         self.connect_started = Some(self.sink.micros());
+        let mut behind_since = None;
         loop {
+            self.sink.wait_for_room(self.conn, &mut behind_since).await;
             let polled = tokio::select! {
                 biased;
                 graceful = &mut close_rx => {
