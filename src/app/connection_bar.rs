@@ -135,6 +135,26 @@ impl App {
             let color = status_color(ui, status);
             let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
             ui.painter().circle_filled(dot.center(), 5.0, color);
+            let server = connection
+                .filter(|c| matches!(c.state.status, ConnStatus::Connected { .. }))
+                .and_then(|c| c.state.server.as_deref());
+            if let Some(props) = server {
+                let summary = match &props.assigned_client_identifier {
+                    Some(id) => format!("MQTT 5 · assigned id {id}"),
+                    None => "MQTT 5 · CONNACK".to_string(),
+                };
+                ui.add(egui::Label::new(RichText::new(summary).weak()).sense(egui::Sense::hover()))
+                    .on_hover_ui(|ui| {
+                        ui.strong("What the broker said in CONNACK");
+                        egui::Grid::new("connack_props").striped(true).show(ui, |ui| {
+                            for (name, value) in props.rows() {
+                                ui.label(name);
+                                ui.label(value);
+                                ui.end_row();
+                            }
+                        });
+                    });
+            }
             ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
         });
 

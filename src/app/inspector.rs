@@ -151,6 +151,8 @@ struct Comparison {
     old: (MessageId, SystemTime),
     new: (MessageId, SystemTime),
     result: Result<Diff, String>,
+    /// MQTT 5 properties that differ, one line each.
+    props: Vec<String>,
 }
 
 /// Plot points of a topic's history, with what they were computed from.
@@ -178,6 +180,30 @@ pub struct InspectorView {
     plot: Option<PlotData>,
     /// Added to UTC for the times shown; the app sets the local offset.
     utc_offset_secs: i64,
+    /// The connection's subscriptions with an MQTT 5 subscription
+    /// identifier, to say which of them a message matched.
+    subscription_ids: Vec<(u32, String)>,
+    /// A fixed "now" for the expiry countdown (tests); `None`: the clock.
+    now: Option<SystemTime>,
+}
+
+/// The payload view a MIME content type asks for (MQTT 5's Content Type).
+pub fn content_type_view(content_type: &str) -> Option<PayloadView> {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if ct == "application/json" || ct.ends_with("+json") {
+        Some(PayloadView::Json)
+    } else if ct.starts_with("text/") || ct == "application/xml" || ct.ends_with("+xml") {
+        Some(PayloadView::Text)
+    } else if ct == "application/octet-stream" {
+        Some(PayloadView::Hex)
+    } else {
+        None
+    }
 }
 
 /// `HH:MM:SS.mmm` of `t` shifted by `offset_secs` from UTC.
@@ -310,12 +336,84 @@ impl InspectorView {
         self.view = Some(view);
     }
 
+    /// The subscriptions that carry an MQTT 5 subscription identifier
+    /// (identifier, filter), so a message's identifiers can be named.
+    pub fn set_subscription_ids(&mut self, ids: Vec<(u32, String)>) {
+        self.subscription_ids = ids;
+    }
+
+    /// Freezes the clock the expiry countdown reads (tests, screenshots).
+    pub fn set_now(&mut self, now: Option<SystemTime>) {
+        self.now = now;
+    }
+
     fn reset(&mut self, node: Option<NodeId>) {
         *self = InspectorView {
             node,
             utc_offset_secs: self.utc_offset_secs,
+            subscription_ids: std::mem::take(&mut self.subscription_ids),
+            now: self.now,
             ..InspectorView::default()
         };
+    }
+
+    /// The MQTT 5 properties of the shown message, as a table.
+    fn properties_ui(&self, ui: &mut egui::Ui, item: &HistoryItem<'_>) {
+        let Some(props) = item.props else {
+            return;
+        };
+        egui::CollapsingHeader::new("MQTT 5 properties")
+            .id_salt("inspector properties")
+            .default_open(true)
+            .show(ui, |ui| {
+                egui::Grid::new("inspector properties grid")
+                    .num_columns(2)
+                    .striped(true)
+                    .spacing([16.0, 2.0])
+                    .show(ui, |ui| {
+                        for (name, value) in props.rows() {
+                            ui.weak(name);
+                            let value = match name {
+                                "Message Expiry Interval" => {
+                                    let left = props.message_expiry_interval.map(|e| {
+                                        let now = self.now.unwrap_or_else(SystemTime::now);
+                                        let age = now
+                                            .duration_since(item.received)
+                                            .unwrap_or_default()
+                                            .as_secs();
+                                        if age >= u64::from(e) {
+                                            format!("expired {} s ago", age - u64::from(e))
+                                        } else {
+                                            format!("{} s left", u64::from(e) - age)
+                                        }
+                                    });
+                                    format!("{value} ({})", left.unwrap_or_default())
+                                }
+                                "Subscription Identifier" => props
+                                    .subscription_identifier
+                                    .iter()
+                                    .map(|id| {
+                                        match self
+                                            .subscription_ids
+                                            .iter()
+                                            .find(|(i, _)| *i as usize == *id)
+                                        {
+                                            Some((_, filter)) => format!("{id} ({filter})"),
+                                            None => id.to_string(),
+                                        }
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                "Topic Alias" => {
+                                    format!("{value} (the topic shown is the resolved one)")
+                                }
+                                _ => value,
+                            };
+                            ui.add(Label::new(RichText::new(value).monospace()).wrap());
+                            ui.end_row();
+                        }
+                    });
+            });
     }
 
     fn clock(&self, t: SystemTime) -> String {
@@ -355,6 +453,7 @@ impl InspectorView {
 
         let mut action = None;
         self.header_ui(ui, &topic, &info, &item);
+        self.properties_ui(ui, &item);
         self.buttons_ui(ui, &topic, &info, &item, &mut action);
         ui.separator();
         self.payload_ui(ui, node, &item);
@@ -497,7 +596,14 @@ impl InspectorView {
             return;
         };
         let kind = decoded.kind;
-        let view = self.view.unwrap_or(PayloadView::best_for(kind));
+        let by_content_type = item
+            .props
+            .and_then(|p| p.content_type.as_deref())
+            .and_then(content_type_view);
+        let view = self
+            .view
+            .or(by_content_type)
+            .unwrap_or(PayloadView::best_for(kind));
 
         ui.horizontal(|ui| {
             for v in PayloadView::ALL {
@@ -703,6 +809,7 @@ impl InspectorView {
             old: (old, old_item.received),
             new: (new, new_item.received),
             result,
+            props: crate::model::protocol::property_changes(old_item.props, new_item.props),
         })
     }
 
@@ -718,6 +825,12 @@ impl InspectorView {
             ))
             .strong(),
         );
+        if !cmp.props.is_empty() {
+            ui.weak("MQTT 5 properties:");
+            for line in &cmp.props {
+                ui.label(RichText::new(line).monospace());
+            }
+        }
         let diff = match &cmp.result {
             Err(e) => {
                 ui.colored_label(ui.visuals().warn_fg_color, e);
@@ -725,6 +838,10 @@ impl InspectorView {
             }
             Ok(d) => d,
         };
+        if diff.is_empty() && !cmp.props.is_empty() {
+            ui.weak("The payloads are the same.");
+            return;
+        }
         if diff.is_empty() {
             ui.weak("No differences.");
             return;

@@ -164,10 +164,21 @@ impl App {
             ui.vertical_centered(|ui| ui.weak("Select a topic in the tree to see its messages."));
             return;
         };
+        let ids: Vec<(u32, String)> = self
+            .current()
+            .map(|e| {
+                e.profile
+                    .subscriptions
+                    .iter()
+                    .filter_map(|s| s.subscription_identifier.map(|i| (i, s.filter.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
         let super::connection::Connection { state, views } = connection;
+        views.inspector.set_subscription_ids(ids);
         if let Some(action) = views.inspector.ui(ui, &state.store, views.tree.selected) {
             self.actions.push(Action::Inspector(action));
         }

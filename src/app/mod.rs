@@ -16,6 +16,7 @@ pub mod inspector;
 mod layout;
 pub mod plots;
 mod profile_editor;
+mod props_edit;
 pub mod publish_panel;
 pub mod qos_lab;
 mod sandbox_panel;

@@ -3,7 +3,8 @@
 
 use super::connection_bar::status_color;
 use super::{Action, App, Entry, PathField};
-use crate::profile::{Field, FieldError, MQTT_MAX_PACKET, Qos, TransportKind};
+use super::props_edit;
+use crate::profile::{Field, FieldError, MQTT_MAX_PACKET, ProtocolVersion, Qos, TransportKind};
 use egui::{Color32, RichText, TextEdit, Ui};
 use std::path::PathBuf;
 
@@ -339,6 +340,19 @@ impl App {
                         }
                     });
                     ui.end_row();
+                    row_label(ui, "Protocol");
+                    ui.horizontal(|ui| {
+                        changed |= ui
+                            .radio_value(&mut profile.protocol, ProtocolVersion::V311, "MQTT 3.1.1")
+                            .changed();
+                        changed |= ui
+                            .radio_value(&mut profile.protocol, ProtocolVersion::V5, "MQTT 5")
+                            .on_hover_text(
+                                "Reason codes, properties, session expiry, request/response",
+                            )
+                            .changed();
+                    });
+                    ui.end_row();
                 });
 
                 section(ui, "Identity");
@@ -425,6 +439,79 @@ impl App {
                     ui.end_row();
                 });
 
+                if profile.protocol == ProtocolVersion::V5 {
+                    section(ui, "MQTT 5");
+                    form_grid("form_v5").show(ui, |ui| {
+                        let v5 = &mut profile.v5;
+                        row_label(ui, "Session");
+                        ui.vertical(|ui| {
+                            changed |= props_edit::optional_u32(
+                                ui,
+                                "Session expiry interval",
+                                &mut v5.session_expiry_interval,
+                                3600,
+                                " s",
+                            );
+                            if !profile.clean_session
+                                && v5.session_expiry_interval.unwrap_or(0) == 0
+                            {
+                                ui.colored_label(
+                                    warn_color,
+                                    "With clean start off, MQTT 5 keeps the session only for \
+                                     its expiry interval: set one to resume it after a drop",
+                                );
+                            }
+                        });
+                        ui.end_row();
+                        row_label(ui, "Limits");
+                        ui.vertical(|ui| {
+                            changed |= props_edit::optional_u16(
+                                ui,
+                                "Receive maximum",
+                                &mut v5.receive_maximum,
+                                100,
+                            );
+                            changed |= props_edit::optional_u16(
+                                ui,
+                                "Topic alias maximum",
+                                &mut v5.topic_alias_maximum,
+                                16,
+                            );
+                        });
+                        ui.end_row();
+                        row_label(ui, "Ask for");
+                        ui.vertical(|ui| {
+                            changed |= ui
+                                .checkbox(
+                                    &mut v5.request_response_information,
+                                    "Request response information",
+                                )
+                                .changed();
+                            changed |= ui
+                                .checkbox(
+                                    &mut v5.request_problem_information,
+                                    "Request problem information",
+                                )
+                                .on_hover_text(
+                                    "Let the broker add reason strings and user properties to \
+                                     its refusals",
+                                )
+                                .changed();
+                        });
+                        ui.end_row();
+                        row_label(ui, "User properties");
+                        ui.vertical(|ui| {
+                            changed |= props_edit::user_properties(
+                                ui,
+                                "connect user property",
+                                &mut v5.user_properties,
+                            );
+                            field_errors(ui, errors, Field::V5Options);
+                        });
+                        ui.end_row();
+                    });
+                }
+
                 section(ui, "Last will");
                 form_grid("form_will").show(ui, |ui| {
                     row_label(ui, "");
@@ -457,6 +544,60 @@ impl App {
                         row_label(ui, "");
                         changed |= ui.checkbox(&mut will.retain, "Retain").changed();
                         ui.end_row();
+                        if profile.protocol == ProtocolVersion::V5 {
+                            row_label(ui, "Will properties");
+                            ui.vertical(|ui| {
+                                changed |= props_edit::optional_u32(
+                                    ui,
+                                    "Will delay interval",
+                                    &mut will.delay_interval,
+                                    30,
+                                    " s",
+                                );
+                                changed |= props_edit::optional_u32(
+                                    ui,
+                                    "Will message expiry",
+                                    &mut will.message_expiry,
+                                    3600,
+                                    " s",
+                                );
+                            });
+                            ui.end_row();
+                            changed |= text_row(
+                                ui,
+                                "Content type",
+                                &mut will.content_type,
+                                "text/plain",
+                                errors,
+                                None,
+                            );
+                            changed |= text_row(
+                                ui,
+                                "Response topic",
+                                &mut will.response_topic,
+                                "",
+                                errors,
+                                None,
+                            );
+                            changed |= text_row(
+                                ui,
+                                "Correlation data",
+                                &mut will.correlation_data,
+                                "",
+                                errors,
+                                None,
+                            );
+                            row_label(ui, "");
+                            ui.vertical(|ui| {
+                                changed |= props_edit::user_properties(
+                                    ui,
+                                    "will user property",
+                                    &mut will.user_properties,
+                                );
+                                field_errors(ui, errors, Field::WillProperties);
+                            });
+                            ui.end_row();
+                        }
                     }
                 });
 

@@ -299,6 +299,49 @@ impl Properties {
     }
 }
 
+/// What changed between the properties of two messages, one line each,
+/// in the specification's order: "~ Content Type: a -> b", "+ User
+/// Property: k = v", "- Response Topic: r". User properties are compared
+/// as lists (a repeated key is a second entry).
+pub fn property_changes(old: Option<&Properties>, new: Option<&Properties>) -> Vec<String> {
+    let empty = Properties::default();
+    let rows = |p: Option<&Properties>| -> Vec<(&'static str, String)> {
+        p.unwrap_or(&empty)
+            .rows()
+            .into_iter()
+            .filter(|(k, _)| *k != "User Property")
+            .collect()
+    };
+    let (old_rows, new_rows) = (rows(old), rows(new));
+    let mut out = Vec::new();
+    for (name, value) in &old_rows {
+        match new_rows.iter().find(|(n, _)| n == name) {
+            Some((_, v)) if v != value => out.push(format!("~ {name}: {value} -> {v}")),
+            Some(_) => {}
+            None => out.push(format!("- {name}: {value}")),
+        }
+    }
+    for (name, value) in &new_rows {
+        if !old_rows.iter().any(|(n, _)| n == name) {
+            out.push(format!("+ {name}: {value}"));
+        }
+    }
+    let users = |p: Option<&Properties>| p.map(|p| p.user_property.clone()).unwrap_or_default();
+    let (mut old_users, new_users) = (users(old), users(new));
+    for pair in &new_users {
+        match old_users.iter().position(|p| p == pair) {
+            Some(i) => {
+                old_users.remove(i);
+            }
+            None => out.push(format!("+ User Property: {} = {}", pair.0, pair.1)),
+        }
+    }
+    for (k, v) in old_users {
+        out.push(format!("- User Property: {k} = {v}"));
+    }
+    out
+}
+
 fn yes_no(v: u8) -> String {
     if v == 0 { "no".into() } else { "yes".into() }
 }
@@ -510,6 +553,35 @@ mod tests {
             ..Properties::default()
         };
         assert_eq!(p.boxed().map(|b| b.topic_alias), Some(Some(3)));
+    }
+
+    #[test]
+    fn property_changes_list_what_differs() {
+        let old = Properties {
+            content_type: Some("text/plain".into()),
+            response_topic: Some("r/1".into()),
+            user_property: vec![("unit".into(), "C".into()), ("site".into(), "7".into())],
+            ..Properties::default()
+        };
+        let new = Properties {
+            content_type: Some("application/json".into()),
+            message_expiry_interval: Some(60),
+            user_property: vec![("site".into(), "7".into()), ("unit".into(), "F".into())],
+            ..Properties::default()
+        };
+        let changes = property_changes(Some(&old), Some(&new));
+        assert_eq!(
+            changes,
+            vec![
+                "~ Content Type: text/plain -> application/json",
+                "- Response Topic: r/1",
+                "+ Message Expiry Interval: 60 s",
+                "+ User Property: unit = F",
+                "- User Property: unit = C",
+            ]
+        );
+        assert!(property_changes(Some(&old), Some(&old)).is_empty());
+        assert_eq!(property_changes(None, None), Vec::<String>::new());
     }
 
     #[test]

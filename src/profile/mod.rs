@@ -7,7 +7,7 @@ mod validate;
 pub use crate::model::protocol::{ProtocolVersion, Qos};
 pub use crate::model::topic::{validate_topic_filter, validate_topic_name};
 pub use store::{CONFIG_DIR_ENV, ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
-pub use validate::{Field, FieldError, validate_port};
+pub use validate::{Field, FieldError, check_user_properties, validate_port};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

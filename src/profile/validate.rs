@@ -24,6 +24,10 @@ pub enum Field {
     Alpn,
     MaxPacketSize,
     Subscriptions,
+    /// The MQTT 5 connect options.
+    V5Options,
+    /// The MQTT 5 will properties.
+    WillProperties,
 }
 
 /// One problem with one field.
@@ -137,6 +141,41 @@ impl Profile {
             if let Err(e) = validate_topic_filter(&sub.filter) {
                 push(Field::Subscriptions, format!("subscription {}: {e}", i + 1));
             }
+            if sub.subscription_identifier == Some(0)
+                || sub
+                    .subscription_identifier
+                    .is_some_and(|i| i > MAX_SUBSCRIPTION_ID)
+            {
+                push(
+                    Field::Subscriptions,
+                    format!(
+                        "subscription {}: a subscription identifier is between 1 and {MAX_SUBSCRIPTION_ID}",
+                        i + 1
+                    ),
+                );
+            }
+        }
+        if self.protocol == super::ProtocolVersion::V5 {
+            let v5 = &self.v5;
+            if v5.receive_maximum == Some(0) {
+                push(
+                    Field::V5Options,
+                    "receive maximum must be at least 1 (0 is a protocol error in MQTT 5)".into(),
+                );
+            }
+            if let Some(e) = check_user_properties(&v5.user_properties) {
+                push(Field::V5Options, format!("connect user property: {e}"));
+            }
+            if self.will.enabled {
+                if let Some(e) = check_user_properties(&self.will.user_properties) {
+                    push(Field::WillProperties, format!("will user property: {e}"));
+                }
+                if !self.will.response_topic.is_empty()
+                    && let Err(e) = validate_topic_name(&self.will.response_topic)
+                {
+                    push(Field::WillProperties, format!("will response topic: {e}"));
+                }
+            }
         }
         errors
     }
@@ -145,6 +184,24 @@ impl Profile {
 const PORT_RANGE: &str = "port must be a number from 1 to 65535";
 
 /// Parses the port as the user typed it.
+/// Largest subscription identifier (a variable byte integer, MQTT 5 §3.8.2.1.2).
+const MAX_SUBSCRIPTION_ID: u32 = 268_435_455;
+
+/// User properties: keys must be named, and each pair fits an MQTT string.
+pub fn check_user_properties(props: &[(String, String)]) -> Option<String> {
+    for (k, v) in props {
+        if k.trim().is_empty() {
+            return Some("every user property needs a name".into());
+        }
+        if k.len() > MQTT_STRING_MAX || v.len() > MQTT_STRING_MAX {
+            return Some(format!(
+                "'{k}' is longer than MQTT allows ({MQTT_STRING_MAX} bytes)"
+            ));
+        }
+    }
+    None
+}
+
 pub fn validate_port(text: &str) -> Result<u16, String> {
     let text = text.trim();
     if text.is_empty() {
