@@ -56,7 +56,21 @@ pub(crate) struct ConnectionState {
     /// fell behind by more than its memory budget.
     pub(crate) dropped_messages: u64,
     pub(crate) dropped_packets: u64,
+    /// Requests waiting for their reply (request / response), oldest first.
+    pub(crate) requests: VecDeque<PendingRequest>,
 }
+
+/// A request sent with a response topic and correlation data.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingRequest {
+    pub(crate) token: PublishToken,
+    pub(crate) response_topic: String,
+    pub(crate) correlation: bytes::Bytes,
+    pub(crate) sent: Instant,
+}
+
+/// Requests remembered at most; older ones stop waiting for a reply.
+const PENDING_REQUESTS: usize = 100;
 
 /// What applying an event asks of the window besides the state change.
 #[derive(Debug, Default)]
@@ -65,6 +79,8 @@ pub(crate) struct Reaction {
     pub(crate) commands: Vec<Command>,
     /// The outcome of one of the user's publishes, for the publish panel.
     pub(crate) published: Option<(PublishToken, PublishOutcome)>,
+    /// The reply to a request: its token, the round trip in µs, the payload.
+    pub(crate) reply: Option<(PublishToken, u64, bytes::Bytes)>,
 }
 
 impl ConnectionState {
@@ -81,6 +97,7 @@ impl ConnectionState {
             lab: None,
             dropped_messages: 0,
             dropped_packets: 0,
+            requests: VecDeque::new(),
         }
     }
 
@@ -93,6 +110,14 @@ impl ConnectionState {
             text,
             is_error,
         });
+    }
+
+    /// Remembers a request so its reply is recognised.
+    pub(crate) fn expect_reply(&mut self, request: PendingRequest) {
+        if self.requests.len() >= PENDING_REQUESTS {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(request);
     }
 
     /// Connecting, connected or waiting to retry: the user can disconnect.
@@ -136,6 +161,20 @@ impl ConnectionState {
                 self.status_at = Instant::now();
             }
             EventKind::Message(msg) => {
+                if let Some(corr) = msg.props.as_ref().and_then(|p| p.correlation_data.as_ref())
+                    && let Some(i) = self
+                        .requests
+                        .iter()
+                        .position(|r| r.correlation == corr && r.response_topic == msg.topic)
+                    && let Some(r) = self.requests.remove(i)
+                {
+                    let rtt = r.sent.elapsed().as_micros() as u64;
+                    self.log(
+                        format!("Reply on {} after {:.1} ms", msg.topic, rtt as f64 / 1000.0),
+                        false,
+                    );
+                    reaction.reply = Some((r.token, rtt, msg.payload.clone()));
+                }
                 self.store.apply_message(&msg);
                 self.plots.on_message(&msg);
             }
@@ -330,6 +369,40 @@ mod tests {
                 .back()
                 .is_some_and(|l| l.text.contains("0x8E Session taken over"))
         );
+    }
+
+    #[test]
+    fn a_reply_with_the_same_correlation_data_answers_its_request() {
+        let mut s = state();
+        s.expect_reply(PendingRequest {
+            token: 9,
+            response_topic: "vehicles/1/response".into(),
+            correlation: bytes::Bytes::from_static(b"req-1"),
+            sent: Instant::now(),
+        });
+        let reply = |corr: &'static [u8]| {
+            EventKind::Message(Message {
+                topic: "vehicles/1/response".into(),
+                payload: bytes::Bytes::from_static(b"ok"),
+                props: Properties {
+                    correlation_data: Some(bytes::Bytes::from_static(corr)),
+                    ..Properties::default()
+                }
+                .boxed(),
+                ..Message::default()
+            })
+        };
+        assert!(
+            s.apply(reply(b"req-2")).reply.is_none(),
+            "another request's reply"
+        );
+        let r = s.apply(reply(b"req-1")).reply;
+        assert_eq!(
+            r.map(|(t, _, p)| (t, p)),
+            Some((9, bytes::Bytes::from_static(b"ok")))
+        );
+        assert!(s.requests.is_empty());
+        assert_eq!(s.store.total_messages(), 2, "replies are messages too");
     }
 
     #[test]

@@ -146,13 +146,15 @@ impl App {
                 ui.add(egui::Label::new(RichText::new(summary).weak()).sense(egui::Sense::hover()))
                     .on_hover_ui(|ui| {
                         ui.strong("What the broker said in CONNACK");
-                        egui::Grid::new("connack_props").striped(true).show(ui, |ui| {
-                            for (name, value) in props.rows() {
-                                ui.label(name);
-                                ui.label(value);
-                                ui.end_row();
-                            }
-                        });
+                        egui::Grid::new("connack_props")
+                            .striped(true)
+                            .show(ui, |ui| {
+                                for (name, value) in props.rows() {
+                                    ui.label(name);
+                                    ui.label(value);
+                                    ui.end_row();
+                                }
+                            });
                     });
             }
             ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());

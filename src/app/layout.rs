@@ -135,7 +135,13 @@ impl App {
             .min_size(120.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
-                let request = self.selected_mut().and_then(|c| c.views.publish.ui(ui));
+                let v5 = self
+                    .current()
+                    .is_some_and(|e| e.profile.protocol == crate::profile::ProtocolVersion::V5);
+                let request = self.selected_mut().and_then(|c| {
+                    c.views.publish.set_v5(v5);
+                    c.views.publish.ui(ui)
+                });
                 if let Some(request) = request {
                     self.actions.push(Action::Publish(request));
                 }

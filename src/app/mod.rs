@@ -157,6 +157,8 @@ pub(crate) enum Action {
         filter: String,
         qos: Qos,
     },
+    /// Subscribe with MQTT 5 subscription options.
+    SubscribeSpec(SubscriptionSpec),
     Unsubscribe(String),
     Tree(TreeAction),
     ConfirmClearRetained,
@@ -507,6 +509,9 @@ impl App {
         if let Some((token, outcome)) = &reaction.published {
             conn.views.publish.record_outcome(*token, outcome);
         }
+        if let Some((token, rtt, payload)) = &reaction.reply {
+            conn.views.publish.record_reply(*token, *rtt, payload);
+        }
         for cmd in reaction.commands {
             self.worker.send(cmd);
         }
@@ -675,7 +680,8 @@ impl App {
             }
             Action::DismissNotice => self.notice = None,
             Action::SelectTab(tab) => self.state.tab = tab,
-            Action::Subscribe { filter, qos } => self.subscribe(filter, qos),
+            Action::Subscribe { filter, qos } => self.subscribe(SubscriptionSpec::new(filter, qos)),
+            Action::SubscribeSpec(spec) => self.subscribe(spec),
             Action::Unsubscribe(filter) => self.unsubscribe(filter),
             Action::Tree(TreeAction::Select { topic, .. }) => {
                 if let Some(c) = self.selected_mut() {
@@ -719,13 +725,37 @@ impl App {
                     });
                     return;
                 };
-                let token = self.publish(
+                let response = request
+                    .props
+                    .as_ref()
+                    .and_then(|p| Some((p.response_topic.clone()?, p.correlation_data.clone()?)))
+                    .filter(|_| request.request);
+                if let Some((topic, _)) = &response {
+                    // The reply's topic is subscribed to for this connection
+                    // only; the profile's own subscriptions stay as they are.
+                    self.worker.send(Command::Subscribe {
+                        conn,
+                        sub: SubscriptionSpec::new(topic.clone(), request.qos),
+                    });
+                }
+                let token = self.publish_with(
                     conn,
                     request.topic.clone(),
                     request.payload.clone(),
                     request.qos,
                     request.retain,
+                    request.props.clone(),
                 );
+                if let Some((response_topic, correlation)) = response {
+                    self.connection_mut(conn)
+                        .state
+                        .expect_reply(connection::PendingRequest {
+                            token,
+                            response_topic,
+                            correlation,
+                            sent: Instant::now(),
+                        });
+                }
                 self.connection_mut(conn)
                     .views
                     .publish
@@ -818,18 +848,18 @@ impl App {
 
     /// Adds (or changes the QoS of) a filter of the selected profile; sends
     /// SUBSCRIBE when connected. The filter was validated by the form.
-    fn subscribe(&mut self, filter: String, qos: Qos) {
+    fn subscribe(&mut self, spec: SubscriptionSpec) {
         let Some(entry) = self.entries.get_mut(self.selected) else {
             return;
         };
-        let spec = SubscriptionSpec::new(filter.clone(), qos);
+        let filter = spec.filter.clone();
         match entry
             .profile
             .subscriptions
             .iter_mut()
             .find(|s| s.filter == filter)
         {
-            Some(existing) => existing.qos = qos,
+            Some(existing) => *existing = spec.clone(),
             None => entry.profile.subscriptions.push(spec.clone()),
         }
         let conn = entry.conn;
@@ -915,6 +945,18 @@ impl App {
         qos: Qos,
         retain: bool,
     ) -> PublishToken {
+        self.publish_with(conn, topic, payload, qos, retain, None)
+    }
+
+    fn publish_with(
+        &mut self,
+        conn: ConnectionId,
+        topic: String,
+        payload: Vec<u8>,
+        qos: Qos,
+        retain: bool,
+        props: Option<Box<crate::model::protocol::Properties>>,
+    ) -> PublishToken {
         self.next_token += 1;
         let token = self.next_token;
         self.worker.send(Command::Publish {
@@ -924,7 +966,7 @@ impl App {
             payload,
             qos,
             retain,
-            props: None,
+            props,
         });
         token
     }

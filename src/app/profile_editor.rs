@@ -2,8 +2,8 @@
 //! profile (central panel), with each validation message under its field.
 
 use super::connection_bar::status_color;
-use super::{Action, App, Entry, PathField};
 use super::props_edit;
+use super::{Action, App, Entry, PathField};
 use crate::profile::{Field, FieldError, MQTT_MAX_PACKET, ProtocolVersion, Qos, TransportKind};
 use egui::{Color32, RichText, TextEdit, Ui};
 use std::path::PathBuf;

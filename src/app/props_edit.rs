@@ -55,12 +55,20 @@ pub(crate) fn user_properties(ui: &mut Ui, id: &str, props: &mut Vec<(String, St
         ui.push_id((id, i), |ui| {
             ui.horizontal(|ui| {
                 changed |= ui
-                    .add(TextEdit::singleline(k).hint_text("name").desired_width(110.0))
+                    .add(
+                        TextEdit::singleline(k)
+                            .hint_text("name")
+                            .desired_width(110.0),
+                    )
                     .on_hover_text("User property name")
                     .accessible_name(format!("{id} name {}", i + 1))
                     .changed();
                 changed |= ui
-                    .add(TextEdit::singleline(v).hint_text("value").desired_width(150.0))
+                    .add(
+                        TextEdit::singleline(v)
+                            .hint_text("value")
+                            .desired_width(150.0),
+                    )
                     .on_hover_text("User property value")
                     .accessible_name(format!("{id} value {}", i + 1))
                     .changed();

@@ -5,8 +5,10 @@
 //! publish; the app turns it into `Command::Publish` and reports back with
 //! [`PublishPanel::record_sent`] and [`PublishPanel::record_outcome`].
 
+use super::props_edit;
+use crate::model::protocol::{Properties, bytes_in_words};
 use crate::mqtt::{PublishOutcome, PublishToken};
-use crate::profile::{Qos, validate_topic_name};
+use crate::profile::{Qos, check_user_properties, validate_topic_name};
 use egui::{Color32, RichText, TextEdit};
 use std::collections::VecDeque;
 
@@ -20,6 +22,40 @@ pub struct PublishRequest {
     pub payload: Vec<u8>,
     pub qos: Qos,
     pub retain: bool,
+    /// MQTT 5 PUBLISH properties (none for 3.1.1).
+    pub props: Option<Box<Properties>>,
+    /// Request / response: wait for a reply on the response topic that
+    /// carries the same correlation data.
+    pub request: bool,
+}
+
+impl PublishRequest {
+    /// A plain publish: no properties, no reply awaited.
+    pub fn new(topic: impl Into<String>, payload: Vec<u8>, qos: Qos, retain: bool) -> Self {
+        PublishRequest {
+            topic: topic.into(),
+            payload,
+            qos,
+            retain,
+            props: None,
+            request: false,
+        }
+    }
+}
+
+/// The MQTT 5 part of the form.
+#[derive(Clone, Debug, Default)]
+struct V5Form {
+    utf8: bool,
+    expiry: Option<u32>,
+    content_type: String,
+    response_topic: String,
+    correlation: String,
+    /// The correlation data is typed as hex digits.
+    correlation_hex: bool,
+    user: Vec<(String, String)>,
+    /// Request / response mode.
+    request: bool,
 }
 
 /// How the payload editor's text is turned into bytes.
@@ -57,6 +93,11 @@ pub enum SendState {
     /// Acknowledged with an MQTT 5 reason code other than success.
     AcknowledgedWith(String),
     Failed(String),
+    /// Request / response: the reply arrived after this many microseconds.
+    Replied {
+        rtt_us: u64,
+        payload: String,
+    },
 }
 
 impl SendState {
@@ -69,6 +110,9 @@ impl SendState {
             SendState::Acknowledged => "acknowledged".to_string(),
             SendState::AcknowledgedWith(why) => format!("acknowledged: {why}"),
             SendState::Failed(reason) => format!("failed: {reason}"),
+            SendState::Replied { rtt_us, payload } => {
+                format!("reply after {:.1} ms: {payload}", *rtt_us as f64 / 1000.0)
+            }
         }
     }
 }
@@ -91,6 +135,9 @@ pub struct PublishPanel {
     /// Newest first.
     recent: VecDeque<Recent>,
     examples: Vec<(String, PublishRequest)>,
+    /// The connection speaks MQTT 5: properties and requests are offered.
+    v5: bool,
+    v5_form: V5Form,
 }
 
 /// Parses hex digits into bytes; whitespace between digits is ignored.
@@ -156,6 +203,22 @@ impl PublishPanel {
         PublishPanel::default()
     }
 
+    /// Offers MQTT 5 properties and request / response (the connection's
+    /// profile speaks MQTT 5).
+    pub fn set_v5(&mut self, on: bool) {
+        self.v5 = on;
+    }
+
+    /// A reply to request `token` arrived.
+    pub fn record_reply(&mut self, token: PublishToken, rtt_us: u64, payload: &[u8]) {
+        if let Some(row) = self.recent.iter_mut().find(|r| r.token == token) {
+            row.state = SendState::Replied {
+                rtt_us,
+                payload: crate::model::payload::preview(payload, 60),
+            };
+        }
+    }
+
     /// Pre-fills the topic (the topic selected in the tree).
     pub fn set_topic(&mut self, topic: &str) {
         self.topic = topic.to_string();
@@ -185,6 +248,12 @@ impl PublishPanel {
     /// The worker reported the outcome of publish `token`.
     pub fn record_outcome(&mut self, token: PublishToken, outcome: &PublishOutcome) {
         if let Some(row) = self.recent.iter_mut().find(|r| r.token == token) {
+            if matches!(row.state, SendState::Replied { .. })
+                && !matches!(outcome, PublishOutcome::Failed(_))
+            {
+                // The reply came before the acknowledgement: keep it.
+                return;
+            }
             row.state = match outcome {
                 PublishOutcome::Sent => SendState::Sent,
                 PublishOutcome::Acknowledged => SendState::Acknowledged,
@@ -206,15 +275,134 @@ impl PublishPanel {
     pub fn request(&self) -> Result<PublishRequest, String> {
         validate_topic_name(&self.topic)?;
         let payload = encode_payload(&self.payload, self.format)?;
+        let (props, request) = if self.v5 {
+            (self.properties()?.boxed(), self.v5_form.request)
+        } else {
+            (None, false)
+        };
         Ok(PublishRequest {
             topic: self.topic.clone(),
             payload,
             qos: self.qos,
             retain: self.retain,
+            props,
+            request,
         })
     }
 
+    /// The MQTT 5 properties the form describes, or the first problem.
+    fn properties(&self) -> Result<Properties, String> {
+        let f = &self.v5_form;
+        let mut p = Properties {
+            payload_format_indicator: f.utf8.then_some(1),
+            message_expiry_interval: f.expiry,
+            content_type: (!f.content_type.is_empty()).then(|| f.content_type.clone()),
+            response_topic: (!f.response_topic.is_empty()).then(|| f.response_topic.clone()),
+            user_property: f.user.clone(),
+            ..Properties::default()
+        };
+        if let Some(t) = &p.response_topic {
+            validate_topic_name(t).map_err(|e| format!("response topic: {e}"))?;
+        }
+        if !f.correlation.is_empty() {
+            let bytes = if f.correlation_hex {
+                parse_hex(&f.correlation).map_err(|e| format!("correlation data: {e}"))?
+            } else {
+                f.correlation.as_bytes().to_vec()
+            };
+            p.correlation_data = Some(bytes.into());
+        }
+        if let Some(e) = check_user_properties(&f.user) {
+            return Err(e);
+        }
+        if f.request {
+            if p.response_topic.is_none() {
+                return Err("a request needs a response topic".into());
+            }
+            if p.correlation_data.is_none() {
+                return Err("a request needs correlation data to match its reply".into());
+            }
+        }
+        if f.utf8 && std::str::from_utf8(&encode_payload(&self.payload, self.format)?).is_err() {
+            return Err("the payload format says UTF-8 but the payload is not".into());
+        }
+        Ok(p)
+    }
+
+    /// The MQTT 5 part of the form.
+    fn v5_ui(&mut self, ui: &mut egui::Ui) {
+        let topic = self.topic.clone();
+        let f = &mut self.v5_form;
+        egui::CollapsingHeader::new("MQTT 5 properties")
+            .id_salt("publish v5")
+            .show(ui, |ui| {
+                if ui
+                    .checkbox(&mut f.request, "Request (wait for a reply)")
+                    .on_hover_text(
+                        "Sends Response Topic and Correlation Data, subscribes to the \
+                         response topic and shows the reply with its round-trip time",
+                    )
+                    .changed()
+                    && f.request
+                {
+                    if f.response_topic.is_empty() {
+                        f.response_topic = format!("{topic}/response");
+                    }
+                    if f.correlation.is_empty() {
+                        f.correlation = format!("req-{}", crate::profile::generate_client_id());
+                        f.correlation_hex = false;
+                    }
+                }
+                ui.checkbox(&mut f.utf8, "UTF-8 payload (payload format indicator 1)");
+                props_edit::optional_u32(ui, "Message expiry interval", &mut f.expiry, 60, " s");
+                egui::Grid::new("publish v5 grid")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        let l = ui.label("Content type");
+                        ui.add(
+                            TextEdit::singleline(&mut f.content_type).hint_text("application/json"),
+                        )
+                        .labelled_by(l.id);
+                        ui.end_row();
+                        let l = ui.label("Response topic");
+                        ui.add(TextEdit::singleline(&mut f.response_topic))
+                            .labelled_by(l.id);
+                        ui.end_row();
+                        let l = ui.label("Correlation data");
+                        ui.horizontal(|ui| {
+                            ui.add(TextEdit::singleline(&mut f.correlation).desired_width(160.0))
+                                .labelled_by(l.id);
+                            ui.checkbox(&mut f.correlation_hex, "hex");
+                        });
+                        ui.end_row();
+                    });
+                props_edit::user_properties(ui, "user property", &mut f.user);
+            });
+    }
+
     fn load(&mut self, request: &PublishRequest) {
+        if let Some(p) = request.props.as_deref() {
+            self.v5_form = V5Form {
+                utf8: p.payload_format_indicator == Some(1),
+                expiry: p.message_expiry_interval,
+                content_type: p.content_type.clone().unwrap_or_default(),
+                response_topic: p.response_topic.clone().unwrap_or_default(),
+                correlation: p
+                    .correlation_data
+                    .as_ref()
+                    .map(|d| match std::str::from_utf8(d) {
+                        Ok(t) => t.to_string(),
+                        Err(_) => to_hex(d),
+                    })
+                    .unwrap_or_default(),
+                correlation_hex: p
+                    .correlation_data
+                    .as_ref()
+                    .is_some_and(|d| std::str::from_utf8(d).is_err()),
+                user: p.user_property.clone(),
+                request: request.request,
+            };
+        }
         self.topic = request.topic.clone();
         self.qos = request.qos;
         self.retain = request.retain;
@@ -310,7 +498,16 @@ impl PublishPanel {
             }
             ui.checkbox(&mut self.retain, "Retain");
         });
-        let ready = topic_error.is_none() && payload.is_ok();
+        let props_error = if self.v5 {
+            self.v5_ui(ui);
+            self.properties().err()
+        } else {
+            None
+        };
+        if let Some(e) = &props_error {
+            ui.colored_label(error_color, e);
+        }
+        let ready = topic_error.is_none() && payload.is_ok() && props_error.is_none();
         let publish = ui.add_enabled(ready, egui::Button::new("Publish"));
         if publish.clicked()
             && let Ok(request) = self.request()
@@ -347,8 +544,16 @@ impl PublishPanel {
                             out = Some(row.request.clone());
                         }
                         let retain = if row.request.retain { " · retain" } else { "" };
+                        let kind = if row.request.request { "request " } else { "" };
+                        let correlation = row
+                            .request
+                            .props
+                            .as_ref()
+                            .and_then(|p| p.correlation_data.as_ref())
+                            .map(|d| format!(" · corr. {}", bytes_in_words(d)))
+                            .unwrap_or_default();
                         ui.label(format!(
-                            "{} · {}{} · {} B",
+                            "{kind}{} · {}{} · {} B{correlation}",
                             row.request.topic,
                             row.request.qos,
                             retain,
@@ -360,7 +565,8 @@ impl PublishPanel {
                             SendState::Sending => ui.label(state.weak()),
                             SendState::Sent
                             | SendState::Acknowledged
-                            | SendState::AcknowledgedWith(_) => ui.label(state.color(ok_color)),
+                            | SendState::AcknowledgedWith(_)
+                            | SendState::Replied { .. } => ui.label(state.color(ok_color)),
                         };
                     });
                 }
@@ -443,12 +649,12 @@ mod tests {
         click(&mut h, "Publish");
         assert_eq!(
             h.state().returned,
-            [PublishRequest {
-                topic: "home/lamp/set".into(),
-                payload: b"on".to_vec(),
-                qos: Qos::ExactlyOnce,
-                retain: true,
-            }]
+            [PublishRequest::new(
+                "home/lamp/set",
+                b"on".to_vec(),
+                Qos::ExactlyOnce,
+                true,
+            )]
         );
     }
 
@@ -493,12 +699,7 @@ mod tests {
     }
 
     fn request() -> PublishRequest {
-        PublishRequest {
-            topic: "dev/1/cmd".into(),
-            payload: b"reboot".to_vec(),
-            qos: Qos::AtLeastOnce,
-            retain: false,
-        }
+        PublishRequest::new("dev/1/cmd", b"reboot".to_vec(), Qos::AtLeastOnce, false)
     }
 
     #[test]
@@ -554,12 +755,7 @@ mod tests {
         panel.set_topic("sensors/t1");
         panel.add_example(
             "Binary frame",
-            PublishRequest {
-                topic: "raw/frame".into(),
-                payload: vec![0, 1, 0xfe],
-                qos: Qos::AtLeastOnce,
-                retain: true,
-            },
+            PublishRequest::new("raw/frame", vec![0, 1, 0xfe], Qos::AtLeastOnce, true),
         );
         let mut h = harness(panel);
         assert_eq!(
@@ -572,12 +768,7 @@ mod tests {
         click(&mut h, "Publish");
         assert_eq!(
             h.state().returned[0],
-            PublishRequest {
-                topic: "raw/frame".into(),
-                payload: vec![0, 1, 0xfe],
-                qos: Qos::AtLeastOnce,
-                retain: true,
-            }
+            PublishRequest::new("raw/frame", vec![0, 1, 0xfe], Qos::AtLeastOnce, true,)
         );
     }
 

@@ -151,12 +151,7 @@ impl App {
             for (label, topic, payload) in example_commands() {
                 publish.add_example(
                     label,
-                    PublishRequest {
-                        topic,
-                        payload: payload.into_bytes(),
-                        qos: Qos::AtLeastOnce,
-                        retain: false,
-                    },
+                    PublishRequest::new(topic, payload.into_bytes(), Qos::AtLeastOnce, false),
                 );
             }
             self.sandbox.examples_added = true;

@@ -1,8 +1,11 @@
 //! The subscriptions panel above the topic tree: the selected profile's
 //! topic filters with what the broker answered, and the form to add one.
 
-use super::{Action, App};
-use crate::profile::{Qos, validate_topic_filter};
+use super::{Action, App, props_edit};
+use crate::profile::{
+    ProtocolVersion, Qos, RetainHandling, SubscriptionSpec, check_user_properties,
+    validate_topic_filter,
+};
 use egui::{RichText, TextEdit};
 
 /// What the broker said about one filter of a connection.
@@ -34,6 +37,12 @@ impl SubState {
 pub(crate) struct SubscribeForm {
     pub(crate) filter: String,
     pub(crate) qos: Qos,
+    /// MQTT 5 subscription options of the next subscription.
+    pub(crate) no_local: bool,
+    pub(crate) retain_as_published: bool,
+    pub(crate) retain_handling: RetainHandling,
+    pub(crate) subscription_identifier: Option<u32>,
+    pub(crate) user_properties: Vec<(String, String)>,
     /// Why the last typed filter was refused.
     pub(crate) error: Option<String>,
 }
@@ -77,6 +86,10 @@ impl App {
                 }
                 ui.label(RichText::new(&spec.filter).monospace());
                 ui.weak(spec.qos.to_string());
+                let options = v5_options_text(spec);
+                if !options.is_empty() {
+                    ui.weak(options);
+                }
                 if active && let Some(state) = state {
                     let text = state.text();
                     if matches!(state, SubState::Refused(_)) {
@@ -100,6 +113,40 @@ impl App {
             self.sub_form.error = None;
         }
         let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let v5 = self
+            .current()
+            .is_some_and(|e| e.profile.protocol == ProtocolVersion::V5);
+        if v5 {
+            let form = &mut self.sub_form;
+            egui::CollapsingHeader::new("MQTT 5 subscription options")
+                .id_salt("subscription v5 options")
+                .show(ui, |ui| {
+                    ui.checkbox(&mut form.no_local, "No local (not my own publishes)");
+                    ui.checkbox(&mut form.retain_as_published, "Retain as published");
+                    ui.horizontal(|ui| {
+                        ui.label("Retained messages:");
+                        for (rh, text) in [
+                            (RetainHandling::OnSubscribe, "send (0)"),
+                            (RetainHandling::OnNewSubscribe, "if new (1)"),
+                            (RetainHandling::Never, "never (2)"),
+                        ] {
+                            ui.radio_value(&mut form.retain_handling, rh, text);
+                        }
+                    });
+                    props_edit::optional_u32(
+                        ui,
+                        "Subscription identifier",
+                        &mut form.subscription_identifier,
+                        1,
+                        "",
+                    );
+                    props_edit::user_properties(
+                        ui,
+                        "subscription user property",
+                        &mut form.user_properties,
+                    );
+                });
+        }
         ui.horizontal(|ui| {
             let combo = egui::ComboBox::from_id_salt("new_subscription_qos")
                 .selected_text(self.sub_form.qos.to_string())
@@ -114,12 +161,32 @@ impl App {
                 .accessible_name("QoS of the new subscription");
             if ui.button("Subscribe").clicked() || entered {
                 let filter = self.sub_form.filter.trim().to_string();
-                match validate_topic_filter(&filter) {
+                let form = &self.sub_form;
+                let checked = validate_topic_filter(&filter).and_then(|()| {
+                    if form.subscription_identifier == Some(0) {
+                        return Err("a subscription identifier starts at 1".into());
+                    }
+                    match check_user_properties(&form.user_properties) {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    }
+                });
+                match checked {
                     Ok(()) => {
-                        self.actions.push(Action::Subscribe {
-                            filter,
-                            qos: self.sub_form.qos,
-                        });
+                        let spec = if v5 {
+                            SubscriptionSpec {
+                                filter,
+                                qos: form.qos,
+                                no_local: form.no_local,
+                                retain_as_published: form.retain_as_published,
+                                retain_handling: form.retain_handling,
+                                subscription_identifier: form.subscription_identifier,
+                                user_properties: form.user_properties.clone(),
+                            }
+                        } else {
+                            SubscriptionSpec::new(filter, form.qos)
+                        };
+                        self.actions.push(Action::SubscribeSpec(spec));
                         self.sub_form.filter.clear();
                     }
                     Err(why) => self.sub_form.error = Some(why),
@@ -142,4 +209,28 @@ impl App {
             ui.colored_label(error_color, error);
         }
     }
+}
+
+/// The MQTT 5 options of a subscription in a few words ("no local, retain
+/// as published, retained: never, id 7"); empty when it has none.
+pub(crate) fn v5_options_text(spec: &SubscriptionSpec) -> String {
+    let mut parts = Vec::new();
+    if spec.no_local {
+        parts.push("no local".to_string());
+    }
+    if spec.retain_as_published {
+        parts.push("retain as published".to_string());
+    }
+    match spec.retain_handling {
+        RetainHandling::OnSubscribe => {}
+        RetainHandling::OnNewSubscribe => parts.push("retained: if new".into()),
+        RetainHandling::Never => parts.push("retained: never".into()),
+    }
+    if let Some(id) = spec.subscription_identifier {
+        parts.push(format!("id {id}"));
+    }
+    if !spec.user_properties.is_empty() {
+        parts.push(format!("{} user prop.", spec.user_properties.len()));
+    }
+    parts.join(", ")
 }
