@@ -661,3 +661,103 @@ fn a_session_with_expiry_0_ends_with_the_connection_and_one_of_60_s_keeps_its_me
     assert!(present, "expiry 60 s: CONNACK says the session is present");
     assert_eq!(got, ["while away"]);
 }
+
+// ----- publishes caught by a broker restart (rumqttc clears its queue) -----
+
+/// Pauses the broker, publishes five QoS 1 messages, kills and restarts
+/// the broker (it keeps no sessions: persistence is off), so the reconnect
+/// gets session-present 0. Returns each token's outcome in token order.
+fn publishes_caught_by_a_restart(broker: &mut Broker, profile: Profile) -> Vec<PublishOutcome> {
+    let worker = Worker::spawn(None);
+    connect(&worker, 1, profile);
+    wait_connected(&worker, 1);
+    // A paused broker reads nothing and acknowledges nothing; the kernel
+    // still takes what the client writes.
+    signal(listener_pid(broker.port), "STOP");
+    for token in 1..=5 {
+        publish_with(&worker, 1, token, "open/q", b"x", Qos::AtLeastOnce, None);
+    }
+    // The first PUBLISH is on the wire before the broker goes away.
+    let mut outcomes = std::collections::BTreeMap::new();
+    let record = |outcomes: &mut std::collections::BTreeMap<u64, PublishOutcome>, e: &Event| {
+        if let EventKind::Published { token, outcome } = &e.kind {
+            assert!(
+                outcomes.insert(*token, outcome.clone()).is_none(),
+                "publish {token} reported twice"
+            );
+        }
+    };
+    wait_for(&worker, LIMIT, |e| {
+        record(&mut outcomes, e);
+        match &e.kind {
+            EventKind::Packet(r) if r.kind == PacketKind::Publish && r.dir == Direction::Out => {
+                Some(())
+            }
+            _ => None,
+        }
+    });
+    broker.restart();
+    wait_for(&worker, Duration::from_secs(20), |e| {
+        record(&mut outcomes, e);
+        (outcomes.len() == 5).then_some(())
+    });
+    assert!(
+        !wait_connected(&worker, 1),
+        "the restarted broker kept nothing"
+    );
+    // Nothing more is reported for them, and the connection works again.
+    publish_with(&worker, 1, 6, "open/q", b"after", Qos::AtLeastOnce, None);
+    wait_for(&worker, LIMIT, |e| {
+        record(&mut outcomes, e);
+        matches!(e.kind, EventKind::Published { token: 6, .. }).then_some(())
+    });
+    let after = outcomes.remove(&6);
+    assert!(
+        matches!(
+            after,
+            Some(PublishOutcome::Acknowledged | PublishOutcome::AcknowledgedWith(_))
+        ),
+        "{after:?}"
+    );
+    outcomes.into_values().collect()
+}
+
+#[test]
+fn v5_publishes_queued_when_a_restarted_broker_lost_the_session_are_reported_failed() {
+    // Receive Maximum 1: one publish goes on the wire, four wait in
+    // rumqttc's queue, unsent.
+    let mut broker = Broker::builder()
+        .config_line("max_inflight_messages 1")
+        .start();
+    let profile = v5_profile(&broker, "v5-restart-queue");
+    let outcomes = publishes_caught_by_a_restart(&mut broker, profile);
+    assert_eq!(
+        outcomes,
+        vec![
+            PublishOutcome::Failed(
+                "the connection dropped before it was acknowledged (the broker did not keep the session)"
+                    .into()
+            ),
+            PublishOutcome::Failed("the connection dropped before it was sent".into()),
+            PublishOutcome::Failed("the connection dropped before it was sent".into()),
+            PublishOutcome::Failed("the connection dropped before it was sent".into()),
+            PublishOutcome::Failed("the connection dropped before it was sent".into()),
+        ]
+    );
+}
+
+#[test]
+fn v311_publishes_caught_by_a_broker_restart_are_reported_failed() {
+    // 3.1.1 has no Receive Maximum: all five go on the wire and are lost
+    // with the session.
+    let mut broker = Broker::start();
+    let profile = v311_profile(&broker, "v311-restart-queue");
+    let outcomes = publishes_caught_by_a_restart(&mut broker, profile);
+    assert_eq!(outcomes.len(), 5);
+    for o in outcomes {
+        assert!(
+            matches!(&o, PublishOutcome::Failed(why) if why.starts_with("the connection dropped before")),
+            "{o:?}"
+        );
+    }
+}
