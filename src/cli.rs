@@ -553,6 +553,7 @@ fn sub_loop(
     let mut ever_connected = false;
     let mut refused = 0usize;
     let mut last_flush = Instant::now();
+    let mut qos2 = OpenQos2::default();
     loop {
         if let Some(d) = deadline
             && Instant::now() >= d
@@ -591,6 +592,9 @@ fn sub_loop(
                 }
                 if args.count.is_some_and(|c| received >= c) {
                     out.flush().ok();
+                    // A QoS 2 delivery ends with our PUBCOMP: let it finish
+                    // so the broker does not keep the message half delivered.
+                    qos2.finish(worker, args.conn.trace);
                     worker.send(Command::Disconnect { conn: CONN });
                     // The acknowledgements of the last message and the
                     // DISCONNECT cross the wire after it: trace them too.
@@ -626,9 +630,59 @@ fn sub_loop(
                     return Err(CliError("all subscription requests were denied".into()));
                 }
             }
-            EventKind::Packet(record) if args.conn.trace => trace(&record),
+            EventKind::Packet(record) => {
+                qos2.track(&record);
+                if args.conn.trace {
+                    trace(&record);
+                }
+            }
             EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
             _ => {}
+        }
+    }
+}
+
+/// Incoming QoS 2 deliveries whose PUBCOMP has not gone out yet.
+#[derive(Default)]
+struct OpenQos2(std::collections::HashSet<u16>);
+
+impl OpenQos2 {
+    fn track(&mut self, r: &PacketRecord) {
+        use crate::model::packet::{Direction, PacketKind};
+        match (r.dir, r.kind, r.pkid) {
+            (Direction::In, PacketKind::Publish, Some(id)) if r.qos == Some(2) => {
+                self.0.insert(id);
+            }
+            (Direction::Out, PacketKind::Pubcomp, Some(id)) => {
+                self.0.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP,
+    /// printing the packets when tracing.
+    fn finish(&mut self, worker: &Worker, print: bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !self.0.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(ev) = worker.recv_timeout(left) else {
+                return;
+            };
+            match ev.kind {
+                EventKind::Packet(r) => {
+                    self.track(&r);
+                    if print {
+                        trace(&r);
+                    }
+                }
+                EventKind::Status(
+                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. },
+                ) => {
+                    return;
+                }
+                _ => {}
+            }
         }
     }
 }
