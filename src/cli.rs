@@ -231,6 +231,17 @@ pub struct SubArgs {
     /// Print `topic payload` instead of the payload alone.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Output format, as mosquitto_sub's -F: %t topic, %p payload, %q QoS,
+    /// %r retain, %l length, %m message id, %x/%X payload in hex, %I ISO
+    /// time, %U Unix time; MQTT 5: %A topic alias, %C content type, %D
+    /// correlation data, %E message expiry, %F payload format, %P user
+    /// properties (key:value), %R response topic, %S subscription
+    /// identifier; %% a %; @X strftime's %X; \n \t \0 ... escapes.
+    #[arg(short = 'F', long = "format")]
+    pub format: Option<String>,
+    /// No end of line after each message.
+    #[arg(short = 'N')]
+    pub no_eol: bool,
     /// Keep messages in the same Store the window uses and print its figures
     /// on stderr at exit: messages, topics, bytes, time, msg/s, evictions,
     /// memory.
@@ -444,6 +455,12 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         crate::profile::validate_topic_filter(t)
             .map_err(|why| CliError(format!("invalid topic filter '{t}': {why}")))?;
     }
+    let format = args
+        .format
+        .as_deref()
+        .map(crate::sub_format::Format::parse)
+        .transpose()
+        .map_err(CliError)?;
     let mut profile = args.conn.to_profile()?;
     let props = parse_properties(&args.conn.properties)?.subscribe;
     profile.subscriptions = args
@@ -463,7 +480,7 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         profile: Box::new(profile),
     });
     let mut stats = args.stats.then(Stats::new);
-    let result = sub_loop(&args, &worker, stats.as_mut());
+    let result = sub_loop(&args, format.as_ref(), &worker, stats.as_mut());
     if let Some(stats) = stats {
         stats.print();
     }
@@ -541,6 +558,7 @@ fn peak_rss_kb() -> Option<u64> {
 
 fn sub_loop(
     args: &SubArgs,
+    format: Option<&crate::sub_format::Format>,
     worker: &Worker,
     mut stats: Option<&mut Stats>,
 ) -> Result<i32, CliError> {
@@ -574,15 +592,18 @@ fn sub_loop(
                 if let Some(stats) = stats.as_deref_mut() {
                     stats.add(&m);
                 }
-                let written = if args.verbose {
+                let written = if let Some(f) = format {
+                    f.write(&m, &mut out)
+                } else if args.verbose {
                     out.write_all(m.topic.as_bytes())
                         .and_then(|_| out.write_all(b" "))
                         .and_then(|_| out.write_all(&m.payload))
                 } else {
                     out.write_all(&m.payload)
                 };
+                let eol: &[u8] = if args.no_eol { b"" } else { b"\n" };
                 // stdout closed (e.g. piped into `head`): stop quietly.
-                if written.and_then(|_| out.write_all(b"\n")).is_err() {
+                if written.and_then(|_| out.write_all(eol)).is_err() {
                     return Ok(0);
                 }
                 received += 1;

@@ -10,3 +10,4 @@ pub mod model;
 pub mod mqtt;
 pub mod profile;
 pub mod sandbox;
+pub mod sub_format;

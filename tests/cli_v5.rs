@@ -452,3 +452,146 @@ fn trace_equals_the_wire_with_properties_for_v5_and_for_311() {
         }
     }
 }
+
+// ----- sub -F, side by side with mosquitto_sub -F -----
+
+#[test]
+fn sub_format_prints_what_mosquitto_sub_prints_for_the_same_messages() {
+    let broker = Broker::start();
+    mosquitto_pub(
+        &broker,
+        &[
+            "-V",
+            "5",
+            "-r",
+            "-q",
+            "1",
+            "-t",
+            "fmt/retained",
+            "-m",
+            "kept",
+        ],
+    );
+    let fields = "%t|%p|%q|%r|%l|%m|%x|%X|%A|%C|%D|%E|%F|%P|%R|%S|%%|[%10t]|[%-10t]|[%.3t]\
+                  |[%05l]|[%-5l]|[%3p]|[%-8.2t]|[%5E]|[%05S]|[%-4C]|\\t|\\\\|@@";
+    let times = "%I|%U|@Y-@m-@d|@N";
+    let format = format!("{fields}#{times}");
+    let common = [
+        "-V",
+        "5",
+        "-q",
+        "1",
+        "-t",
+        "fmt/#",
+        "-C",
+        "3",
+        "-D",
+        "subscribe",
+        "subscription-identifier",
+        "3",
+        "-F",
+        &format,
+    ];
+    let mut theirs = vec!["-i", "fmt-mosquitto"];
+    theirs.extend(common);
+    let theirs = Lines::new(mosquitto_sub(&broker, &theirs));
+    broker.wait_subscribed("fmt-mosquitto", "fmt/#");
+    let mut ours = start_sub(&broker, "fmt-mqscope", "fmt/#", &common);
+    mosquitto_pub(
+        &broker,
+        &[
+            "-V",
+            "5",
+            "-q",
+            "1",
+            "-t",
+            "fmt/live",
+            "-m",
+            "hello world",
+            "-D",
+            "publish",
+            "payload-format-indicator",
+            "1",
+            "-D",
+            "publish",
+            "message-expiry-interval",
+            "120",
+            "-D",
+            "publish",
+            "content-type",
+            "text/plain",
+            "-D",
+            "publish",
+            "response-topic",
+            "fmt/reply",
+            "-D",
+            "publish",
+            "correlation-data",
+            "corr-1",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "1",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "2",
+            "-D",
+            "publish",
+            "user-property",
+            "other",
+            "x",
+        ],
+    );
+    mosquitto_pub(&broker, &["-V", "5", "-t", "fmt/q0", "-m", "zero"]);
+    let read3 = |l: &Lines| -> Vec<String> { (0..3).filter_map(|_| l.next_line(LIMIT)).collect() };
+    let mine = read3(&ours);
+    let reference = read3(&theirs);
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    assert_eq!(reference.len(), 3, "{reference:?}");
+    let split = |line: &str| -> (String, String) {
+        let (f, t) = line.split_once('#').unwrap_or((line, ""));
+        (f.to_string(), t.to_string())
+    };
+    for (m, r) in mine.iter().zip(&reference) {
+        let ((mf, mt), (rf, rt)) = (split(m), split(r));
+        assert_eq!(
+            mf, rf,
+            "the same message, printed by mqscope and mosquitto_sub"
+        );
+        // Times: the same shape and the same moment, give or take.
+        let (mt, rt): (Vec<&str>, Vec<&str>) = (mt.split('|').collect(), rt.split('|').collect());
+        assert_eq!(mt.len(), 4, "{mt:?}");
+        assert_eq!(rt.len(), 4, "{rt:?}");
+        assert_eq!(mt[0].len(), rt[0].len(), "%I: {} vs {}", mt[0], rt[0]);
+        assert_eq!(&mt[0][19..], &rt[0][19..], "%I's UTC offset");
+        let unix = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("%U: {s}")) };
+        assert!(
+            (unix(mt[1]) - unix(rt[1])).abs() < 5.0,
+            "{} vs {}",
+            mt[1],
+            rt[1]
+        );
+        assert_eq!(mt[2], rt[2], "@Y-@m-@d");
+        assert_eq!(mt[3].len(), 9, "@N: {}", mt[3]);
+    }
+    let live = &split(&mine[1]).0;
+    assert!(live.starts_with("fmt/live|hello world|1|0|11|"), "{live}");
+    assert!(live.contains("|k:1 k:2 other:x|fmt/reply|3|%|"), "{live}");
+    let (code, err) = ours.finish(LIMIT);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn sub_format_with_an_unknown_token_fails_in_words() {
+    let broker = Broker::start();
+    let done = run("sub", &broker, &["-t", "x", "-F", "%t %k"]);
+    assert_eq!(done.code, Some(1));
+    assert!(
+        done.stderr.contains("unknown token '%k'"),
+        "{}",
+        done.stderr
+    );
+}
