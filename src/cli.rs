@@ -34,6 +34,9 @@ pub enum CliCommand {
     /// Publish one message and wait for its handshake (like mosquitto_pub).
     #[command(disable_help_flag = true)]
     Pub(PubArgs),
+    /// Send a request and wait for its response (like mosquitto_rr; MQTT 5).
+    #[command(disable_help_flag = true)]
+    Rr(crate::rr::RrArgs),
     /// Run the built-in sandbox broker with simulated devices until Ctrl-C.
     Sandbox(crate::sandbox::SandboxArgs),
 }
@@ -419,9 +422,9 @@ fn load_profile(name: &str) -> Result<Profile, CliError> {
         })
 }
 
-const CONN: u64 = 1;
+pub(crate) const CONN: u64 = 1;
 
-fn trace(record: &PacketRecord) {
+pub(crate) fn trace(record: &PacketRecord) {
     if let Ok(line) = serde_json::to_string(record) {
         eprintln!("{line}");
     }
@@ -429,7 +432,7 @@ fn trace(record: &PacketRecord) {
 
 /// After a DISCONNECT was asked for: prints every packet until the socket
 /// is closed, so a trace holds the whole connection.
-fn drain_trace(worker: &Worker, print: bool) {
+pub(crate) fn drain_trace(worker: &Worker, print: bool) {
     while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
         match ev.kind {
             EventKind::Packet(r) if print => trace(&r),
@@ -708,6 +711,31 @@ impl OpenQos2 {
     }
 }
 
+/// The payload of `-m`, `-f`, `-s` or `-n`, as mosquitto_pub reads it.
+pub(crate) fn read_payload(
+    message: Option<&str>,
+    file: Option<&std::path::Path>,
+    stdin: bool,
+    null: bool,
+) -> Result<Vec<u8>, CliError> {
+    if let Some(m) = message {
+        Ok(m.as_bytes().to_vec())
+    } else if let Some(f) = file {
+        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))
+    } else if stdin {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
+        Ok(buf)
+    } else if null {
+        Ok(Vec::new())
+    } else {
+        Err(CliError(
+            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
+        ))
+    }
+}
+
 /// Runs `mqscope pub`; returns the process exit code.
 pub fn run_pub(args: PubArgs) -> i32 {
     match publish(args) {
@@ -722,22 +750,12 @@ pub fn run_pub(args: PubArgs) -> i32 {
 fn publish(args: PubArgs) -> Result<(), CliError> {
     crate::profile::validate_topic_name(&args.topic)
         .map_err(|why| CliError(format!("invalid topic '{}': {why}", args.topic)))?;
-    let payload = if let Some(m) = &args.message {
-        m.clone().into_bytes()
-    } else if let Some(f) = &args.file {
-        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))?
-    } else if args.stdin {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
-        buf
-    } else if args.null {
-        Vec::new()
-    } else {
-        return Err(CliError(
-            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
-        ));
-    };
+    let payload = read_payload(
+        args.message.as_deref(),
+        args.file.as_deref(),
+        args.stdin,
+        args.null,
+    )?;
     let profile = args.conn.to_profile()?;
     let publish_props = parse_properties(&args.conn.properties)?.publish.boxed();
     let worker = Worker::spawn(None);

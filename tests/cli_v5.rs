@@ -595,3 +595,183 @@ fn sub_format_with_an_unknown_token_fails_in_words() {
         done.stderr
     );
 }
+
+// ----- rr: request / response -----
+
+use mqscope::model::protocol::Properties;
+use mqscope::mqtt::{Command as WorkerCommand, EventKind, Worker};
+use mqscope::profile::{Qos, SubscriptionSpec};
+
+/// A service on the worker API: answers each request on `svc/req` on its
+/// Response Topic with "reply: PAYLOAD" and the request's correlation data,
+/// after first sending a decoy with other correlation data there.
+struct Responder {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start(broker: &Broker) -> Responder {
+        let worker = Worker::spawn(None);
+        let mut profile = v5_profile(broker, "rr-responder");
+        profile.subscriptions = vec![SubscriptionSpec::new("svc/req", Qos::AtLeastOnce)];
+        worker.send(WorkerCommand::Connect {
+            conn: 1,
+            profile: Box::new(profile),
+        });
+        broker.wait_subscribed("rr-responder", "svc/req");
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut token = 0;
+            while stopped.try_recv().is_err() {
+                let Some(event) = worker.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let EventKind::Message(m) = event.kind else {
+                    continue;
+                };
+                let Some(props) = m.props.as_deref() else {
+                    continue;
+                };
+                let Some(reply_to) = props.response_topic.clone() else {
+                    continue;
+                };
+                let mut answer = |payload: Vec<u8>, correlation| {
+                    token += 1;
+                    worker.send(WorkerCommand::Publish {
+                        conn: 1,
+                        token,
+                        topic: reply_to.clone(),
+                        payload,
+                        qos: Qos::AtLeastOnce,
+                        retain: false,
+                        props: Some(Box::new(Properties {
+                            correlation_data: correlation,
+                            ..Properties::default()
+                        })),
+                    });
+                };
+                if props.correlation_data.is_some() {
+                    answer(b"decoy".to_vec(), Some(bytes::Bytes::from_static(b"other")));
+                }
+                let mut reply = b"reply: ".to_vec();
+                reply.extend_from_slice(&m.payload);
+                answer(reply, props.correlation_data.clone());
+            }
+        });
+        Responder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.send(()).ok();
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+}
+
+#[test]
+fn rr_prints_the_reply_with_our_correlation_data_and_its_round_trip() {
+    let broker = Broker::start();
+    let _responder = Responder::start(&broker);
+    let done = run(
+        "rr",
+        &broker,
+        &[
+            "-t", "svc/req", "-e", "svc/resp", "-m", "ping", "-q", "1", "-W", "5",
+        ],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(done.stdout, "reply: ping\n", "the decoy is not our reply");
+
+    let done = run(
+        "rr",
+        &broker,
+        &[
+            "-t", "svc/req", "-e", "svc/resp", "-m", "ping", "-v", "--trace",
+        ],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(done.stdout, "svc/resp reply: ping\n");
+    let rtt = done
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("round trip: "))
+        .and_then(|l| l.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no round trip on stderr: {}", done.stderr));
+    assert!(rtt > 0.0 && rtt < 5000.0, "{rtt}");
+    assert!(
+        done.stderr
+            .contains("ignored a message on 'svc/resp' with correlation data \"other\""),
+        "{}",
+        done.stderr
+    );
+    // The request on the wire carries both properties.
+    let request = done
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["kind"] == "PUBLISH" && v["dir"] == "out")
+        .expect("the request's PUBLISH in the trace");
+    assert_eq!(request["topic"], "svc/req");
+    assert_eq!(request["props"]["response_topic"], "svc/resp");
+    assert!(request["props"]["correlation_data"].as_str().is_some());
+
+    // mosquitto_rr against the same responder prints the same reply.
+    let reference = run_with_timeout(
+        Command::new("mosquitto_rr")
+            .args(mqscope_connection_args(&broker))
+            .args(["-t", "svc/req", "-e", "svc/resp2", "-m", "ping", "-W", "5"]),
+        LIMIT,
+    );
+    assert_eq!(reference.code, Some(0), "{}", reference.stderr);
+    let done = run(
+        "rr",
+        &broker,
+        &["-t", "svc/req", "-e", "svc/resp2", "-m", "ping", "-W", "5"],
+    );
+    assert_eq!(done.stdout, reference.stdout);
+}
+
+#[test]
+fn rr_without_a_responder_times_out_with_code_27() {
+    let broker = Broker::start();
+    let done = run(
+        "rr",
+        &broker,
+        &[
+            "-t",
+            "nobody/home",
+            "-e",
+            "nobody/reply",
+            "-m",
+            "hi",
+            "-W",
+            "1",
+        ],
+    );
+    assert_eq!(done.code, Some(27), "{}", done.stderr);
+    assert_eq!(
+        done.stderr.trim(),
+        "mqscope rr: timed out after 1 s without a response on 'nobody/reply'"
+    );
+    assert_eq!(done.stdout, "");
+}
+
+#[test]
+fn rr_over_311_is_refused_in_words() {
+    let broker = Broker::start();
+    let done = run(
+        "rr",
+        &broker,
+        &["-V", "311", "-t", "a", "-e", "b", "-m", "hi"],
+    );
+    assert_eq!(done.code, Some(1));
+    assert!(done.stderr.contains("needs MQTT 5"), "{}", done.stderr);
+}
