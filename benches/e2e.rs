@@ -1,7 +1,9 @@
 //! End-to-end benchmark: one real Mosquitto, the same loads, mosquitto_sub and
 //! `mqscope sub --stats` (and MQTT.js when node is installed) side by side.
 //! Prints a table of wall time, msg/s and peak RSS. Run with
-//! `cargo bench --bench e2e` (add `-- quick` for a 10x smaller load).
+//! `cargo bench --bench e2e` (add `-- quick` for a 10x smaller load, and
+//! `-- retained` for the retained burst alone). The retained burst is also
+//! received over MQTT 5 (`-V 5`), printed next to 3.1.1.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -113,9 +115,16 @@ fn publish_load(
 }
 
 fn mqscope_sub(port: u16, filter: &str, count: usize) -> Command {
+    mqscope_sub_v(port, filter, count, "311")
+}
+
+/// `mqscope sub --stats` speaking protocol `version` (as `-V`).
+fn mqscope_sub_v(port: u16, filter: &str, count: usize, version: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mqscope"));
     c.args([
         "sub",
+        "-V",
+        version,
         "-h",
         "127.0.0.1",
         "-p",
@@ -130,8 +139,14 @@ fn mqscope_sub(port: u16, filter: &str, count: usize) -> Command {
 }
 
 fn mosquitto_sub(port: u16, filter: &str, count: usize) -> Command {
+    mosquitto_sub_v(port, filter, count, "311")
+}
+
+fn mosquitto_sub_v(port: u16, filter: &str, count: usize, version: &str) -> Command {
     let mut c = Command::new("mosquitto_sub");
     c.args([
+        "-V",
+        version,
         "-h",
         "127.0.0.1",
         "-p",
@@ -179,7 +194,7 @@ fn stat(stderr: &str, key: &str) -> Option<String> {
 
 fn run_tool(tool: &'static str, cmd: Command, count: usize, publish: Option<&dyn Fn()>) -> Run {
     let (secs, rss, stderr, code) = measure(cmd, publish);
-    let (messages, note) = if tool == "mqscope sub" {
+    let (messages, note) = if tool.starts_with("mqscope sub") {
         let m = stat(&stderr, "messages:")
             .and_then(|v| v.split_whitespace().next().map(str::to_string))
             .and_then(|v| v.parse().ok())
@@ -207,13 +222,13 @@ fn run_tool(tool: &'static str, cmd: Command, count: usize, publish: Option<&dyn
 fn print_table(title: &str, runs: &[Run]) {
     println!("\n{title}");
     println!(
-        "  {:<16} {:>9} {:>12} {:>10} {:>14} {:>10}  note",
+        "  {:<20} {:>9} {:>12} {:>10} {:>14} {:>10}  note",
         "tool", "time s", "msg/s", "messages", "peak RSS MB", "vs mosq."
     );
     let base = runs.first().map(|r| r.secs).unwrap_or(1.0);
     for r in runs {
         println!(
-            "  {:<16} {:>9.3} {:>12.0} {:>10} {:>14.1} {:>9.2}x  {}",
+            "  {:<20} {:>9.3} {:>12.0} {:>10} {:>14.1} {:>9.2}x  {}",
             r.tool,
             r.secs,
             r.messages as f64 / r.secs.max(1e-9),
@@ -266,6 +281,18 @@ fn main() {
         n,
         None,
     ));
+    runs.push(run_tool(
+        "mosquitto_sub -V 5",
+        mosquitto_sub_v(port, "ret/#", n, "5"),
+        n,
+        None,
+    ));
+    runs.push(run_tool(
+        "mqscope sub -V 5",
+        mqscope_sub_v(port, "ret/#", n, "5"),
+        n,
+        None,
+    ));
     if let Some(cmd) = mqttjs_sub(port, "ret/#", n) {
         runs.push(run_tool("MQTT.js", cmd, n, None));
     }
@@ -275,6 +302,16 @@ fn main() {
         ),
         &runs,
     );
+    let secs = |tool: &str| runs.iter().find(|r| r.tool == tool).map(|r| r.secs);
+    if let (Some(v4), Some(v5)) = (secs("mqscope sub"), secs("mqscope sub -V 5")) {
+        println!(
+            "  MQTT 5 vs 3.1.1 (mqscope sub): {:+.1} % (target: within 10 %)",
+            (v5 / v4 - 1.0) * 100.0
+        );
+    }
+    if std::env::args().any(|a| a == "retained") {
+        return;
+    }
 
     // 2. Live stream.
     let n = 1_000_000 / scale;

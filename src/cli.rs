@@ -34,6 +34,9 @@ pub enum CliCommand {
     /// Publish one message and wait for its handshake (like mosquitto_pub).
     #[command(disable_help_flag = true)]
     Pub(PubArgs),
+    /// Send a request and wait for its response (like mosquitto_rr; MQTT 5).
+    #[command(disable_help_flag = true)]
+    Rr(crate::rr::RrArgs),
     /// Run the built-in sandbox broker with simulated devices until Ctrl-C.
     Sandbox(crate::sandbox::SandboxArgs),
 }
@@ -231,6 +234,17 @@ pub struct SubArgs {
     /// Print `topic payload` instead of the payload alone.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Output format, as mosquitto_sub's -F: %t topic, %p payload, %q QoS,
+    /// %r retain, %l length, %m message id, %x/%X payload in hex, %I ISO
+    /// time, %U Unix time; MQTT 5: %A topic alias, %C content type, %D
+    /// correlation data, %E message expiry, %F payload format, %P user
+    /// properties (key:value), %R response topic, %S subscription
+    /// identifier; %% a %; @X strftime's %X; \n \t \0 ... escapes.
+    #[arg(short = 'F', long = "format")]
+    pub format: Option<String>,
+    /// No end of line after each message.
+    #[arg(short = 'N')]
+    pub no_eol: bool,
     /// Keep messages in the same Store the window uses and print its figures
     /// on stderr at exit: messages, topics, bytes, time, msg/s, evictions,
     /// memory.
@@ -408,9 +422,9 @@ fn load_profile(name: &str) -> Result<Profile, CliError> {
         })
 }
 
-const CONN: u64 = 1;
+pub(crate) const CONN: u64 = 1;
 
-fn trace(record: &PacketRecord) {
+pub(crate) fn trace(record: &PacketRecord) {
     if let Ok(line) = serde_json::to_string(record) {
         eprintln!("{line}");
     }
@@ -418,7 +432,7 @@ fn trace(record: &PacketRecord) {
 
 /// After a DISCONNECT was asked for: prints every packet until the socket
 /// is closed, so a trace holds the whole connection.
-fn drain_trace(worker: &Worker, print: bool) {
+pub(crate) fn drain_trace(worker: &Worker, print: bool) {
     while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
         match ev.kind {
             EventKind::Packet(r) if print => trace(&r),
@@ -444,6 +458,12 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         crate::profile::validate_topic_filter(t)
             .map_err(|why| CliError(format!("invalid topic filter '{t}': {why}")))?;
     }
+    let format = args
+        .format
+        .as_deref()
+        .map(crate::sub_format::Format::parse)
+        .transpose()
+        .map_err(CliError)?;
     let mut profile = args.conn.to_profile()?;
     let props = parse_properties(&args.conn.properties)?.subscribe;
     profile.subscriptions = args
@@ -463,7 +483,7 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         profile: Box::new(profile),
     });
     let mut stats = args.stats.then(Stats::new);
-    let result = sub_loop(&args, &worker, stats.as_mut());
+    let result = sub_loop(&args, format.as_ref(), &worker, stats.as_mut());
     if let Some(stats) = stats {
         stats.print();
     }
@@ -541,6 +561,7 @@ fn peak_rss_kb() -> Option<u64> {
 
 fn sub_loop(
     args: &SubArgs,
+    format: Option<&crate::sub_format::Format>,
     worker: &Worker,
     mut stats: Option<&mut Stats>,
 ) -> Result<i32, CliError> {
@@ -553,6 +574,7 @@ fn sub_loop(
     let mut ever_connected = false;
     let mut refused = 0usize;
     let mut last_flush = Instant::now();
+    let mut qos2 = OpenQos2::default();
     loop {
         if let Some(d) = deadline
             && Instant::now() >= d
@@ -573,15 +595,18 @@ fn sub_loop(
                 if let Some(stats) = stats.as_deref_mut() {
                     stats.add(&m);
                 }
-                let written = if args.verbose {
+                let written = if let Some(f) = format {
+                    f.write(&m, &mut out)
+                } else if args.verbose {
                     out.write_all(m.topic.as_bytes())
                         .and_then(|_| out.write_all(b" "))
                         .and_then(|_| out.write_all(&m.payload))
                 } else {
                     out.write_all(&m.payload)
                 };
+                let eol: &[u8] = if args.no_eol { b"" } else { b"\n" };
                 // stdout closed (e.g. piped into `head`): stop quietly.
-                if written.and_then(|_| out.write_all(b"\n")).is_err() {
+                if written.and_then(|_| out.write_all(eol)).is_err() {
                     return Ok(0);
                 }
                 received += 1;
@@ -591,6 +616,9 @@ fn sub_loop(
                 }
                 if args.count.is_some_and(|c| received >= c) {
                     out.flush().ok();
+                    // A QoS 2 delivery ends with our PUBCOMP: let it finish
+                    // so the broker does not keep the message half delivered.
+                    qos2.finish(worker, args.conn.trace);
                     worker.send(Command::Disconnect { conn: CONN });
                     // The acknowledgements of the last message and the
                     // DISCONNECT cross the wire after it: trace them too.
@@ -626,13 +654,88 @@ fn sub_loop(
                     return Err(CliError("all subscription requests were denied".into()));
                 }
             }
-            EventKind::Packet(record) if args.conn.trace => trace(&record),
+            EventKind::Packet(record) => {
+                qos2.track(&record);
+                if args.conn.trace {
+                    trace(&record);
+                }
+            }
             EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
             EventKind::Dropped { messages, packets } => eprintln!(
                 "mqscope sub: {messages} messages and {packets} packet records dropped: output could not keep up"
             ),
             _ => {}
         }
+    }
+}
+
+/// Incoming QoS 2 deliveries whose PUBCOMP has not gone out yet.
+#[derive(Default)]
+struct OpenQos2(std::collections::HashSet<u16>);
+
+impl OpenQos2 {
+    fn track(&mut self, r: &PacketRecord) {
+        use crate::model::packet::{Direction, PacketKind};
+        match (r.dir, r.kind, r.pkid) {
+            (Direction::In, PacketKind::Publish, Some(id)) if r.qos == Some(2) => {
+                self.0.insert(id);
+            }
+            (Direction::Out, PacketKind::Pubcomp, Some(id)) => {
+                self.0.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP,
+    /// printing the packets when tracing.
+    fn finish(&mut self, worker: &Worker, print: bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !self.0.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(ev) = worker.recv_timeout(left) else {
+                return;
+            };
+            match ev.kind {
+                EventKind::Packet(r) => {
+                    self.track(&r);
+                    if print {
+                        trace(&r);
+                    }
+                }
+                EventKind::Status(
+                    ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. },
+                ) => {
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The payload of `-m`, `-f`, `-s` or `-n`, as mosquitto_pub reads it.
+pub(crate) fn read_payload(
+    message: Option<&str>,
+    file: Option<&std::path::Path>,
+    stdin: bool,
+    null: bool,
+) -> Result<Vec<u8>, CliError> {
+    if let Some(m) = message {
+        Ok(m.as_bytes().to_vec())
+    } else if let Some(f) = file {
+        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))
+    } else if stdin {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
+        Ok(buf)
+    } else if null {
+        Ok(Vec::new())
+    } else {
+        Err(CliError(
+            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
+        ))
     }
 }
 
@@ -650,22 +753,12 @@ pub fn run_pub(args: PubArgs) -> i32 {
 fn publish(args: PubArgs) -> Result<(), CliError> {
     crate::profile::validate_topic_name(&args.topic)
         .map_err(|why| CliError(format!("invalid topic '{}': {why}", args.topic)))?;
-    let payload = if let Some(m) = &args.message {
-        m.clone().into_bytes()
-    } else if let Some(f) = &args.file {
-        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))?
-    } else if args.stdin {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
-        buf
-    } else if args.null {
-        Vec::new()
-    } else {
-        return Err(CliError(
-            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
-        ));
-    };
+    let payload = read_payload(
+        args.message.as_deref(),
+        args.file.as_deref(),
+        args.stdin,
+        args.null,
+    )?;
     let profile = args.conn.to_profile()?;
     let publish_props = parse_properties(&args.conn.properties)?.publish.boxed();
     let worker = Worker::spawn(None);

@@ -9,4 +9,6 @@ pub mod cli;
 pub mod model;
 pub mod mqtt;
 pub mod profile;
+pub mod rr;
 pub mod sandbox;
+pub mod sub_format;

@@ -1,4 +1,4 @@
-//! mqscope: no subcommand opens the window; `sub` / `pub` run headless.
+//! mqscope: no subcommand opens the window; `sub` / `pub` / `rr` run headless.
 
 use clap::Parser as _;
 use mqscope::cli::{Cli, CliCommand, run_pub, run_sub};
@@ -15,6 +15,7 @@ fn main() {
         },
         Some(CliCommand::Sub(args)) => run_sub(args),
         Some(CliCommand::Pub(args)) => run_pub(args),
+        Some(CliCommand::Rr(args)) => mqscope::rr::run_rr(args),
         Some(CliCommand::Sandbox(args)) => mqscope::sandbox::run_sandbox(args),
     };
     std::process::exit(code);

@@ -246,7 +246,11 @@ pub fn describe_connection_error_v5(
                 }
                 m
             }
-            S::OutgoingPacketTooLarge { pkt_size, max } => format!(
+            S::OutgoingPacketTooLarge { pkt_size, max }
+            | S::Deserialization(rumqttc::v5::mqttbytes::Error::OutgoingPacketTooLarge {
+                pkt_size,
+                max,
+            }) => format!(
                 "a packet of {pkt_size} bytes is larger than the broker's Maximum Packet Size of {max} bytes"
             ),
             S::IncomingPacketTooLarge { pkt_size, max } => format!(

@@ -43,6 +43,10 @@ struct Shared {
     wanted: Vec<SubscriptionSpec>,
     /// Filters the broker acknowledged in the current session.
     confirmed: HashSet<String>,
+    /// MQTT 5: the broker's Maximum Packet Size from the last CONNACK.
+    /// rumqttc treats a larger packet as a connection error (and would send
+    /// it again on a resumed session), so publishes are checked first.
+    broker_max_packet: Option<u32>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -457,6 +461,18 @@ impl Session {
                 let size = self
                     .client
                     .publish_size(&topic, qos, payload.len(), props.as_deref());
+                if let Some(max) = shared.broker_max_packet
+                    && size > max as usize
+                {
+                    drop(shared);
+                    self.fail_publish(
+                        token,
+                        format!(
+                            "PUBLISH of {size} bytes is larger than the broker's Maximum Packet Size ({max} bytes, from CONNACK)"
+                        ),
+                    );
+                    return;
+                }
                 shared.tracker.push_publish(ShadowPublish {
                     token: Some(token),
                     topic: topic.clone(),
@@ -766,6 +782,8 @@ impl SessionTask {
             .incoming(packet, self.sink.micros(), SystemTime::now());
         self.emit(fx);
         if let Some((session_present, _code)) = connack {
+            lock(&self.shared).broker_max_packet =
+                props.as_ref().and_then(|p| p.maximum_packet_size);
             self.sink.send(
                 self.conn,
                 EventKind::Connack {

@@ -63,6 +63,7 @@ pub(crate) fn incoming(packet: Packet) -> InPacket {
                         SubscribeReasonCode::Failure => 0x80,
                     })
                     .collect(),
+                v5: false,
             },
         ),
         Packet::UnsubAck(a) => (

@@ -281,6 +281,7 @@ pub(crate) fn incoming(packet: Packet, aliases: &mut Aliases) -> InPacket {
             Some(a.pkid),
             InBody::SubAck {
                 codes: a.return_codes.iter().map(suback_code).collect(),
+                v5: true,
             },
             a.properties
                 .map(|p| reason_props(p.reason_string, p.user_properties)),

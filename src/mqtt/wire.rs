@@ -71,6 +71,8 @@ pub(crate) enum InBody {
     /// 3.1.1: granted QoS or 0x80; MQTT 5: reason code per filter.
     SubAck {
         codes: Vec<u8>,
+        /// MQTT 5: every code is a reason code, put in words.
+        v5: bool,
     },
     /// MQTT 5 only carries codes; 3.1.1 sends none.
     UnsubAck {
@@ -357,7 +359,7 @@ impl Tracker {
                     self.settle_publish(p.kind, pkid, reason, p.props.as_deref(), &mut fx);
                 }
             }
-            InBody::SubAck { codes } => {
+            InBody::SubAck { codes, v5 } => {
                 r.detail.granted = codes.clone();
                 let shadow = p.pkid.and_then(|id| self.sub_pkids.remove(&id));
                 let specs = shadow.map(|s| s.specs).unwrap_or_default();
@@ -373,7 +375,7 @@ impl Tracker {
                     } else {
                         None
                     };
-                    let words = if code >= 0x80 || p.props.is_some() {
+                    let words = if code >= 0x80 || v5 {
                         Some(with_reason_string(
                             reason_text(code, ReasonContext::Suback),
                             why.as_deref(),
@@ -661,6 +663,7 @@ mod tests {
                 pkid: Some(5),
                 body: InBody::SubAck {
                     codes: vec![1, 0x87],
+                    v5: true,
                 },
                 props: None,
             },
@@ -669,7 +672,12 @@ mod tests {
         );
         assert_eq!(
             fx.subscribed[0],
-            ("ok/#".into(), Some(Qos::AtLeastOnce), None)
+            (
+                "ok/#".into(),
+                Some(Qos::AtLeastOnce),
+                Some("0x01 Granted QoS 1".into())
+            ),
+            "every MQTT 5 answer is put in words, also without properties"
         );
         assert_eq!(
             fx.subscribed[1],
