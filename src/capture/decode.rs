@@ -172,6 +172,16 @@ impl StreamDecoder {
                     Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Err(None),
                     Err(e) => Err(Some(format!("{e:?}"))),
                 },
+                // MQTT 5 §3.14.2.1: a DISCONNECT with reason 0x00 and no
+                // properties may have a remaining length of 0 (rumqttc's own
+                // client writes it so), which rumqttc's reader refuses.
+                ProtocolVersion::V5 if side.buf.starts_with(&[0xE0, 0x00]) => {
+                    let _ = side.buf.split_to(2);
+                    Ok(Frame::V5(mb5::Packet::Disconnect(mb5::Disconnect {
+                        reason_code: mb5::DisconnectReasonCode::NormalDisconnection,
+                        properties: None,
+                    })))
+                }
                 ProtocolVersion::V5 => {
                     match mb5::Packet::read(&mut side.buf, Some(MQTT_MAX_PACKET as u32)) {
                         Ok(p) => Ok(Frame::V5(p)),

@@ -370,7 +370,23 @@ pub fn read_file(
                     what: format!("its pcap header is invalid: {other}"),
                 },
             })?;
-            let link = r.header().datalink;
+            let header = r.header();
+            if header.version_major != 2 {
+                return Err(ReadError::NotPcap {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "its pcap header says version {}.{}, not 2.4",
+                        header.version_major, header.version_minor
+                    ),
+                });
+            }
+            let link = header.datalink;
+            if !supported(link) {
+                return Err(ReadError::LinkType {
+                    path: path.to_path_buf(),
+                    link,
+                });
+            }
             while let Some(packet) = r.next_packet() {
                 if decoder.sink.done() {
                     break;
@@ -391,6 +407,20 @@ pub fn read_file(
         }
     }
     Ok(decoder.finish())
+}
+
+fn supported(link: DataLink) -> bool {
+    matches!(
+        link,
+        DataLink::ETHERNET
+            | DataLink::LINUX_SLL
+            | DataLink::LINUX_SLL2
+            | DataLink::RAW
+            | DataLink::IPV4
+            | DataLink::IPV6
+            | DataLink::NULL
+            | DataLink::LOOP
+    )
 }
 
 /// A pcapng timestamp: `pcap-file` hands the raw count as nanoseconds; the
