@@ -424,6 +424,9 @@ impl StreamDecoder {
     }
 }
 
+/// One frame, short-lived: the size difference of the two codecs' packet
+/// types does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Frame {
     V4(mb4::Packet),
     V5(mb5::Packet),

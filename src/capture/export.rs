@@ -110,7 +110,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 enum Out<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Jsonl(std::io::BufWriter<W>),
 }
 
@@ -134,7 +134,7 @@ impl<W: Write> Exporter<W> {
                     header.extend(CSV_ORIGIN);
                 }
                 w.write_record(&header).map_err(csv_io)?;
-                Out::Csv(w)
+                Out::Csv(Box::new(w))
             }
             Format::Jsonl => Out::Jsonl(std::io::BufWriter::with_capacity(1 << 16, writer)),
         };

@@ -752,10 +752,7 @@ impl<'s> Decoder<'s> {
             if seen.is_empty() {
                 Some((client, None))
             } else {
-                match opening(seen) {
-                    None => None,
-                    Some(o) => Some((client, Some(o))),
-                }
+                opening(seen).map(|o| (client, Some(o)))
             }
         } else if let Some(client) = conn.client {
             match opening(of(client)) {
