@@ -528,6 +528,18 @@ fn bad_files_get_a_one_line_error_and_exit_1_never_a_panic() {
             assert!(!done.stderr.contains("panicked"), "{name}: {}", done.stderr);
         }
     }
+    // A failed export leaves no output file behind.
+    let out = dir.path().join("never.csv");
+    let done = mqscope_run(&[
+        "export".into(),
+        dir.path().join("text.pcap").display().to_string(),
+        "--format".into(),
+        "csv".into(),
+        "-o".into(),
+        out.display().to_string(),
+    ]);
+    assert_eq!(done.code, Some(1));
+    assert!(!out.exists(), "no half-written export");
     let missing = mqscope_run(&[
         "read".into(),
         dir.path().join("nope.pcap").display().to_string(),

@@ -371,7 +371,14 @@ fn export(args: &ExportArgs) -> Result<(), String> {
             let rows = ex
                 .finish()
                 .map_err(|e| format!("cannot write {}: {e}", path.display()));
-            let done = done.map_err(describe)?;
+            let done = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    // Nothing useful was written: leave no half file behind.
+                    let _ = std::fs::remove_file(path);
+                    return Err(describe(e));
+                }
+            };
             let rows = rows?;
             eprintln!(
                 "mqscope export: {} from {} written to {}",
