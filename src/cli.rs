@@ -39,6 +39,12 @@ pub enum CliCommand {
     Rr(crate::rr::RrArgs),
     /// Run the built-in sandbox broker with simulated devices until Ctrl-C.
     Sandbox(crate::sandbox::SandboxArgs),
+    /// Decode MQTT from a pcap/pcapng file: a summary per stream, or --trace.
+    Read(crate::capture::cli::ReadArgs),
+    /// Export the messages of a pcap/pcapng file to CSV or JSON Lines.
+    Export(crate::capture::cli::ExportArgs),
+    /// Import connection profiles from MQTT Explorer or MQTTX.
+    Import(crate::profile::import::ImportArgs),
 }
 
 /// Connection flags shared by `sub` and `pub`; mosquitto's letters.

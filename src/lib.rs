@@ -5,6 +5,7 @@
 //! worker) only through `Command`s and `Event`s.
 
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod model;
 pub mod mqtt;

@@ -17,6 +17,9 @@ fn main() {
         Some(CliCommand::Pub(args)) => run_pub(args),
         Some(CliCommand::Rr(args)) => mqscope::rr::run_rr(args),
         Some(CliCommand::Sandbox(args)) => mqscope::sandbox::run_sandbox(args),
+        Some(CliCommand::Read(args)) => mqscope::capture::cli::run_read(args),
+        Some(CliCommand::Export(args)) => mqscope::capture::cli::run_export(args),
+        Some(CliCommand::Import(args)) => mqscope::profile::import::run_import(args),
     };
     std::process::exit(code);
 }

@@ -5,9 +5,9 @@
 mod errors;
 mod options;
 mod session;
-mod v4;
-mod v5;
-mod wire;
+pub(crate) mod v4;
+pub(crate) mod v5;
+pub(crate) mod wire;
 mod worker;
 
 pub use crate::model::protocol::Message;

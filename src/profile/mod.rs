@@ -1,6 +1,7 @@
 //! Connection profiles: what a user fills in to reach a broker, their
 //! validation, and the RON store in the user's config directory.
 
+pub mod import;
 mod store;
 mod validate;
 

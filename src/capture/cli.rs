@@ -1,0 +1,427 @@
+//! `mqscope read FILE` and `mqscope export FILE`: pcap files from the
+//! command line.
+
+use super::decode::Decoded;
+use super::export::{ExportError, Exporter, Format, PcapExport, export_pcap};
+use super::pcap::{Capture, ReadOptions, Sink, Stream, StreamInfo, StreamKind, read_file};
+use crate::model::flows::FlowState;
+use crate::model::packet::{Direction, PacketKind, PacketRecord};
+use crate::model::protocol::ProtocolVersion;
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s {
+        "mqttv5" | "5" => Ok(ProtocolVersion::V5),
+        "mqttv311" | "311" => Ok(ProtocolVersion::V311),
+        other => Err(format!(
+            "unknown protocol version '{other}': use mqttv5, 5, mqttv311 or 311"
+        )),
+    }
+}
+
+/// Where to find MQTT in a pcap.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FindArgs {
+    /// Decode TCP streams to or from this port as MQTT (that side is the
+    /// broker), also when they show no CONNECT. Without it, streams are
+    /// found by content: a CONNECT at the start.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Protocol of streams found by --port that show no CONNECT: mqttv5 (5)
+    /// or mqttv311 (311, the default).
+    #[arg(short = 'V', long = "protocol-version", value_parser = parse_protocol)]
+    pub protocol: Option<ProtocolVersion>,
+}
+
+impl FindArgs {
+    fn options(&self) -> ReadOptions {
+        ReadOptions {
+            port: self.port,
+            protocol: self.protocol,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReadArgs {
+    /// A pcap or pcapng file (tcpdump -w, dumpcap, Wireshark).
+    pub file: PathBuf,
+    /// Print every MQTT packet as a JSON line (the same as a live --trace),
+    /// with "client" and "broker" (IP:PORT) to tell the streams apart.
+    #[arg(long)]
+    pub trace: bool,
+    #[command(flatten)]
+    pub find: FindArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// A pcap or pcapng file.
+    pub file: PathBuf,
+    /// csv or jsonl (JSON Lines).
+    #[arg(long)]
+    pub format: Format,
+    /// Only messages on topics matching this filter (repeatable).
+    #[arg(short = 't', long = "topic")]
+    pub topics: Vec<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub find: FindArgs,
+}
+
+/// A trace line: the live record plus the stream's endpoints.
+#[derive(Serialize)]
+struct TraceLine<'a> {
+    client: &'a str,
+    broker: &'a str,
+    #[serde(flatten)]
+    record: &'a PacketRecord,
+}
+
+struct TraceSink<W: Write> {
+    out: W,
+    endpoints: Vec<(String, String)>,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink for TraceSink<W> {
+    fn packet(&mut self, stream: &StreamInfo, d: Decoded) {
+        if self.error.is_some() {
+            return;
+        }
+        while self.endpoints.len() <= stream.id {
+            self.endpoints.push((String::new(), String::new()));
+        }
+        let ends = &mut self.endpoints[stream.id];
+        if ends.0.is_empty() {
+            *ends = (stream.client_text(), stream.broker_text());
+        }
+        let line = TraceLine {
+            client: &ends.0,
+            broker: &ends.1,
+            record: &d.record,
+        };
+        let written = serde_json::to_writer(&mut self.out, &line)
+            .map_err(std::io::Error::other)
+            .and_then(|_| self.out.write_all(b"\n"));
+        if let Err(e) = written {
+            self.error = Some(e);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// Runs `mqscope read`; returns the exit code.
+pub fn run_read(args: ReadArgs) -> i32 {
+    match read(&args) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("mqscope read: {msg}");
+            1
+        }
+    }
+}
+
+fn read(args: &ReadArgs) -> Result<(), String> {
+    let options = args.find.options();
+    if args.trace {
+        let stdout = std::io::stdout();
+        let mut sink = TraceSink {
+            out: std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+            endpoints: Vec::new(),
+            error: None,
+        };
+        let summary = read_file(&args.file, options, &mut sink).map_err(|e| e.to_string())?;
+        if let Some(e) = sink.error.take() {
+            // Standard output closed (e.g. piped into `head`): stop quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(format!("cannot write the trace: {e}"));
+        }
+        sink.out.flush().map_err(|e| e.to_string())?;
+        for s in &summary.streams {
+            for p in &s.problems {
+                eprintln!(
+                    "mqscope read: stream {} ({} → {}): {p}",
+                    s.id + 1,
+                    s.client,
+                    s.broker
+                );
+            }
+        }
+        return Ok(());
+    }
+    let capture = Capture::open(&args.file, options).map_err(|e| e.to_string())?;
+    let text = summary_text(&args.file.display().to_string(), &capture);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The per-stream report of `mqscope read` without --trace.
+pub fn summary_text(name: &str, c: &Capture) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let mqtt = c
+        .streams
+        .iter()
+        .filter(|x| matches!(x.info.kind, StreamKind::Mqtt(_)))
+        .count();
+    let encrypted = c
+        .streams
+        .iter()
+        .filter(|x| x.info.kind == StreamKind::Encrypted)
+        .count();
+    let _ = writeln!(
+        s,
+        "{name}: {}, {}, {}, {} other TCP",
+        plural(c.frames as usize, "frame", "frames"),
+        plural(mqtt, "MQTT stream", "MQTT streams"),
+        plural(encrypted, "encrypted stream", "encrypted streams"),
+        plural(c.other_tcp as usize, "connection", "connections"),
+    );
+    if c.unreadable > 0 {
+        let _ = writeln!(
+            s,
+            "  {} could not be read (cut by the snap length, IP fragments or corrupt headers)",
+            plural(c.unreadable as usize, "frame", "frames")
+        );
+    }
+    for stream in &c.streams {
+        stream_text(&mut s, stream);
+    }
+    if c.streams.is_empty() {
+        let _ = writeln!(
+            s,
+            "no MQTT found: no TCP stream starts with a CONNECT (use --port PORT if the capture starts mid-connection)"
+        );
+    }
+    s
+}
+
+fn stream_text(s: &mut String, stream: &Stream) {
+    use std::fmt::Write as _;
+    let i = &stream.info;
+    let client_id = stream
+        .records
+        .iter()
+        .find(|r| r.kind == PacketKind::Connect)
+        .and_then(|r| r.detail.client_id.clone());
+    let _ = writeln!(
+        s,
+        "stream {}: client {} → broker {}, {}{}{}",
+        i.id + 1,
+        i.client,
+        i.broker,
+        i.kind.label(),
+        client_id
+            .map(|c| format!(", client id \"{c}\""))
+            .unwrap_or_default(),
+        if i.closed {
+            ", closed"
+        } else {
+            ", still open at the end"
+        }
+    );
+    let duration = i.last_us.saturating_sub(i.first_us) as f64 / 1e6;
+    if !matches!(i.kind, StreamKind::Mqtt(_)) {
+        let _ = writeln!(
+            s,
+            "  {} bytes from the client, {} from the broker over {duration:.3} s: not decoded",
+            i.client_tcp.bytes, i.broker_tcp.bytes
+        );
+        return;
+    }
+    let sent = stream
+        .records
+        .iter()
+        .filter(|r| r.dir == Direction::Out)
+        .count();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &stream.records {
+        *kinds.entry(r.kind.name()).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        s,
+        "  packets: {} ({} from the client, {} from the broker) over {duration:.3} s: {}",
+        stream.records.len(),
+        sent,
+        stream.records.len() - sent,
+        kinds.join(", ")
+    );
+    let published = stream
+        .messages
+        .iter()
+        .filter(|m| stream.sent_by(m) == Some(Direction::Out))
+        .count();
+    let mut topics: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &stream.messages {
+        *topics.entry(&m.topic).or_default() += 1;
+    }
+    let mut shown: Vec<String> = topics
+        .iter()
+        .take(10)
+        .map(|(t, n)| format!("{t} ({n})"))
+        .collect();
+    if topics.len() > 10 {
+        shown.push(format!("and {} more", topics.len() - 10));
+    }
+    let _ = writeln!(
+        s,
+        "  messages: {} ({} published by the client, {} delivered by the broker) on {}{}{}",
+        stream.messages.len(),
+        published,
+        stream.messages.len() - published,
+        plural(topics.len(), "topic", "topics"),
+        if shown.is_empty() { "" } else { ": " },
+        shown.join(", ")
+    );
+    let log = stream.packet_log();
+    let (mut complete, mut waiting, mut incomplete, mut refused) = (0, 0, 0, 0);
+    let mut open_flows = Vec::new();
+    for f in log.flows() {
+        match f.state {
+            FlowState::Complete => complete += 1,
+            FlowState::Waiting(missing) | FlowState::Incomplete { missing } => {
+                if matches!(f.state, FlowState::Waiting(_)) {
+                    waiting += 1;
+                } else {
+                    incomplete += 1;
+                }
+                if open_flows.len() < 10 {
+                    open_flows.push(format!(
+                        "{}{} without its {}",
+                        f.kind.label(),
+                        f.pkid
+                            .map(|p| format!(" (packet id {p})"))
+                            .unwrap_or_default(),
+                        missing.name()
+                    ));
+                }
+            }
+            FlowState::Refused { .. } => refused += 1,
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  flows: {complete} complete, {incomplete} incomplete, {waiting} still waiting at the end, {refused} refused{}{}",
+        if open_flows.is_empty() { "" } else { ": " },
+        open_flows.join("; ")
+    );
+    let t = |x: &super::tcp::TcpStats| x.retransmitted;
+    let _ = writeln!(
+        s,
+        "  tcp: {} split across segments, {} segments held several packets, {} retransmitted and {} out-of-order segments",
+        plural(
+            (i.client_frames.split_packets + i.broker_frames.split_packets) as usize,
+            "packet",
+            "packets"
+        ),
+        i.client_frames.shared_segments + i.broker_frames.shared_segments,
+        t(&i.client_tcp) + t(&i.broker_tcp),
+        i.client_tcp.out_of_order + i.broker_tcp.out_of_order,
+    );
+    for p in &i.problems {
+        let _ = writeln!(s, "  problem: {p}");
+    }
+}
+
+/// Runs `mqscope export`; returns the exit code.
+pub fn run_export(args: ExportArgs) -> i32 {
+    match export(&args) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("mqscope export: {msg}");
+            1
+        }
+    }
+}
+
+fn export(args: &ExportArgs) -> Result<(), String> {
+    for t in &args.topics {
+        crate::profile::validate_topic_filter(t)
+            .map_err(|why| format!("invalid topic filter '{t}': {why}"))?;
+    }
+    let options = args.find.options();
+    let result: Result<PcapExport, String> = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut ex = Exporter::new(file, args.format, true)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let done = export_pcap(&args.file, options, &args.topics, &mut ex);
+            let rows = ex
+                .finish()
+                .map_err(|e| format!("cannot write {}: {e}", path.display()));
+            let done = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    // Nothing useful was written: leave no half file behind.
+                    let _ = std::fs::remove_file(path);
+                    return Err(describe(e));
+                }
+            };
+            let rows = rows?;
+            eprintln!(
+                "mqscope export: {} from {} written to {}",
+                plural(rows as usize, "message", "messages"),
+                plural(done.streams.len(), "stream", "streams"),
+                path.display()
+            );
+            Ok(done)
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut ex = Exporter::new(stdout.lock(), args.format, true)
+                .map_err(|e| format!("cannot write: {e}"))?;
+            let done = export_pcap(&args.file, options, &args.topics, &mut ex);
+            let flushed = ex.finish();
+            match (done, flushed) {
+                (Err(ExportError::Write(e)), _) | (Ok(_), Err(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Ok(());
+                }
+                (done, flushed) => {
+                    let done = done.map_err(describe)?;
+                    flushed.map_err(|e| format!("cannot write: {e}"))?;
+                    Ok(done)
+                }
+            }
+        }
+    };
+    let done = result?;
+    for s in &done.streams {
+        for p in &s.problems {
+            eprintln!(
+                "mqscope export: stream {} ({} → {}): {p}",
+                s.id + 1,
+                s.client,
+                s.broker
+            );
+        }
+    }
+    Ok(())
+}
+
+fn describe(e: ExportError) -> String {
+    e.to_string()
+}

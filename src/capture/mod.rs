@@ -1,0 +1,13 @@
+//! Data in and out of mqscope: pcap/pcapng files decoded into MQTT streams
+//! (`pcap`, with TCP reassembly in `tcp` and MQTT frames in `decode`), and
+//! messages exported to CSV or JSON Lines (`export`). `cli` holds the
+//! `read` and `export` subcommands.
+//!
+//! Pure data and files: no egui, no tokio. The GUI opens a
+//! [`pcap::Capture`] (streams → records + messages) like a connection.
+
+pub mod cli;
+pub mod decode;
+pub mod export;
+pub mod pcap;
+pub mod tcp;
