@@ -244,6 +244,35 @@ pub(crate) fn too_deep() -> DecodeError {
     DecodeError::new(format!("nested deeper than {MAX_DEPTH} levels"))
 }
 
+/// The alias tables to read a Sparkplug message on `topic` with, taken
+/// from the store: for each of its births (the edge node's NBIRTH, then the
+/// device's DBIRTH) the latest kept one received before message `before`.
+/// Births evicted from the history leave their aliases unnamed (the decoded
+/// tree lists them under `$unnamed_aliases`).
+pub fn sparkplug_aliases_in_store(
+    store: &crate::model::store::Store,
+    topic: &str,
+    before: crate::model::store::MessageId,
+) -> SparkplugAliases {
+    let mut aliases = SparkplugAliases::default();
+    let Some(t) = SparkplugTopic::parse(topic) else {
+        return aliases;
+    };
+    for birth in t.birth_topics() {
+        let Some(node) = store.find(&birth) else {
+            continue;
+        };
+        let payload = store
+            .history(node)
+            .filter(|m| m.id < before)
+            .find_map(|m| m.payload);
+        if let Some(payload) = payload {
+            aliases.learn(&birth, payload);
+        }
+    }
+    aliases
+}
+
 /// Pretty-printed JSON of a decoded tree, for the views.
 pub fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(cannot print: {e})"))
