@@ -439,6 +439,9 @@ impl SparkplugAliases {
         let Some(t) = SparkplugTopic::parse(topic) else {
             return;
         };
+        if !matches!(t.kind, MessageType::NBirth | MessageType::DBirth) {
+            return;
+        }
         if let Ok(p) = parse(payload) {
             self.learn_payload(&t, &p);
         }
