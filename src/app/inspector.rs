@@ -34,8 +34,8 @@ const HEX_LIMIT: usize = 8 << 20;
 /// Most payload bytes encoded for the Base64 view (a multiple of 3, so the
 /// shown part is a prefix of the full encoding).
 const BASE64_LIMIT: usize = 48 * 1024;
-/// Payloads above this size are not diffed (the line diff is quadratic in
-/// the worst case).
+/// Payloads above this size are not diffed: the diff itself is fast
+/// (`similar`, bounded by a deadline), but its rows are laid out as text.
 const DIFF_LIMIT: usize = 4 << 20;
 /// Characters of payload preview in a history row.
 const PREVIEW_CHARS: usize = 60;
