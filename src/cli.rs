@@ -256,6 +256,12 @@ pub struct SubArgs {
     /// memory.
     #[arg(long)]
     pub stats: bool,
+    /// Print each payload as one JSON line, decoded: auto (Sparkplug B on
+    /// spBv1.0/ topics, MessagePack/CBOR by MQTT 5 content type, else the
+    /// payload as JSON), sparkplug, msgpack, cbor or
+    /// protobuf:FILE.proto:package.Message.
+    #[arg(long, value_name = "DECODER")]
+    pub decode: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -470,6 +476,11 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         .map(crate::sub_format::Format::parse)
         .transpose()
         .map_err(CliError)?;
+    // A wrong decoder or .proto is reported before connecting.
+    let decoder = match &args.decode {
+        Some(spec) => Some(PayloadDecoder::new(spec)?),
+        None => None,
+    };
     let mut profile = args.conn.to_profile()?;
     let props = parse_properties(&args.conn.properties)?.subscribe;
     profile.subscriptions = args
@@ -489,7 +500,7 @@ fn sub(args: SubArgs) -> Result<i32, CliError> {
         profile: Box::new(profile),
     });
     let mut stats = args.stats.then(Stats::new);
-    let result = sub_loop(&args, format.as_ref(), &worker, stats.as_mut());
+    let result = sub_loop(&args, format.as_ref(), &worker, stats.as_mut(), decoder);
     if let Some(stats) = stats {
         stats.print();
     }
@@ -565,11 +576,47 @@ fn peak_rss_kb() -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// `--decode`: the decoder and the Sparkplug aliases learnt so far.
+struct PayloadDecoder {
+    choice: crate::model::decode::DecodeChoice,
+    aliases: crate::model::decode::SparkplugAliases,
+}
+
+impl PayloadDecoder {
+    fn new(spec: &str) -> Result<PayloadDecoder, CliError> {
+        Ok(PayloadDecoder {
+            choice: crate::model::decode::DecodeChoice::parse(spec)
+                .map_err(|e| CliError(format!("--decode: {e}")))?,
+            aliases: Default::default(),
+        })
+    }
+
+    /// One JSON line for the message. A payload the decoder refuses is
+    /// printed as `{"error": ..., "payload": ...}` (and said on stderr).
+    fn line(&mut self, m: &crate::mqtt::Message) -> Vec<u8> {
+        use crate::model::decode;
+        let content_type = m.props.as_ref().and_then(|p| p.content_type.as_deref());
+        let value = decode::decode(
+            &self.choice,
+            &m.topic,
+            content_type,
+            &m.payload,
+            &mut self.aliases,
+        )
+        .unwrap_or_else(|e| {
+            eprintln!("mqscope sub: {}: {e}", m.topic);
+            serde_json::json!({"error": e.0, "payload": decode::as_json(&m.payload)})
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
 fn sub_loop(
     args: &SubArgs,
     format: Option<&crate::sub_format::Format>,
     worker: &Worker,
     mut stats: Option<&mut Stats>,
+    mut decoder: Option<PayloadDecoder>,
 ) -> Result<i32, CliError> {
     let deadline = args
         .timeout
@@ -601,14 +648,16 @@ fn sub_loop(
                 if let Some(stats) = stats.as_deref_mut() {
                     stats.add(&m);
                 }
+                let decoded = decoder.as_mut().map(|d| d.line(&m));
+                let payload = decoded.as_deref().unwrap_or(&m.payload);
                 let written = if let Some(f) = format {
                     f.write(&m, &mut out)
                 } else if args.verbose {
                     out.write_all(m.topic.as_bytes())
                         .and_then(|_| out.write_all(b" "))
-                        .and_then(|_| out.write_all(&m.payload))
+                        .and_then(|_| out.write_all(payload))
                 } else {
-                    out.write_all(&m.payload)
+                    out.write_all(payload)
                 };
                 let eol: &[u8] = if args.no_eol { b"" } else { b"\n" };
                 // stdout closed (e.g. piped into `head`): stop quietly.

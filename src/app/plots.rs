@@ -8,7 +8,8 @@
 //! counter, and drawing reduces each line to a minimum and a maximum per
 //! pixel column of the visible range, so a million points stay smooth.
 
-use crate::model::payload::extract_number;
+use crate::model::decode::{Format, SparkplugAliases, auto_format, decode_format, sparkplug};
+use crate::model::payload::{extract_number, number_at};
 use crate::model::topic::matches;
 use crate::mqtt::Message;
 use crate::profile::validate_topic_filter;
@@ -105,7 +106,14 @@ pub struct Plots {
     form_filter: String,
     form_field: String,
     form_error: Option<String>,
+    /// Sparkplug births seen, so data messages sent by alias can be
+    /// plotted by metric name (`metrics[name=Temperature].value`).
+    aliases: SparkplugAliases,
 }
+
+/// Largest Sparkplug birth learnt (births list every metric, so they are
+/// larger than the data messages plotted).
+const MAX_BIRTH: usize = 1 << 20;
 
 impl Default for Plots {
     fn default() -> Self {
@@ -136,6 +144,7 @@ impl Plots {
             form_filter: String::new(),
             form_field: String::new(),
             form_error: None,
+            aliases: SparkplugAliases::default(),
         }
     }
 
@@ -227,17 +236,47 @@ impl Plots {
         };
     }
 
-    /// Takes the values `msg` carries for the plotted specs.
+    /// Takes the values `msg` carries for the plotted specs. Payloads in a
+    /// format that is safe to assume (Sparkplug B on its topics, MessagePack
+    /// or CBOR by MQTT 5 content type) are decoded, and the field is looked
+    /// up in the decoded tree.
     pub fn on_message(&mut self, msg: &Message) {
+        let content_type = msg.props.as_ref().and_then(|p| p.content_type.as_deref());
+        let format = auto_format(&msg.topic, content_type);
+        if format == Some(Format::Sparkplug) && msg.payload.len() <= MAX_BIRTH {
+            self.aliases.learn(&msg.topic, &msg.payload);
+        }
         if self.specs.is_empty() || msg.payload.len() > MAX_PAYLOAD {
             return;
         }
+        // Decoded once per message, when a spec with a field wants it.
+        let mut tree: Option<Option<serde_json::Value>> = None;
         for spec_i in 0..self.specs.len() {
             let spec = &self.specs[spec_i];
             if !matches(&spec.filter, &msg.topic) {
                 continue;
             }
-            let Some(value) = extract_number(&msg.payload, spec.field.as_deref()) else {
+            let value = match (format, spec.field.as_deref()) {
+                (Some(format), Some(field)) => tree
+                    .get_or_insert_with(|| {
+                        match format {
+                            Format::Sparkplug => {
+                                sparkplug::decode_with(&msg.topic, &msg.payload, &self.aliases)
+                            }
+                            other => decode_format(
+                                other,
+                                &msg.topic,
+                                &msg.payload,
+                                &mut SparkplugAliases::default(),
+                            ),
+                        }
+                        .ok()
+                    })
+                    .as_ref()
+                    .and_then(|t| number_at(t, field)),
+                _ => extract_number(&msg.payload, spec.field.as_deref()),
+            };
+            let Some(value) = value else {
                 continue;
             };
             let index = match self.lookup[spec_i].get(msg.topic.as_str()) {
@@ -753,6 +792,79 @@ mod tests {
         assert_eq!(plots.point_count(), 12);
         assert_eq!(plots.series()[1].topic, "surfing/board/2/telemetry");
         assert_eq!(plots.series()[1].last(), Some([2.0, 22.0]));
+    }
+
+    fn bin(topic: &str, payload: Vec<u8>, secs: f64) -> Message {
+        Message {
+            payload: bytes::Bytes::from(payload),
+            ..msg(topic, "", secs)
+        }
+    }
+
+    #[test]
+    fn sparkplug_metric_sent_by_alias_plotted_by_its_birth_name() {
+        use crate::model::decode::sparkplug::build::{metric, payload};
+        use crate::model::decode::sparkplug::schema::MetricValue;
+        let mut plots = Plots::default();
+        // The birth arrives before the plot exists: it is remembered anyway.
+        plots.on_message(&bin(
+            "spBv1.0/plant/NBIRTH/edge1",
+            payload(
+                1,
+                0,
+                vec![metric(
+                    Some("Temperature"),
+                    Some(5),
+                    Some(9),
+                    MetricValue::FloatValue(20.0),
+                )],
+            ),
+            0.0,
+        ));
+        plots
+            .add_spec(SeriesSpec {
+                filter: "spBv1.0/plant/NDATA/+".into(),
+                field: Some("metrics[name=Temperature].value".into()),
+            })
+            .expect("a valid filter");
+        for (i, t) in [21.5f32, 23.0].iter().enumerate() {
+            let data = payload(
+                2,
+                1,
+                vec![metric(None, Some(5), None, MetricValue::FloatValue(*t))],
+            );
+            plots.on_message(&bin("spBv1.0/plant/NDATA/edge1", data, i as f64 + 1.0));
+        }
+        assert_eq!(plots.point_count(), 2);
+        assert_eq!(
+            plots.series()[0].last(),
+            Some([1.0, 23.0]),
+            "x from the first point"
+        );
+    }
+
+    #[test]
+    fn msgpack_field_plotted_when_the_content_type_says_msgpack() {
+        let mut plots = Plots::default();
+        plots
+            .add_spec(SeriesSpec {
+                filter: "motor/+".into(),
+                field: Some("rpm".into()),
+            })
+            .expect("a valid filter");
+        let mut bytes = Vec::new();
+        let value = rmpv::Value::Map(vec![("rpm".into(), rmpv::Value::from(1200))]);
+        rmpv::encode::write_value(&mut bytes, &value).expect("encode to a Vec");
+        let mut typed = bin("motor/1", bytes.clone(), 0.0);
+        typed.props = Some(Box::new(crate::model::protocol::Properties {
+            content_type: Some("application/msgpack".into()),
+            ..Default::default()
+        }));
+        plots.on_message(&typed);
+        // Without the content type the bytes are not guessed.
+        plots.on_message(&bin("motor/1", bytes, 1.0));
+        assert_eq!(plots.point_count(), 1);
+        assert_eq!(plots.series()[0].last(), Some([0.0, 1200.0]));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Differences between two payloads of a topic's history: by JSON path when
-//! both are JSON objects/arrays, line by line otherwise.
+//! both are JSON objects/arrays, line by line otherwise (with the `similar`
+//! crate, so megabyte payloads diff in milliseconds).
 
 use crate::model::payload::{PayloadKind, detect};
 use serde_json::Value;
+use similar::DiffTag;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -147,70 +150,40 @@ fn push_key(path: &mut String, key: &str) {
     path.push_str(key);
 }
 
-/// Largest LCS table (cells) computed; beyond it the differing middle is
-/// shown as all removed then all added, which is still a correct diff.
-const MAX_LCS_CELLS: usize = 4_000_000;
+/// The longest a line diff may search for the smallest edit script. Past
+/// it `similar` settles for a larger one, which is still a correct diff
+/// (every line marked is really removed or added): never a frozen frame.
+const DIFF_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A line diff: common prefix and suffix, then an LCS over the middle.
+/// A line diff (Myers' algorithm, from the `similar` crate), in old-then-new
+/// order: on a replaced block the removed lines come before the added ones,
+/// as in `diff -u`. Lines are compared without their line ending.
 pub fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..]
-        .iter()
-        .rev()
-        .zip(b[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let deadline = Instant::now().checked_add(DIFF_TIMEOUT);
+    let ops = similar::capture_diff_slices_deadline(similar::Algorithm::Myers, &a, &b, deadline);
     let line = |kind, text: &str| DiffLine {
         kind,
         text: text.to_string(),
     };
-    let mut out: Vec<DiffLine> = a[..prefix]
-        .iter()
-        .map(|t| line(LineKind::Same, t))
-        .collect();
-    let mid_a = &a[prefix..a.len() - suffix];
-    let mid_b = &b[prefix..b.len() - suffix];
-    let (n, m) = (mid_a.len(), mid_b.len());
-    if n.saturating_mul(m) > MAX_LCS_CELLS {
-        out.extend(mid_a.iter().map(|t| line(LineKind::Removed, t)));
-        out.extend(mid_b.iter().map(|t| line(LineKind::Added, t)));
-    } else {
-        // lcs[i][j] = LCS length of mid_a[i..] and mid_b[j..].
-        let width = m + 1;
-        let mut lcs = vec![0u32; (n + 1) * width];
-        for i in (0..n).rev() {
-            for j in (0..m).rev() {
-                lcs[i * width + j] = if mid_a[i] == mid_b[j] {
-                    lcs[(i + 1) * width + j + 1] + 1
-                } else {
-                    lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < n || j < m {
-            if i < n && j < m && mid_a[i] == mid_b[j] {
-                out.push(line(LineKind::Same, mid_a[i]));
-                i += 1;
-                j += 1;
-            } else if i < n && (j == m || lcs[(i + 1) * width + j] >= lcs[i * width + j + 1]) {
-                // On a tie, removed lines come before added ones, as in
-                // `diff -u`.
-                out.push(line(LineKind::Removed, mid_a[i]));
-                i += 1;
-            } else {
-                out.push(line(LineKind::Added, mid_b[j]));
-                j += 1;
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    for op in ops {
+        let (tag, old_range, new_range) = op.as_tag_tuple();
+        let (old_lines, new_lines) = (
+            a.get(old_range).unwrap_or_default(),
+            b.get(new_range).unwrap_or_default(),
+        );
+        match tag {
+            DiffTag::Equal => out.extend(old_lines.iter().map(|t| line(LineKind::Same, t))),
+            DiffTag::Delete => out.extend(old_lines.iter().map(|t| line(LineKind::Removed, t))),
+            DiffTag::Insert => out.extend(new_lines.iter().map(|t| line(LineKind::Added, t))),
+            DiffTag::Replace => {
+                out.extend(old_lines.iter().map(|t| line(LineKind::Removed, t)));
+                out.extend(new_lines.iter().map(|t| line(LineKind::Added, t)));
             }
         }
     }
-    out.extend(
-        a[a.len() - suffix..]
-            .iter()
-            .map(|t| line(LineKind::Same, t)),
-    );
     out
 }
 
@@ -281,5 +254,67 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| **k == LineKind::Same).count(), 3);
         assert_eq!(kinds.iter().filter(|k| **k == LineKind::Removed).count(), 1);
         assert_eq!(kinds.iter().filter(|k| **k == LineKind::Added).count(), 1);
+    }
+
+    /// 20,000 lines of about 50 bytes (1 MB); every other line differs.
+    fn megabyte_pair() -> (String, String) {
+        let mut old = String::new();
+        let mut new = String::new();
+        for i in 0..20_000 {
+            let line =
+                format!("{{\"row\": {i:6}, \"value\": \"sensor reading\", \"unit\": \"C\"}},\n");
+            old.push_str(&line);
+            if i % 2 == 1 {
+                new.push_str(&format!(
+                    "{{\"row\": {i:6}, \"value\": \"CHANGED reading\", \"unit\": \"C\"}},\n"
+                ));
+            } else {
+                new.push_str(&line);
+            }
+        }
+        (old, new)
+    }
+
+    #[test]
+    fn megabyte_payload_diff_marks_only_the_changed_lines() {
+        let (old, new) = megabyte_pair();
+        assert!(old.len() > 1_000_000, "{}", old.len());
+        let lines = line_diff(&old, &new);
+        let removed: Vec<&DiffLine> = lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Removed)
+            .collect();
+        let added: Vec<&DiffLine> = lines.iter().filter(|l| l.kind == LineKind::Added).collect();
+        let same = lines.iter().filter(|l| l.kind == LineKind::Same).count();
+        assert_eq!((removed.len(), added.len(), same), (10_000, 10_000, 10_000));
+        assert!(removed.iter().all(|l| l.text.contains("sensor reading")));
+        assert!(added.iter().all(|l| l.text.contains("CHANGED")));
+        // Each removed line is directly followed by its replacement.
+        for w in lines.windows(2) {
+            if w[0].kind == LineKind::Removed {
+                assert_eq!(w[1].kind, LineKind::Added);
+                assert_eq!(w[0].text[..14], w[1].text[..14], "same row");
+            }
+        }
+    }
+
+    #[test]
+    fn megabyte_payload_with_one_changed_line_diffs_exactly() {
+        let (old, _) = megabyte_pair();
+        let new = old.replacen("\"row\":   4321", "\"row\":  -4321", 1);
+        let lines = line_diff(&old, &new);
+        let changed: Vec<(LineKind, &str)> = lines
+            .iter()
+            .filter(|l| l.kind != LineKind::Same)
+            .map(|l| (l.kind, l.text.as_str()))
+            .collect();
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        assert!(changed[0].1.contains("  4321") && changed[1].1.contains(" -4321"));
+    }
+
+    #[test]
+    fn line_endings_do_not_count_as_changes() {
+        let d = line_diff("a\r\nb\n", "a\nb");
+        assert!(d.iter().all(|l| l.kind == LineKind::Same), "{d:?}");
     }
 }

@@ -411,11 +411,15 @@ pub fn base64(payload: &[u8]) -> String {
     out
 }
 
-/// One step of a JSON field path such as `a.b[0]`.
+/// One step of a JSON field path such as `a.b[0]` or `metrics[name=t]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Step<'a> {
     Key(&'a str),
     Index(usize),
+    /// `[KEY=VALUE]`: the first array element that is an object whose
+    /// field KEY is the string VALUE (a Sparkplug metric by its name, which
+    /// stays put when a data message carries only some metrics).
+    Named(&'a str, &'a str),
 }
 
 fn parse_path(path: &str) -> Option<Vec<Step<'_>>> {
@@ -427,7 +431,12 @@ fn parse_path(path: &str) -> Option<Vec<Step<'_>>> {
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('[') {
             let close = after.find(']')?;
-            steps.push(Step::Index(after[..close].trim().parse().ok()?));
+            let inside = &after[..close];
+            steps.push(match inside.split_once('=') {
+                Some((key, value)) if !key.is_empty() => Step::Named(key, value),
+                Some(_) => return None,
+                None => Step::Index(inside.trim().parse().ok()?),
+            });
             rest = &after[close + 1..];
         } else {
             let rest_key = rest.strip_prefix('.').unwrap_or(rest);
@@ -443,20 +452,31 @@ fn parse_path(path: &str) -> Option<Vec<Step<'_>>> {
 }
 
 /// A numeric value for plotting. With `path == None` the whole payload must
-/// be a number; otherwise `path` (`speed`, `a.b[0]`, `[2].v`) selects a JSON
-/// field that is a number or a string holding a number.
+/// be a number; otherwise `path` (`speed`, `a.b[0]`, `[2].v`,
+/// `list[name=x].v`) selects a JSON field that is a number or a string
+/// holding a number.
 pub fn extract_number(payload: &[u8], path: Option<&str>) -> Option<f64> {
     let text = std::str::from_utf8(payload).ok()?;
     let Some(path) = path else {
         return parse_number(text);
     };
-    let steps = parse_path(path)?;
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    let mut cur = &value;
+    number_at(&value, path)
+}
+
+/// The number at `path` ([`extract_number`] syntax) of an already parsed or
+/// decoded tree (a MessagePack, CBOR, Protobuf or Sparkplug payload).
+pub fn number_at(value: &serde_json::Value, path: &str) -> Option<f64> {
+    let steps = parse_path(path)?;
+    let mut cur = value;
     for step in steps {
         cur = match step {
             Step::Key(k) => cur.as_object()?.get(k)?,
             Step::Index(i) => cur.as_array()?.get(i)?,
+            Step::Named(k, v) => cur
+                .as_array()?
+                .iter()
+                .find(|item| item.get(k).and_then(serde_json::Value::as_str) == Some(v))?,
         };
     }
     match cur {
@@ -474,13 +494,24 @@ pub const MAX_NUMERIC_PATHS: usize = 256;
 /// picker, in [`extract_number`] syntax. Keys that the path syntax cannot
 /// spell (containing `.`, `[` or `]`, or empty) are left out.
 pub fn numeric_paths(payload: &[u8]) -> Vec<String> {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(value) => numeric_paths_of(&value),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`numeric_paths`] of an already parsed or decoded tree. Array elements
+/// that are objects with a unique `name` string are spelled `[name=...]`,
+/// so a metric keeps its path when others come and go.
+pub fn numeric_paths_of(value: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
-        return out;
-    };
     let mut path = String::new();
-    collect_numeric(&value, &mut path, &mut out);
+    collect_numeric(value, &mut path, &mut out);
     out
+}
+
+fn spellable(key: &str) -> bool {
+    !key.is_empty() && !key.contains(['.', '[', ']', '='])
 }
 
 fn collect_numeric(value: &serde_json::Value, path: &mut String, out: &mut Vec<String>) {
@@ -491,7 +522,7 @@ fn collect_numeric(value: &serde_json::Value, path: &mut String, out: &mut Vec<S
         serde_json::Value::Number(_) if !path.is_empty() => out.push(path.clone()),
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                if key.is_empty() || key.contains(['.', '[', ']']) {
+                if !spellable(key) {
                     continue;
                 }
                 let len = path.len();
@@ -504,9 +535,23 @@ fn collect_numeric(value: &serde_json::Value, path: &mut String, out: &mut Vec<S
             }
         }
         serde_json::Value::Array(items) => {
+            fn name_of(v: &serde_json::Value) -> Option<&str> {
+                v.get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|n| !n.contains(']'))
+            }
             for (i, v) in items.iter().enumerate() {
                 let len = path.len();
-                let _ = write!(path, "[{i}]");
+                match name_of(v) {
+                    Some(name)
+                        if items.iter().filter(|o| name_of(o) == Some(name)).count() == 1 =>
+                    {
+                        let _ = write!(path, "[name={name}]");
+                    }
+                    _ => {
+                        let _ = write!(path, "[{i}]");
+                    }
+                }
                 collect_numeric(v, path, out);
                 path.truncate(len);
             }
@@ -682,5 +727,32 @@ mod tests {
             assert!(extract_number(payload, Some(path)).is_some(), "{path}");
         }
         assert!(numeric_paths(b"42").is_empty());
+    }
+
+    #[test]
+    fn named_array_elements_keep_their_path_when_others_come_and_go() {
+        let birth = br#"{"metrics": [{"name": "a", "value": 1}, {"name": "temp", "value": 20.5}]}"#;
+        let data = br#"{"metrics": [{"name": "temp", "value": 21}]}"#;
+        let paths = numeric_paths(birth);
+        assert!(
+            paths.contains(&"metrics[name=temp].value".to_string()),
+            "{paths:?}"
+        );
+        assert_eq!(
+            extract_number(birth, Some("metrics[name=temp].value")),
+            Some(20.5)
+        );
+        assert_eq!(
+            extract_number(data, Some("metrics[name=temp].value")),
+            Some(21.0)
+        );
+        assert_eq!(extract_number(data, Some("metrics[name=a].value")), None);
+        assert_eq!(extract_number(data, Some("metrics[=a].value")), None);
+        // Names that repeat are spelled by index.
+        let twins = br#"[{"name": "x", "v": 1}, {"name": "x", "v": 2}]"#;
+        assert_eq!(
+            numeric_paths(twins),
+            vec!["[0].v".to_string(), "[1].v".to_string()]
+        );
     }
 }
