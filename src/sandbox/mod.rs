@@ -9,8 +9,10 @@
 pub mod broker;
 pub mod cli;
 pub mod devices;
+pub mod sys;
+mod trie;
 
-pub use broker::{Broker, BrokerStats};
+pub use broker::{Broker, BrokerStats, Limits};
 pub use cli::{SandboxArgs, run_sandbox};
 pub use devices::{DemoConfig, demo_topics, example_commands};
 
@@ -52,6 +54,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Self::start_with(config, Limits::default())
+    }
+
+    /// Starts with other bounds than Mosquitto-like defaults (tests, the
+    /// CLI's `--max-connections` and friends).
+    pub fn start_with(config: SandboxConfig, limits: Limits) -> Result<Sandbox, SandboxError> {
         let listener = bind(config.port)?;
         let port = listener.local_addr().map_err(SandboxError::Runtime)?.port();
         listener
@@ -67,7 +75,7 @@ impl Sandbox {
             let _entered = rt.enter();
             tokio::net::TcpListener::from_std(listener).map_err(SandboxError::Runtime)?
         };
-        let broker = Broker::new();
+        let broker = Broker::with_limits(limits);
         let started_at = SystemTime::now();
         let (demo_tx, demo_rx) = watch::channel(config.demo);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
