@@ -133,8 +133,8 @@ mod tests {
         let mut l = Load::default();
         let mut total = 0;
         let mut avg = [0.0; 3];
-        // 10 messages per second for an hour, sampled every 10 s.
-        for _ in 0..360 {
+        // 10 messages per second for three hours, sampled every 10 s.
+        for _ in 0..1080 {
             total += 100;
             avg = l.update(total, 10.0);
         }
