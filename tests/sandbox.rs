@@ -533,3 +533,41 @@ fn takeover_closes_the_old_connection_without_its_will() {
     assert!(ok, "{err}");
     assert_eq!(watcher.next_line(WAIT).as_deref(), Some("lab/marker m"));
 }
+
+#[test]
+fn sys_topics_are_published_as_mosquitto_names_them() {
+    let s = start_with(
+        DemoConfig::off(),
+        mqscope::sandbox::Limits {
+            sys_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let p = port_arg(&s);
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "a/b", "-r", "-m", "x"]);
+    assert!(ok, "{err}");
+    let sys = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "$SYS/#", "-v"]);
+    // A plain `#` subscriber does not see them (MQTT-4.7.2-1).
+    let all = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "#", "-v"]);
+    for (topic, value) in [
+        ("$SYS/broker/version", Some("mqscope sandbox")),
+        ("$SYS/broker/uptime", None),
+        ("$SYS/broker/clients/connected", Some("2")),
+        ("$SYS/broker/clients/total", Some("2")),
+        ("$SYS/broker/messages/received", Some("1")),
+        ("$SYS/broker/messages/sent", None),
+        ("$SYS/broker/messages/dropped", Some("0")),
+        ("$SYS/broker/retained messages/count", Some("1")),
+        ("$SYS/broker/subscriptions/count", Some("2")),
+        ("$SYS/broker/bytes/received", None),
+        ("$SYS/broker/bytes/sent", None),
+        ("$SYS/broker/load/messages/received/1min", None),
+        ("$SYS/broker/load/bytes/sent/15min", None),
+    ] {
+        let prefix = format!("{topic} {}", value.unwrap_or(""));
+        let line = sys.wait_for(WAIT, |l| l.starts_with(&prefix));
+        assert!(line.is_some(), "no {prefix}");
+    }
+    assert_eq!(all.next_line(WAIT).as_deref(), Some("a/b x"));
+    assert_eq!(all.next_line(Duration::from_millis(500)), None);
+}
