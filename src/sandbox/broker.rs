@@ -1,6 +1,6 @@
-//! The sandbox's own MQTT 3.1.1 broker: one tokio task per connection and
-//! one shared state behind a mutex. Packets are parsed and encoded by
-//! rumqttc's `mqttbytes` codec.
+//! The sandbox's own MQTT broker, 3.1.1 and 5 on one port: one tokio task
+//! per connection and one shared state behind a mutex. Packets are parsed
+//! and encoded by rumqttc's two codecs, through [`codec`](super::codec).
 //!
 //! What it promises, because users and the tests rely on it (the same
 //! promises Mosquitto keeps):
@@ -8,29 +8,37 @@
 //!   outgoing queue bounded in bytes ([`Limits::max_queued_bytes`]); when it
 //!   is full, the publishers feeding it stop being read (TCP backpressure)
 //!   until it drains. QoS 1/2 deliveries go through an inflight window
-//!   ([`Limits::max_inflight`], Mosquitto's `max_inflight_messages`).
-//! * Where a policy has to drop (an offline persistent session's queue is
-//!   full, or a queue fed by the broker itself overflows its hard cap), it
-//!   drops the oldest QoS 0 message first, and counts the drop per client.
+//!   ([`Limits::max_inflight`], Mosquitto's `max_inflight_messages`, or the
+//!   client's Receive Maximum if smaller).
+//! * Where a policy has to drop (an offline session's queue is full, a queue
+//!   fed by the broker itself overflows its hard cap, a message is larger
+//!   than the client's Maximum Packet Size), it drops the oldest QoS 0
+//!   message first, and counts the drop per client.
 //! * A hostile or broken client costs only its own connection: CONNECT is
 //!   bounded in size and time, packets over the maximum size, garbage and
-//!   protocol violations close that connection with a log line, keep-alive is
-//!   enforced, a client that stops reading is closed after a write timeout
-//!   (its will fires), and the number of connections is bounded.
-//! * Persistent sessions: subscriptions, unacknowledged and queued QoS 1/2
-//!   messages survive a disconnect; CONNACK says "session present" only when
-//!   a session was really resumed.
+//!   protocol violations close that connection with a log line (and an MQTT 5
+//!   DISCONNECT with the reason), keep-alive is enforced, a client that stops
+//!   reading is closed after a write timeout (its will fires), and the number
+//!   of connections is bounded.
+//! * Sessions: subscriptions, unacknowledged and queued QoS 1/2 messages
+//!   survive a disconnect (3.1.1 clean session off; 5 session expiry);
+//!   CONNACK says "session present" only when a session was really resumed.
+//! * MQTT 5: reason codes on acks and server DISCONNECTs, properties
+//!   forwarded, message expiry, session expiry, will delay, topic aliases
+//!   from clients, subscription identifiers, no local, retain as published,
+//!   retain handling, shared subscriptions, receive maximum and maximum
+//!   packet size both ways, assigned client identifiers.
 
+use super::codec::{
+    self, ConnectReq, FrameExtras, In, MsgProps, Out, Proto, PublishIn, ReadError, SubReq, reason,
+};
 use super::sys;
 use super::trie::{SessionKey, SubTree};
 use crate::model::topic::matches;
 use crate::profile::{validate_topic_filter, validate_topic_name};
 use bytes::{Bytes, BytesMut};
-use rumqttc::mqttbytes::{self, QoS};
-use rumqttc::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PubAck, PubComp, PubRec, PubRel,
-    Publish, SubAck, SubscribeReasonCode, UnsubAck,
-};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::ConnAckProperties;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +53,8 @@ use tokio::time::Instant;
 /// Largest packet accepted or sent by default: multi-megabyte payloads
 /// (images, firmware blobs) must pass, as they do through Mosquitto.
 pub const MAX_PACKET_SIZE: usize = 256 * 1024 * 1024;
+/// Topic aliases a client may use (Mosquitto's `max_topic_alias` default).
+pub const TOPIC_ALIAS_MAX: u16 = 10;
 /// Bytes written to a socket in one go.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Payloads smaller than this are copied out of the read buffer, so a small
@@ -112,6 +122,7 @@ pub struct Counters {
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
+    pub expired: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
@@ -134,6 +145,8 @@ pub struct BrokerStats {
     /// Messages not delivered because a queue was full (see
     /// [`Broker::drops_by_client`] for who lost them).
     pub dropped: u64,
+    /// Messages not delivered because their MQTT 5 expiry interval passed.
+    pub expired: u64,
     /// Retained messages held (not counting the broker's own `$SYS`).
     pub retained: u64,
     /// Subscriptions held, over all sessions (online or not).
@@ -143,45 +156,82 @@ pub struct BrokerStats {
 }
 
 /// One message on its way to subscribers, shared by all of them. Its
-/// PUBLISH frame is encoded once per (QoS, retain) and copied into each
-/// subscriber's batch with its own packet id.
+/// PUBLISH frame is encoded once per (protocol, QoS, retain) and copied into
+/// each subscriber's batch with its own packet id.
 struct Msg {
     topic: String,
     payload: Bytes,
-    frames: [OnceLock<Option<Bytes>>; 6],
+    props: Option<MsgProps>,
+    expires_at: Option<Instant>,
+    /// The session that published it (for "no local").
+    origin: Option<SessionKey>,
+    frames: [OnceLock<Option<Bytes>>; 12],
 }
 
 impl Msg {
-    fn new(topic: String, payload: Bytes) -> Arc<Msg> {
+    fn new(topic: String, payload: Bytes) -> Msg {
         let payload = if payload.len() < COPY_BELOW {
             Bytes::copy_from_slice(&payload)
         } else {
             payload
         };
-        Arc::new(Msg {
+        Msg {
             topic,
             payload,
+            props: None,
+            expires_at: None,
+            origin: None,
             frames: Default::default(),
+        }
+    }
+
+    fn with_expiry(mut self, seconds: Option<u32>) -> Msg {
+        self.expires_at = seconds.map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        self
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whole seconds left before expiry (rounded up), for the frame.
+    fn expiry_left(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|t| {
+            let left = t.saturating_duration_since(now);
+            u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0)).unwrap_or(u32::MAX)
         })
     }
 
     /// Bytes this message costs in a queue (about its size on the wire).
     fn cost(&self) -> usize {
-        self.topic.len() + self.payload.len() + 8
+        self.topic.len() + self.payload.len() + 8 + self.props.as_ref().map_or(0, MsgProps::cost)
     }
 
-    /// The PUBLISH frame, packet id 1 for QoS 1/2 (patched per subscriber).
-    fn frame(&self, qos: QoS, retain: bool) -> Option<Bytes> {
-        let slot = &self.frames[qos as usize * 2 + usize::from(retain)];
-        slot.get_or_init(|| {
-            let mut p = Publish::from_bytes(self.topic.clone(), qos, self.payload.clone());
-            p.retain = retain;
-            p.pkid = u16::from(qos != QoS::AtMostOnce);
-            let mut out = BytesMut::with_capacity(p.size());
-            p.write(&mut out).ok()?;
-            Some(out.freeze())
-        })
-        .clone()
+    /// The PUBLISH frame for `q` (packet id 1 for QoS 1/2, patched later):
+    /// shared unless this delivery carries its own properties.
+    fn frame(&self, proto: Proto, q: &Queued, now: Instant) -> Option<Bytes> {
+        let own = proto == Proto::V5 && (!q.sub_ids.is_empty() || self.expires_at.is_some());
+        let encode = || {
+            let extras = FrameExtras {
+                props: if proto == Proto::V5 {
+                    self.props.as_ref()
+                } else {
+                    None
+                },
+                sub_ids: if proto == Proto::V5 { &q.sub_ids } else { &[] },
+                expiry: if proto == Proto::V5 {
+                    self.expiry_left(now)
+                } else {
+                    None
+                },
+            };
+            codec::publish_frame(proto, &self.topic, &self.payload, q.qos, q.retain, &extras)
+        };
+        if own {
+            return encode();
+        }
+        let slot = usize::from(proto == Proto::V5) * 6 + q.qos as usize * 2 + usize::from(q.retain);
+        self.frames[slot].get_or_init(encode).clone()
     }
 }
 
@@ -191,6 +241,19 @@ struct Queued {
     msg: Arc<Msg>,
     qos: QoS,
     retain: bool,
+    /// MQTT 5 subscription identifiers of the matching subscriptions.
+    sub_ids: Vec<usize>,
+}
+
+impl Queued {
+    fn new(msg: Arc<Msg>, qos: QoS, retain: bool) -> Queued {
+        Queued {
+            msg,
+            qos,
+            retain,
+            sub_ids: Vec::new(),
+        }
+    }
 }
 
 enum Flight {
@@ -217,16 +280,34 @@ struct Link {
     /// for room watch it (a dropped sender also releases them).
     space: watch::Sender<u64>,
     congested: bool,
+    /// The client's Receive Maximum (65535 for 3.1.1).
+    receive_max: u16,
+    /// The client's Maximum Packet Size (MQTT 5).
+    max_packet: Option<u32>,
+}
+
+/// A subscription's options (3.1.1 has only the QoS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SubOpts {
+    qos: QoS,
+    no_local: bool,
+    retain_as_published: bool,
+    id: Option<usize>,
 }
 
 struct Session {
     client_id: String,
-    clean: bool,
-    filters: HashMap<String, QoS>,
+    /// Seconds the session outlives its connection (`u32::MAX`: forever).
+    expiry: u32,
+    /// When an offline session ends.
+    expires_at: Option<Instant>,
+    filters: HashMap<String, SubOpts>,
     conn: Option<Link>,
+    /// The last connection bound to it.
+    last_conn: u64,
     inflight: HashMap<u16, Inflight>,
     /// Inbound QoS 2 messages held until the client's PUBREL.
-    awaiting_rel: HashMap<u16, (Arc<Msg>, bool)>,
+    awaiting_rel: HashMap<u16, (Msg, bool)>,
     awaiting_bytes: usize,
     /// Deliveries not yet written: QoS 0 waiting for the socket, QoS 1/2
     /// also for room in the inflight window, and what arrived offline.
@@ -252,12 +333,14 @@ enum Source {
 }
 
 impl Session {
-    fn new(client_id: String, clean: bool) -> Session {
+    fn new(client_id: String, expiry: u32) -> Session {
         Session {
             client_id,
-            clean,
+            expiry,
+            expires_at: None,
             filters: HashMap::new(),
             conn: None,
+            last_conn: 0,
             inflight: HashMap::new(),
             awaiting_rel: HashMap::new(),
             awaiting_bytes: 0,
@@ -319,7 +402,7 @@ impl Session {
         let online = self.conn.is_some();
         // Like Mosquitto (queue_qos0_messages false): QoS 0 is for those
         // who are there.
-        if !online && (self.clean || q.qos == QoS::AtMostOnce) {
+        if !online && (self.expiry == 0 || q.qos == QoS::AtMostOnce) {
             return None;
         }
         self.pending_bytes += q.msg.cost();
@@ -346,12 +429,19 @@ impl Session {
         }
     }
 
+    fn window(&self, limits: &Limits) -> usize {
+        let client = self.conn.as_ref().map_or(u16::MAX, |l| l.receive_max);
+        usize::from(limits.max_inflight.min(client).max(1))
+    }
+
     /// Takes what can be written now: inflight messages to resend, then
-    /// pending ones while the inflight window has room.
-    fn take_batch(&mut self, out: &mut Vec<Wire>, limits: &Limits) {
+    /// pending ones while the inflight window has room. Expired messages
+    /// are skipped (and counted).
+    fn take_batch(&mut self, out: &mut Vec<Wire>, limits: &Limits, counters: &Counters) {
         if self.conn.is_none() {
             return;
         }
+        let now = Instant::now();
         if self.resend {
             self.resend = false;
             let mut again: Vec<(u64, Wire)> = self
@@ -364,7 +454,7 @@ impl Session {
                             pkid,
                             dup: true,
                         },
-                        Flight::Released => Wire::Packet(Packet::PubRel(PubRel::new(pkid))),
+                        Flight::Released => Wire::Out(Out::PubRel(pkid)),
                     };
                     (f.seq, wire)
                 })
@@ -372,12 +462,19 @@ impl Session {
             again.sort_by_key(|(seq, _)| *seq);
             out.extend(again.into_iter().map(|(_, w)| w));
         }
-        let window = usize::from(limits.max_inflight.max(1));
+        let window = self.window(limits);
         let mut bytes = 0;
         while bytes < BATCH_BYTES {
             let Some(front) = self.pending.front() else {
                 break;
             };
+            if front.msg.expired(now) {
+                if let Some(q) = self.pending.pop_front() {
+                    self.pending_bytes -= q.msg.cost();
+                    add(&counters.expired, 1);
+                }
+                continue;
+            }
             let pkid = if front.qos == QoS::AtMostOnce {
                 0
             } else if self.inflight.len() >= window {
@@ -411,9 +508,10 @@ impl Session {
                 dup: false,
             });
         }
-        let more = self.pending.front().is_some_and(|q| {
-            q.qos == QoS::AtMostOnce || self.inflight.len() < usize::from(limits.max_inflight)
-        });
+        let more = self
+            .pending
+            .front()
+            .is_some_and(|q| q.qos == QoS::AtMostOnce || self.inflight.len() < window);
         let Some(link) = &mut self.conn else { return };
         if more {
             link.wake.notify_one();
@@ -428,44 +526,66 @@ impl Session {
 /// Something to write, encoded outside the lock.
 enum Wire {
     Publish { q: Queued, pkid: u16, dup: bool },
-    Packet(Packet),
+    Out(Out),
 }
 
 struct Retained {
     payload: Bytes,
     qos: QoS,
+    props: Option<MsgProps>,
+    expires_at: Option<Instant>,
+}
+
+/// The members of one shared subscription (`$share/group/filter`); each
+/// message goes to one of them, in turn.
+struct Group {
+    members: Vec<(SessionKey, SubOpts)>,
+    next: usize,
 }
 
 /// Everything the connections share.
 struct BrokerState {
     sessions: HashMap<SessionKey, Session>,
     by_client: HashMap<String, SessionKey>,
-    subs: SubTree,
+    subs: SubTree<SubOpts>,
+    /// Shared subscriptions: filter → group id.
+    shared_subs: SubTree<()>,
+    groups: HashMap<SessionKey, Group>,
+    /// `$share/group/filter` → group id.
+    group_ids: HashMap<String, SessionKey>,
     retained: BTreeMap<String, Retained>,
     next_conn: u64,
     next_key: SessionKey,
     /// Drop counts of sessions that have ended.
     past_drops: BTreeMap<String, u64>,
     /// Reused by `route` to collect matching subscriptions.
-    scratch: Vec<(SessionKey, QoS)>,
+    scratch: Vec<(SessionKey, SubOpts)>,
 }
 
 fn min_qos(a: QoS, b: QoS) -> QoS {
     if (a as u8) <= (b as u8) { a } else { b }
 }
 
+/// `$share/group/filter` → (group, filter), if it is one.
+fn shared_filter(f: &str) -> Option<(&str, &str)> {
+    let rest = f.strip_prefix("$share/")?;
+    rest.split_once('/')
+}
+
 impl BrokerState {
     /// Delivers a message to every matching subscription; publishers that
-    /// must wait for room get a watch per full queue in `wait`.
+    /// must wait for room get a watch per full queue in `wait`. Returns how
+    /// many sessions it was queued for.
     fn route(
         &mut self,
-        msg: Arc<Msg>,
+        msg: Msg,
         qos: QoS,
         retain: bool,
         src: Source,
         shared: &Shared,
         wait: &mut Vec<watch::Receiver<u64>>,
-    ) {
+    ) -> usize {
+        let msg = Arc::new(msg);
         if retain {
             if msg.payload.is_empty() {
                 self.retained.remove(&msg.topic);
@@ -475,42 +595,168 @@ impl BrokerState {
                     Retained {
                         payload: Bytes::copy_from_slice(&msg.payload),
                         qos,
+                        props: msg.props.clone(),
+                        expires_at: msg.expires_at,
                     },
                 );
             }
         }
+        let (limits, counters) = (&shared.limits, &shared.counters);
         let mut hits = std::mem::take(&mut self.scratch);
         hits.clear();
-        self.subs.matches(&msg.topic, &mut |k, q| hits.push((k, q)));
-        if hits.len() > 1 {
-            // Overlapping subscriptions: one copy, at the highest grant.
-            hits.sort_unstable_by_key(|&(k, q)| (k, std::cmp::Reverse(q as u8)));
-            hits.dedup_by_key(|(k, _)| *k);
-        }
-        for &(key, granted) in &hits {
+        self.subs.matches(&msg.topic, &mut |k, o| {
+            if !(o.no_local && Some(k) == msg.origin) {
+                hits.push((k, o));
+            }
+        });
+        hits.sort_unstable_by_key(|&(k, _)| k);
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < hits.len() {
+            // Overlapping subscriptions of one session: one copy, at the
+            // highest grant, with every subscription identifier.
+            let key = hits[i].0;
+            let mut granted = QoS::AtMostOnce;
+            let mut keep_retain = false;
+            let mut sub_ids = Vec::new();
+            while i < hits.len() && hits[i].0 == key {
+                let o = hits[i].1;
+                if o.qos as u8 > granted as u8 {
+                    granted = o.qos;
+                }
+                keep_retain |= o.retain_as_published;
+                sub_ids.extend(o.id);
+                i += 1;
+            }
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
             let q = Queued {
                 msg: msg.clone(),
                 qos: min_qos(qos, granted),
-                retain: false,
+                retain: retain && keep_retain,
+                sub_ids,
             };
-            if let Some(w) = session.deliver(q, src, &shared.limits, &shared.counters) {
+            delivered += 1;
+            if let Some(w) = session.deliver(q, src, limits, counters) {
                 wait.push(w);
             }
         }
         self.scratch = hits;
+        // Shared subscriptions: one member of each matching group.
+        let mut groups = Vec::new();
+        self.shared_subs
+            .matches(&msg.topic, &mut |g, ()| groups.push(g));
+        for g in groups {
+            let Some(group) = self.groups.get_mut(&g) else {
+                continue;
+            };
+            let n = group.members.len();
+            if n == 0 {
+                continue;
+            }
+            // The next online member, else the next one.
+            let pick = (0..n)
+                .map(|off| (group.next + off) % n)
+                .find(|&at| {
+                    self.sessions
+                        .get(&group.members[at].0)
+                        .is_some_and(|s| s.conn.is_some())
+                })
+                .unwrap_or(group.next % n);
+            group.next = (pick + 1) % n;
+            let (key, o) = group.members[pick];
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let mut q = Queued::new(
+                msg.clone(),
+                min_qos(qos, o.qos),
+                retain && o.retain_as_published,
+            );
+            q.sub_ids.extend(o.id);
+            delivered += 1;
+            if let Some(w) = session.deliver(q, src, limits, counters) {
+                wait.push(w);
+            }
+        }
+        delivered
+    }
+
+    /// Adds a subscription; true if the session did not have it before.
+    fn subscribe(&mut self, key: SessionKey, filter: &str, o: SubOpts) -> bool {
+        if let Some((_, inner)) = shared_filter(filter) {
+            let next_id = self.next_key + 1;
+            let gid = *self.group_ids.entry(filter.to_string()).or_insert(next_id);
+            if gid == next_id {
+                self.next_key = next_id;
+                self.shared_subs.insert(inner, gid, ());
+                self.groups.insert(
+                    gid,
+                    Group {
+                        members: Vec::new(),
+                        next: 0,
+                    },
+                );
+            }
+            if let Some(g) = self.groups.get_mut(&gid) {
+                g.members.retain(|(k, _)| *k != key);
+                g.members.push((key, o));
+            }
+        } else {
+            self.subs.insert(filter, key, o);
+        }
+        self.sessions
+            .get_mut(&key)
+            .and_then(|s| s.filters.insert(filter.to_string(), o))
+            .is_none()
+    }
+
+    /// Removes a subscription; true if the session had it.
+    fn unsubscribe(&mut self, key: SessionKey, filter: &str) -> bool {
+        let had = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.filters.remove(filter))
+            .is_some();
+        if !had {
+            return false;
+        }
+        if let Some((_, inner)) = shared_filter(filter) {
+            let Some(&gid) = self.group_ids.get(filter) else {
+                return true;
+            };
+            let empty = self.groups.get_mut(&gid).is_none_or(|g| {
+                g.members.retain(|(k, _)| *k != key);
+                g.members.is_empty()
+            });
+            if empty {
+                self.groups.remove(&gid);
+                self.group_ids.remove(filter);
+                self.shared_subs.remove(inner, gid);
+            }
+        } else {
+            self.subs.remove(filter, key);
+        }
+        true
+    }
+
+    fn subscription_count(&self) -> usize {
+        self.subs.len() + self.groups.values().map(|g| g.members.len()).sum::<usize>()
     }
 
     fn remove_session(&mut self, key: SessionKey) {
+        let filters: Vec<String> = match self.sessions.get(&key) {
+            Some(s) => s.filters.keys().cloned().collect(),
+            None => return,
+        };
+        for f in filters {
+            self.unsubscribe(key, &f);
+        }
         let Some(s) = self.sessions.remove(&key) else {
             return;
         };
         self.by_client.remove(&s.client_id);
-        for filter in s.filters.keys() {
-            self.subs.remove(filter, key);
-        }
         if s.dropped > 0 {
             *self.past_drops.entry(s.client_id).or_default() += s.dropped;
             while self.past_drops.len() > DROPS_REMEMBERED {
@@ -525,6 +771,19 @@ impl BrokerState {
             }
         }
     }
+
+    /// Ends offline sessions whose expiry interval has passed.
+    fn expire_sessions(&mut self, now: Instant) {
+        let gone: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|t| t <= now))
+            .map(|(&k, _)| k)
+            .collect();
+        for k in gone {
+            self.remove_session(k);
+        }
+    }
 }
 
 struct Shared {
@@ -533,6 +792,8 @@ struct Shared {
     limits: Limits,
     log: Mutex<LogRing>,
     started: Instant,
+    /// Set when the sandbox stops: MQTT 5 clients get DISCONNECT 0x8B.
+    shutdown: watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -566,6 +827,9 @@ impl Broker {
                     sessions: HashMap::new(),
                     by_client: HashMap::new(),
                     subs: SubTree::default(),
+                    shared_subs: SubTree::default(),
+                    groups: HashMap::new(),
+                    group_ids: HashMap::new(),
                     retained: BTreeMap::new(),
                     next_conn: 0,
                     next_key: 0,
@@ -576,6 +840,7 @@ impl Broker {
                 limits,
                 log: Mutex::new(LogRing::default()),
                 started: Instant::now(),
+                shutdown: watch::Sender::new(false),
             }),
         }
     }
@@ -636,6 +901,17 @@ impl Broker {
         );
     }
 
+    /// Housekeeping for `$SYS`'s tick: ends expired sessions.
+    pub(crate) fn sweep(&self) {
+        self.lock().expire_sessions(Instant::now());
+    }
+
+    /// Tells every connection the broker is stopping (MQTT 5 clients get
+    /// DISCONNECT 0x8B "server shutting down").
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
     pub fn stats(&self) -> BrokerStats {
         let (retained, subscriptions, sessions) = {
             let st = self.lock();
@@ -649,7 +925,7 @@ impl Broker {
                 .count();
             (
                 (st.retained.len() - sys) as u64,
-                st.subs.len() as u64,
+                st.subscription_count() as u64,
                 st.sessions.len() as u64,
             )
         };
@@ -660,6 +936,7 @@ impl Broker {
             received: c.received.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
             retained,
             subscriptions,
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
@@ -720,13 +997,20 @@ impl Broker {
         )
         .await;
         let connect = match first {
-            Ok(Ok(FirstPacket::Connect(c))) => c,
-            Ok(Ok(FirstPacket::UnsupportedProtocol(level))) => {
+            Ok(Ok(Ok(c))) => c,
+            Ok(Ok(Err(level))) => {
                 self.log(format!(
                     "{peer}: protocol level {level} not supported, CONNACK refused"
                 ));
-                let frame = refuse_protocol_frame(level);
-                write_timed(&mut wr, &frame, limits.write_timeout, counters)
+                let mut out = BytesMut::new();
+                let ack = Out::ConnAck {
+                    session_present: false,
+                    code: reason::UNSUPPORTED_PROTOCOL_VERSION,
+                    props: None,
+                };
+                let proto = if level == 5 { Proto::V5 } else { Proto::V4 };
+                codec::write(proto, &ack, &mut out);
+                write_timed(&mut wr, &out, limits.write_timeout, counters)
                     .await
                     .ok();
                 return;
@@ -744,12 +1028,17 @@ impl Broker {
                 return;
             }
         };
+        let proto = connect.proto;
         let mut conn = match self.accept(connect, peer) {
             Ok(conn) => conn,
             Err(Refusal::Code(code, why)) => {
                 self.log(format!("{peer}: CONNECT refused: {why}"));
-                let ack = ConnAck::new(code, false);
-                write_packets(&mut wr, &[Packet::ConnAck(ack)], limits, counters)
+                let ack = Out::ConnAck {
+                    session_present: false,
+                    code,
+                    props: None,
+                };
+                write_outs(&mut wr, proto, &[ack], limits, counters)
                     .await
                     .ok();
                 return;
@@ -765,45 +1054,85 @@ impl Broker {
             .clients_maximum
             .fetch_max(counters.clients.load(Ordering::Relaxed), Ordering::Relaxed);
         let end = self.run(&mut conn, &mut rd, &mut wr, &mut buf).await;
+        if let Some(rc) = end.reason(conn.proto) {
+            // MQTT 5: say why before closing (best effort, briefly).
+            let out = [Out::Disconnect(rc, None)];
+            let mut bytes = BytesMut::new();
+            for o in &out {
+                codec::write(conn.proto, o, &mut bytes);
+            }
+            tokio::time::timeout(Duration::from_millis(500), wr.write_all(&bytes))
+                .await
+                .ok();
+        }
         counters.clients.fetch_sub(1, Ordering::Relaxed);
         self.finish(conn, end);
     }
 
     /// Registers the session for a CONNECT, or says why not. Nothing of the
     /// broker changes for a refused CONNECT (no takeover, no will).
-    fn accept(&self, connect: Connect, peer: SocketAddr) -> Result<Conn, Refusal> {
-        if let Some(will) = &connect.last_will
+    fn accept(&self, connect: ConnectReq, peer: SocketAddr) -> Result<Conn, Refusal> {
+        if let Some(will) = &connect.will
             && validate_topic_name(&will.topic).is_err()
         {
-            return Err(Refusal::Close(format!(
-                "will topic '{}' is not a valid topic name",
-                will.topic
-            )));
+            return Err(match connect.proto {
+                Proto::V4 => Refusal::Close(format!(
+                    "will topic '{}' is not a valid topic name",
+                    will.topic
+                )),
+                Proto::V5 => Refusal::Code(
+                    reason::TOPIC_NAME_INVALID,
+                    format!("will topic '{}' is not a valid topic name", will.topic),
+                ),
+            });
+        }
+        if connect.auth_method.is_some() {
+            return Err(Refusal::Code(
+                reason::BAD_AUTHENTICATION_METHOD,
+                "enhanced authentication is not supported".into(),
+            ));
         }
         let limits = &self.shared.limits;
+        let mut keep_alive = connect.keep_alive;
+        let mut server_keep_alive = None;
         if limits.max_keepalive < u16::MAX
             && (connect.keep_alive == 0 || connect.keep_alive > limits.max_keepalive)
         {
-            return Err(Refusal::Code(
-                ConnectReturnCode::BadClientId,
-                format!(
-                    "keep-alive {} s is over the maximum of {} s",
-                    connect.keep_alive, limits.max_keepalive
-                ),
-            ));
+            match connect.proto {
+                // Mosquitto's max_keepalive for 3.1.1: refused.
+                Proto::V4 => {
+                    return Err(Refusal::Code(
+                        reason::CLIENT_ID_NOT_VALID,
+                        format!(
+                            "keep-alive {} s is over the maximum of {} s",
+                            connect.keep_alive, limits.max_keepalive
+                        ),
+                    ));
+                }
+                // MQTT 5 can be told: Server Keep Alive.
+                Proto::V5 => {
+                    keep_alive = limits.max_keepalive;
+                    server_keep_alive = Some(limits.max_keepalive);
+                }
+            }
         }
         let mut st = self.lock();
         st.next_conn += 1;
         let conn_id = st.next_conn;
+        let mut assigned = None;
         let client_id = if connect.client_id.is_empty() {
             // 3.1.1 §3.1.3.1: an empty id is only allowed with a clean session.
-            if !connect.clean_session {
+            if connect.proto == Proto::V4 && !connect.clean_start {
                 return Err(Refusal::Code(
-                    ConnectReturnCode::BadClientId,
+                    reason::CLIENT_ID_NOT_VALID,
                     "empty client id with clean session off".into(),
                 ));
             }
-            format!("sandbox-auto-{conn_id}")
+            let id = format!("sandbox-auto-{conn_id}");
+            if connect.proto == Proto::V5 {
+                assigned = Some(id.clone());
+            }
+            id
         } else {
             connect.client_id
         };
@@ -815,7 +1144,10 @@ impl Broker {
             kick: kick.clone(),
             space: watch::Sender::new(0),
             congested: false,
+            receive_max: connect.receive_max,
+            max_packet: connect.max_packet_size,
         };
+        st.expire_sessions(Instant::now());
         let existing = st.by_client.get(&client_id).copied();
         if let Some(key) = existing
             && let Some(old) = st.sessions.get_mut(&key)
@@ -824,10 +1156,8 @@ impl Broker {
             old_link.kick.notify_one();
         }
         // A session is resumed only if one was kept (MQTT-3.2.2-2/3).
-        let resumed = match existing {
-            Some(key) if !connect.clean_session => st.sessions.get(&key).is_some_and(|s| !s.clean),
-            _ => false,
-        };
+        let resumed = !connect.clean_start
+            && existing.is_some_and(|k| st.sessions.get(&k).is_some_and(|s| s.expiry > 0));
         let key = match existing {
             Some(key) if resumed => key,
             _ => {
@@ -837,7 +1167,7 @@ impl Broker {
                 st.next_key += 1;
                 let key = st.next_key;
                 st.sessions
-                    .insert(key, Session::new(client_id.clone(), connect.clean_session));
+                    .insert(key, Session::new(client_id.clone(), connect.session_expiry));
                 st.by_client.insert(client_id.clone(), key);
                 key
             }
@@ -845,20 +1175,49 @@ impl Broker {
         let Some(session) = st.sessions.get_mut(&key) else {
             return Err(Refusal::Close("session vanished".into()));
         };
-        session.clean = connect.clean_session;
+        session.expiry = connect.session_expiry;
+        session.expires_at = None;
         session.conn = Some(link);
+        session.last_conn = conn_id;
         if resumed {
             session.resend = true;
             wake.notify_one();
         }
+        let props = (connect.proto == Proto::V5).then(|| ConnAckProperties {
+            session_expiry_interval: None,
+            receive_max: Some(limits.max_inflight.max(1)),
+            max_qos: None,
+            retain_available: Some(1),
+            max_packet_size: Some(u32::try_from(limits.max_packet_size).unwrap_or(u32::MAX)),
+            assigned_client_identifier: assigned,
+            topic_alias_max: Some(TOPIC_ALIAS_MAX),
+            reason_string: None,
+            user_properties: Vec::new(),
+            wildcard_subscription_available: Some(1),
+            subscription_identifiers_available: Some(1),
+            shared_subscription_available: Some(1),
+            server_keep_alive,
+            response_information: connect
+                .request_response_info
+                .then(|| format!("sandbox/response/{client_id}")),
+            server_reference: None,
+            authentication_method: None,
+            authentication_data: None,
+        });
         Ok(Conn {
             conn_id,
             key,
             client_id,
             peer,
-            keep_alive: connect.keep_alive,
-            will: connect.last_will,
-            session_present: resumed,
+            proto: connect.proto,
+            keep_alive,
+            will: connect.will,
+            connack: Out::ConnAck {
+                session_present: resumed,
+                code: reason::SUCCESS,
+                props,
+            },
+            aliases: HashMap::new(),
             wake,
             kick,
         })
@@ -873,8 +1232,8 @@ impl Broker {
     ) -> End {
         let limits = &self.shared.limits;
         let counters = &self.shared.counters;
-        let ack = ConnAck::new(ConnectReturnCode::Success, conn.session_present);
-        if write_packets(wr, &[Packet::ConnAck(ack)], limits, counters)
+        let connack = conn.connack.clone();
+        if write_outs(wr, conn.proto, &[connack], limits, counters)
             .await
             .is_err()
         {
@@ -890,16 +1249,18 @@ impl Broker {
         let mut progress = Instant::now();
         let mut check = tokio::time::interval(limits.write_timeout / 4);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.shared.shutdown.subscribe();
         loop {
             tokio::select! {
                 _ = conn.kick.notified() => return End::TakenOver,
-                read = read_packet(rd, buf, limits.max_packet_size, counters), if blocked.is_empty() => {
+                _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => return End::Shutdown,
+                read = read_packet(conn.proto, rd, buf, limits.max_packet_size, counters), if blocked.is_empty() => {
                     let packet = match read {
                         Ok(p) => p,
                         Err(ReadError::Closed) => return End::Abnormal,
                         Err(e) => {
                             self.log(format!("{}: closed: {e}", conn.who()));
-                            return End::Abnormal;
+                            return End::Violation(e.reason());
                         }
                     };
                     if let Some(d) = idle_limit {
@@ -908,7 +1269,7 @@ impl Broker {
                     replies.clear();
                     let step = self.handle(conn, packet, &mut replies, &mut blocked, &mut progress);
                     if !replies.is_empty()
-                        && let Err(e) = write_packets(wr, &replies, limits, counters).await
+                        && let Err(e) = write_outs(wr, conn.proto, &replies, limits, counters).await
                     {
                         self.log_write_error(conn, &e);
                         return End::Abnormal;
@@ -919,19 +1280,27 @@ impl Broker {
                 }
                 _ = conn.wake.notified() => {
                     batch.clear();
-                    {
+                    let max_packet = {
                         let mut st = self.lock();
                         let Some(s) = st.sessions.get_mut(&conn.key).filter(|s| s.owned_by(conn.conn_id)) else {
                             return End::TakenOver;
                         };
-                        s.take_batch(&mut batch, limits);
-                    }
+                        s.take_batch(&mut batch, limits, counters);
+                        s.conn.as_ref().and_then(|l| l.max_packet)
+                    };
                     if batch.is_empty() {
                         continue;
                     }
-                    if let Err(e) = self.write_batch(wr, &batch).await {
-                        self.log_write_error(conn, &e);
-                        return End::Abnormal;
+                    match self.write_batch(wr, conn.proto, max_packet, &batch).await {
+                        Ok(too_large) => {
+                            if !too_large.is_empty() {
+                                self.forget_inflight(conn, &too_large);
+                            }
+                        }
+                        Err(e) => {
+                            self.log_write_error(conn, &e);
+                            return End::Abnormal;
+                        }
                     }
                     progress = Instant::now();
                 }
@@ -954,7 +1323,7 @@ impl Broker {
                                 "{}: keep-alive expired (nothing received for 1.5 × {} s), closed",
                                 conn.who(), conn.keep_alive
                             ));
-                            return End::Abnormal;
+                            return End::Violation(reason::KEEP_ALIVE_TIMEOUT);
                         }
                     }
                 }
@@ -978,6 +1347,19 @@ impl Broker {
             .is_some_and(|s| s.pending_bytes > self.shared.limits.max_queued_bytes)
     }
 
+    /// Messages too large for the client were dropped, not sent: free their
+    /// packet ids.
+    fn forget_inflight(&self, conn: &Conn, pkids: &[u16]) {
+        let mut st = self.lock();
+        if let Some(s) = st.sessions.get_mut(&conn.key) {
+            for id in pkids {
+                s.inflight.remove(id);
+            }
+            s.dropped += pkids.len() as u64;
+            conn.wake.notify_one();
+        }
+    }
+
     fn log_write_error(&self, conn: &Conn, e: &std::io::Error) {
         if e.kind() == std::io::ErrorKind::TimedOut {
             self.log(format!(
@@ -988,22 +1370,37 @@ impl Broker {
         }
     }
 
-    async fn write_batch(&self, wr: &mut OwnedWriteHalf, batch: &[Wire]) -> std::io::Result<()> {
+    /// Writes a batch; returns the packet ids of QoS 1/2 messages dropped
+    /// because they exceed the client's Maximum Packet Size.
+    async fn write_batch(
+        &self,
+        wr: &mut OwnedWriteHalf,
+        proto: Proto,
+        max_packet: Option<u32>,
+        batch: &[Wire],
+    ) -> std::io::Result<Vec<u16>> {
         let counters = &self.shared.counters;
         let mut out = BytesMut::with_capacity(BATCH_BYTES + 1024);
         let mut publishes = 0;
+        let mut too_large = Vec::new();
+        let now = Instant::now();
         for w in batch {
             match w {
                 Wire::Publish { q, pkid, dup } => {
-                    let Some(frame) = q.msg.frame(q.qos, q.retain) else {
+                    let frame = q.msg.frame(proto, q, now);
+                    let fits = |f: &Bytes| max_packet.is_none_or(|m| f.len() <= m as usize);
+                    let Some(frame) = frame.filter(fits) else {
+                        // MQTT-3.1.2-25: discarded as if delivered; counted.
                         add(&counters.dropped, 1);
+                        if *pkid != 0 {
+                            too_large.push(*pkid);
+                        }
                         continue;
                     };
                     let start = out.len();
                     out.extend_from_slice(&frame);
                     if *pkid != 0 {
-                        // The packet id sits right before the payload.
-                        let at = start + frame.len() - q.msg.payload.len() - 2;
+                        let at = start + codec::pkid_offset(&frame, q.msg.topic.len());
                         out[at..at + 2].copy_from_slice(&pkid.to_be_bytes());
                     }
                     if *dup {
@@ -1011,9 +1408,7 @@ impl Broker {
                     }
                     publishes += 1;
                 }
-                Wire::Packet(p) => {
-                    p.write(&mut out, usize::MAX).ok();
-                }
+                Wire::Out(o) => codec::write(proto, o, &mut out),
             }
             if out.len() >= BATCH_BYTES {
                 write_timed(wr, &out, self.shared.limits.write_timeout, counters).await?;
@@ -1024,22 +1419,56 @@ impl Broker {
             write_timed(wr, &out, self.shared.limits.write_timeout, counters).await?;
         }
         add(&counters.sent, publishes);
+        Ok(too_large)
+    }
+
+    /// Resolves an MQTT 5 topic alias (MQTT-3.3.2-7..12).
+    fn resolve_alias(&self, conn: &mut Conn, p: &mut PublishIn) -> Result<(), End> {
+        let Some(alias) = p.alias else {
+            return Ok(());
+        };
+        if alias == 0 || alias > TOPIC_ALIAS_MAX {
+            self.log(format!(
+                "{}: topic alias {alias} is over the maximum of {TOPIC_ALIAS_MAX}, closed",
+                conn.who()
+            ));
+            return Err(End::Violation(reason::TOPIC_ALIAS_INVALID));
+        }
+        if p.topic.is_empty() {
+            match conn.aliases.get(&alias) {
+                Some(t) => p.topic = t.clone(),
+                None => {
+                    self.log(format!(
+                        "{}: topic alias {alias} used before it was set, closed",
+                        conn.who()
+                    ));
+                    return Err(End::Violation(reason::PROTOCOL_ERROR));
+                }
+            }
+        } else {
+            conn.aliases.insert(alias, p.topic.clone());
+        }
         Ok(())
     }
 
     fn handle(
         &self,
-        conn: &Conn,
-        packet: Packet,
-        replies: &mut Vec<Packet>,
+        conn: &mut Conn,
+        packet: In,
+        replies: &mut Vec<Out>,
         blocked: &mut Vec<watch::Receiver<u64>>,
         progress: &mut Instant,
     ) -> Step {
         let shared = &*self.shared;
         let limits = &shared.limits;
+        let v5 = conn.proto == Proto::V5;
         // Work that needs no lock first.
-        let incoming = match &packet {
-            Packet::Publish(p) => {
+        let mut packet = packet;
+        let incoming = match &mut packet {
+            In::Publish(p) => {
+                if let Err(end) = self.resolve_alias(conn, p) {
+                    return Step::End(end);
+                }
                 // A wildcard in a topic name is a protocol violation.
                 if let Err(e) = validate_topic_name(&p.topic) {
                     self.log(format!(
@@ -1047,10 +1476,14 @@ impl Broker {
                         conn.who(),
                         p.topic
                     ));
-                    return Step::End(End::Abnormal);
+                    return Step::End(End::Violation(reason::TOPIC_NAME_INVALID));
                 }
                 add(&shared.counters.received, 1);
-                Some(Msg::new(p.topic.clone(), p.payload.clone()))
+                let mut msg =
+                    Msg::new(std::mem::take(&mut p.topic), p.payload.clone()).with_expiry(p.expiry);
+                msg.props = p.props.take();
+                msg.origin = Some(conn.key);
+                Some(msg)
             }
             _ => None,
         };
@@ -1064,22 +1497,40 @@ impl Broker {
             return Step::End(End::TakenOver);
         };
         match packet {
-            Packet::Publish(p) => {
+            In::Publish(p) => {
                 let Some(msg) = incoming else {
                     return Step::End(End::Abnormal);
                 };
+                let no_one = |n: usize| {
+                    if n == 0 {
+                        reason::NO_MATCHING_SUBSCRIBERS
+                    } else {
+                        reason::SUCCESS
+                    }
+                };
                 match p.qos {
                     QoS::AtMostOnce => {
-                        st.route(msg, p.qos, p.retain, Source::Client, shared, blocked)
+                        st.route(msg, p.qos, p.retain, Source::Client, shared, blocked);
                     }
                     QoS::AtLeastOnce => {
-                        replies.push(Packet::PubAck(PubAck::new(p.pkid)));
-                        st.route(msg, p.qos, p.retain, Source::Client, shared, blocked);
+                        let n = st.route(msg, p.qos, p.retain, Source::Client, shared, blocked);
+                        replies.push(Out::PubAck(p.pkid, no_one(n)));
                     }
                     QoS::ExactlyOnce => {
                         // A resent PUBLISH (DUP) must not be delivered twice.
-                        replies.push(Packet::PubRec(PubRec::new(p.pkid)));
+                        replies.push(Out::PubRec(p.pkid, reason::SUCCESS));
                         if !session.awaiting_rel.contains_key(&p.pkid) {
+                            if v5
+                                && session.awaiting_rel.len()
+                                    >= usize::from(limits.max_inflight.max(1))
+                            {
+                                self.log(format!(
+                                    "{}: more than Receive Maximum ({}) QoS 2 messages unreleased, closed",
+                                    conn.who(),
+                                    limits.max_inflight
+                                ));
+                                return Step::End(End::Violation(reason::RECEIVE_MAXIMUM_EXCEEDED));
+                            }
                             session.awaiting_bytes += msg.cost();
                             session.awaiting_rel.insert(p.pkid, (msg, p.retain));
                         }
@@ -1090,15 +1541,15 @@ impl Broker {
                                 session.awaiting_rel.len(),
                                 session.awaiting_bytes
                             ));
-                            return Step::End(End::Abnormal);
+                            return Step::End(End::Violation(reason::QUOTA_EXCEEDED));
                         }
                     }
                 }
             }
-            Packet::PubRel(rel) => {
-                replies.push(Packet::PubComp(PubComp::new(rel.pkid)));
-                if let Some((msg, retain)) = session.awaiting_rel.remove(&rel.pkid) {
+            In::PubRel(pkid) => match session.awaiting_rel.remove(&pkid) {
+                Some((msg, retain)) => {
                     session.awaiting_bytes -= msg.cost();
+                    replies.push(Out::PubComp(pkid, reason::SUCCESS));
                     st.route(
                         msg,
                         QoS::ExactlyOnce,
@@ -1108,88 +1559,131 @@ impl Broker {
                         blocked,
                     );
                 }
-            }
-            Packet::PubAck(ack) => {
+                None => replies.push(Out::PubComp(pkid, reason::PACKET_ID_NOT_FOUND)),
+            },
+            In::PubAck(pkid) => {
                 if let Some(Inflight {
                     state: Flight::Published(q),
                     ..
-                }) = session.inflight.get(&ack.pkid)
+                }) = session.inflight.get(&pkid)
                     && q.qos == QoS::AtLeastOnce
                 {
-                    session.inflight.remove(&ack.pkid);
+                    session.inflight.remove(&pkid);
                     conn.wake.notify_one();
                     *progress = Instant::now();
                 }
             }
-            Packet::PubRec(rec) => {
-                if let Some(f) = session.inflight.get_mut(&rec.pkid) {
+            In::PubRec(pkid) => {
+                if let Some(f) = session.inflight.get_mut(&pkid) {
                     f.state = Flight::Released;
                 }
-                replies.push(Packet::PubRel(PubRel::new(rec.pkid)));
+                replies.push(Out::PubRel(pkid));
                 *progress = Instant::now();
             }
-            Packet::PubComp(comp) => {
-                if session.inflight.remove(&comp.pkid).is_some() {
+            In::PubComp(pkid) => {
+                if session.inflight.remove(&pkid).is_some() {
                     conn.wake.notify_one();
                     *progress = Instant::now();
                 }
             }
-            Packet::Subscribe(sub) => {
-                let mut codes = Vec::with_capacity(sub.filters.len());
-                let mut granted = Vec::new();
-                for f in sub.filters {
-                    if validate_topic_filter(&f.path).is_err() {
-                        codes.push(SubscribeReasonCode::Failure);
+            In::Subscribe { pkid, filters, id } => {
+                let mut codes = Vec::with_capacity(filters.len());
+                let mut granted: Vec<(SubReq, bool)> = Vec::new();
+                for f in filters {
+                    let valid = match shared_filter(&f.filter) {
+                        Some((group, inner)) => {
+                            v5 && !group.is_empty()
+                                && !group.contains(['+', '#'])
+                                && validate_topic_filter(inner).is_ok()
+                                && !f.no_local
+                        }
+                        None => validate_topic_filter(&f.filter).is_ok(),
+                    };
+                    if !valid {
+                        codes.push(reason::TOPIC_FILTER_INVALID);
                         continue;
                     }
-                    codes.push(SubscribeReasonCode::Success(f.qos));
-                    session.filters.insert(f.path.clone(), f.qos);
-                    granted.push((f.path, f.qos));
+                    codes.push(f.qos as u8);
+                    let opts = SubOpts {
+                        qos: f.qos,
+                        no_local: f.no_local,
+                        retain_as_published: f.retain_as_published,
+                        id,
+                    };
+                    let new = st.subscribe(conn.key, &f.filter, opts);
+                    granted.push((f, new));
                 }
-                replies.push(Packet::SubAck(SubAck::new(sub.pkid, codes)));
-                for (filter, qos) in &granted {
-                    st.subs.insert(filter, conn.key, *qos);
-                }
+                replies.push(Out::SubAck(pkid, codes));
                 // Retained messages go through the queue, so after the SUBACK.
+                let now = Instant::now();
                 let Some(session) = st.sessions.get_mut(&conn.key) else {
                     return Step::Continue;
                 };
-                for (filter, qos) in granted {
+                for (f, new) in granted {
+                    let wanted = match f.retain_handling {
+                        0 => true,
+                        1 => new,
+                        _ => false,
+                    };
+                    // No retained messages for shared subscriptions.
+                    if !wanted || shared_filter(&f.filter).is_some() {
+                        continue;
+                    }
                     let mut send = |topic: &String, r: &Retained| {
-                        let q = Queued {
-                            msg: Msg::new(topic.clone(), r.payload.clone()),
-                            qos: min_qos(r.qos, qos),
-                            retain: true,
-                        };
+                        if r.expires_at.is_some_and(|t| t <= now) {
+                            return;
+                        }
+                        let mut msg = Msg::new(topic.clone(), r.payload.clone());
+                        msg.props = r.props.clone();
+                        msg.expires_at = r.expires_at;
+                        let mut q = Queued::new(Arc::new(msg), min_qos(r.qos, f.qos), true);
+                        q.sub_ids.extend(id);
                         session.deliver(q, Source::Retained, limits, &shared.counters);
                     };
-                    if filter.contains(['+', '#']) {
-                        for (topic, r) in st.retained.iter().filter(|(t, _)| matches(&filter, t)) {
+                    if f.filter.contains(['+', '#']) {
+                        for (topic, r) in st.retained.iter().filter(|(t, _)| matches(&f.filter, t))
+                        {
                             send(topic, r);
                         }
-                    } else if let Some((topic, r)) = st.retained.get_key_value(&filter) {
+                    } else if let Some((topic, r)) = st.retained.get_key_value(&f.filter) {
                         send(topic, r);
                     }
                 }
             }
-            Packet::Unsubscribe(unsub) => {
-                for t in &unsub.topics {
-                    if session.filters.remove(t).is_some() {
-                        st.subs.remove(t, conn.key);
-                    }
-                }
-                replies.push(Packet::UnsubAck(UnsubAck::new(unsub.pkid)));
+            In::Unsubscribe { pkid, filters } => {
+                let codes = filters
+                    .iter()
+                    .map(|t| {
+                        if st.unsubscribe(conn.key, t) {
+                            reason::SUCCESS
+                        } else {
+                            reason::NO_SUBSCRIPTION_EXISTED
+                        }
+                    })
+                    .collect();
+                replies.push(Out::UnsubAck(pkid, codes));
             }
-            Packet::PingReq => replies.push(Packet::PingResp),
-            Packet::Disconnect => return Step::End(End::Graceful),
+            In::PingReq => replies.push(Out::PingResp),
+            In::Disconnect {
+                with_will,
+                session_expiry,
+            } => {
+                if let Some(e) = session_expiry {
+                    session.expiry = e;
+                }
+                return Step::End(if with_will {
+                    End::Abnormal
+                } else {
+                    End::Graceful
+                });
+            }
             // A second CONNECT, or packets only a server sends.
-            other => {
+            In::Unexpected(what) => {
                 self.log(format!(
-                    "{}: unexpected {} from a client, closed",
-                    conn.who(),
-                    packet_name(&other)
+                    "{}: unexpected {what} from a client, closed",
+                    conn.who()
                 ));
-                return Step::End(End::Abnormal);
+                return Step::End(End::Violation(reason::PROTOCOL_ERROR));
             }
         }
         Step::Continue
@@ -1202,15 +1696,18 @@ impl Broker {
             .sessions
             .get(&conn.key)
             .is_some_and(|s| s.owned_by(conn.conn_id));
+        let mut expiry = 0;
         if owned {
-            let clean = st.sessions.get(&conn.key).is_none_or(|s| s.clean);
-            if clean {
+            expiry = st.sessions.get(&conn.key).map_or(0, |s| s.expiry);
+            if expiry == 0 {
                 st.remove_session(conn.key);
             } else if let Some(s) = st.sessions.get_mut(&conn.key) {
                 s.conn = None;
+                s.expires_at = (expiry != u32::MAX)
+                    .then(|| Instant::now() + Duration::from_secs(u64::from(expiry)));
                 // What was waiting for the socket now waits offline, under
-                // the offline bounds.
-                // (QoS 0 is not kept for the absent, as in Mosquitto.)
+                // the offline bounds (QoS 0 is not kept for the absent, as
+                // in Mosquitto).
                 let before = s.pending.len();
                 s.pending.retain(|q| q.qos != QoS::AtMostOnce);
                 let lost = (before - s.pending.len()) as u64;
@@ -1222,21 +1719,22 @@ impl Broker {
                     shared.limits.max_queued_bytes,
                 );
                 add(&shared.counters.dropped, n);
-                if s.inflight
-                    .values()
-                    .any(|f| matches!(f.state, Flight::Published(_)))
-                {
+                if !s.inflight.is_empty() {
                     s.resend = true;
                 }
             }
         }
-        // The will is for connections that die, not for a clean DISCONNECT
-        // and not for one replaced by the same client connecting again.
-        if end == End::Abnormal
-            && owned
-            && let Some(will) = conn.will
-        {
-            let msg = Msg::new(will.topic, will.message);
+        // The will is for connections that die (or MQTT 5 DISCONNECT 0x04),
+        // not for a clean DISCONNECT, not for one replaced by the same
+        // client connecting again, not for a broker that stops.
+        let dies = matches!(end, End::Abnormal | End::Violation(_));
+        let Some(will) = conn.will.filter(|_| dies && owned) else {
+            return;
+        };
+        let delay = will.delay.min(expiry);
+        let mut msg = Msg::new(will.topic, will.payload).with_expiry(will.expiry);
+        msg.props = will.props;
+        if delay == 0 {
             add(&shared.counters.received, 1);
             let mut ignore = Vec::new();
             st.route(
@@ -1247,7 +1745,33 @@ impl Broker {
                 shared,
                 &mut ignore,
             );
+            return;
         }
+        // Will Delay Interval: published unless the client is back first.
+        drop(st);
+        let broker = self.clone();
+        let client_id = conn.client_id;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+            let mut st = broker.lock();
+            let back = st
+                .by_client
+                .get(&client_id)
+                .and_then(|k| st.sessions.get(k))
+                .is_some_and(|s| s.conn.is_some());
+            if !back {
+                add(&broker.shared.counters.received, 1);
+                let mut ignore = Vec::new();
+                st.route(
+                    msg,
+                    will.qos,
+                    will.retain,
+                    Source::Internal,
+                    &broker.shared,
+                    &mut ignore,
+                );
+            }
+        });
     }
 }
 
@@ -1272,9 +1796,12 @@ struct Conn {
     key: SessionKey,
     client_id: String,
     peer: SocketAddr,
+    proto: Proto,
     keep_alive: u16,
-    will: Option<LastWill>,
-    session_present: bool,
+    will: Option<codec::WillReq>,
+    connack: Out,
+    /// MQTT 5 topic aliases this client has set.
+    aliases: HashMap<u16, String>,
     wake: Arc<Notify>,
     kick: Arc<Notify>,
 }
@@ -1286,8 +1813,8 @@ impl Conn {
 }
 
 enum Refusal {
-    /// Answer with this CONNACK code.
-    Code(ConnectReturnCode, String),
+    /// Answer with this CONNACK reason (mapped for 3.1.1).
+    Code(u8, String),
     /// Close without an answer.
     Close(String),
 }
@@ -1295,47 +1822,32 @@ enum Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     Graceful,
+    /// The connection died (or MQTT 5 DISCONNECT 0x04): the will fires.
     Abnormal,
     TakenOver,
+    Shutdown,
+    /// Closed by the broker for this reason; the will fires.
+    Violation(u8),
+}
+
+impl End {
+    /// The DISCONNECT reason an MQTT 5 client is told, if any.
+    fn reason(self, proto: Proto) -> Option<u8> {
+        if proto != Proto::V5 {
+            return None;
+        }
+        match self {
+            End::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            End::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            End::Violation(rc) => Some(rc),
+            End::Graceful | End::Abnormal => None,
+        }
+    }
 }
 
 enum Step {
     Continue,
     End(End),
-}
-
-enum FirstPacket {
-    Connect(Connect),
-    UnsupportedProtocol(u8),
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("connection closed")]
-    Closed,
-    #[error("packet of {size} bytes is over the maximum packet size of {max} bytes")]
-    TooLarge { size: usize, max: usize },
-    #[error("malformed packet ({0})")]
-    Protocol(String),
-}
-
-fn packet_name(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(_) => "CONNECT",
-        Packet::ConnAck(_) => "CONNACK",
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::PubRec(_) => "PUBREC",
-        Packet::PubRel(_) => "PUBREL",
-        Packet::PubComp(_) => "PUBCOMP",
-        Packet::Subscribe(_) => "SUBSCRIBE",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-        Packet::UnsubAck(_) => "UNSUBACK",
-        Packet::PingReq => "PINGREQ",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect => "DISCONNECT",
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -1353,21 +1865,6 @@ async fn wait_room(blocked: &mut [watch::Receiver<u64>]) {
             rx.changed().await.ok();
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Parses one packet out of `buf`, if a whole one is there. The codec is
-/// not ours: should it panic on some input, only this connection ends.
-fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, ReadError> {
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Packet::read(buf, max)));
-    match read {
-        Ok(Ok(p)) => Ok(Some(p)),
-        Ok(Err(mqttbytes::Error::InsufficientBytes(_))) => Ok(None),
-        Ok(Err(mqttbytes::Error::PayloadSizeLimitExceeded(size))) => {
-            Err(ReadError::TooLarge { size, max })
-        }
-        Ok(Err(e)) => Err(ReadError::Protocol(e.to_string())),
-        Err(_) => Err(ReadError::Protocol("the decoder panicked".into())),
     }
 }
 
@@ -1393,86 +1890,32 @@ async fn fill(
 /// Reads one whole packet. All partial state lives in `buf`, so dropping
 /// this future (in `select!`) loses nothing.
 async fn read_packet(
+    proto: Proto,
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max: usize,
     counters: &Counters,
-) -> Result<Packet, ReadError> {
+) -> Result<In, ReadError> {
     loop {
-        if let Some(p) = parse(buf, max)? {
+        if let Some(p) = codec::parse(proto, buf, max)? {
             return Ok(p);
         }
         fill(rd, buf, counters).await?;
     }
 }
 
-/// The first packet must be a CONNECT for MQTT 3.1.1 (protocol level 4).
+/// The first packet must be a CONNECT; `Ok(Err(level))` for a protocol
+/// level the sandbox does not speak (3.1 and older).
 async fn read_connect(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max: usize,
     counters: &Counters,
-) -> Result<FirstPacket, ReadError> {
-    loop {
-        if let Some(&b) = buf.first()
-            && b != 0x10
-        {
-            return Err(ReadError::Protocol(format!(
-                "first packet is not a CONNECT (byte 0x{b:02x})"
-            )));
-        }
-        match mqttbytes::check(buf.iter(), max) {
-            Ok(_) => break,
-            Err(mqttbytes::Error::InsufficientBytes(_)) => fill(rd, buf, counters).await?,
-            Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => {
-                return Err(ReadError::TooLarge { size, max });
-            }
-            Err(e) => return Err(ReadError::Protocol(e.to_string())),
-        }
+) -> Result<Result<ConnectReq, u8>, ReadError> {
+    while !codec::connect_ready(buf, max)? {
+        fill(rd, buf, counters).await?;
     }
-    // rumqttc's reader parses level 5 as if it were 3.1.1 and rejects 3.1
-    // ("MQIsdp") without saying which: answer both with a refusal.
-    match connect_protocol_level(buf) {
-        Some(4) => {}
-        Some(level) => return Ok(FirstPacket::UnsupportedProtocol(level)),
-        None => return Err(ReadError::Protocol("truncated CONNECT".into())),
-    }
-    match parse(buf, max)? {
-        Some(Packet::Connect(c)) => Ok(FirstPacket::Connect(c)),
-        _ => Err(ReadError::Protocol("unreadable CONNECT".into())),
-    }
-}
-
-/// The refusal a client of this protocol level understands: CONNACK 1 for
-/// MQTT 3.x, CONNACK reason 0x84 (unsupported protocol version) for 5.
-fn refuse_protocol_frame(level: u8) -> BytesMut {
-    let mut out = BytesMut::new();
-    if level == 5 {
-        use rumqttc::v5::mqttbytes::v5;
-        let ack = v5::ConnAck {
-            session_present: false,
-            code: v5::ConnectReturnCode::UnsupportedProtocolVersion,
-            properties: None,
-        };
-        ack.write(&mut out).ok();
-    } else {
-        ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false)
-            .write(&mut out)
-            .ok();
-    }
-    out
-}
-
-/// The protocol level byte of a complete CONNECT frame.
-fn connect_protocol_level(frame: &[u8]) -> Option<u8> {
-    // Skip the first byte and the 1–4 byte remaining length.
-    let mut i = 1;
-    while *frame.get(i)? & 0x80 != 0 {
-        i += 1;
-    }
-    i += 1;
-    let name_len = u16::from_be_bytes([*frame.get(i)?, *frame.get(i + 1)?]) as usize;
-    frame.get(i + 2 + name_len).copied()
+    codec::parse_connect(buf, max)
 }
 
 /// Writes all of `bytes`; fails with `TimedOut` when the peer accepts
@@ -1497,36 +1940,23 @@ async fn write_timed(
     Ok(())
 }
 
-async fn write_packets(
+async fn write_outs(
     wr: &mut OwnedWriteHalf,
-    packets: &[Packet],
+    proto: Proto,
+    outs: &[Out],
     limits: &Limits,
     counters: &Counters,
 ) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(packets.iter().map(Packet::size).sum());
-    for p in packets {
-        p.write(&mut out, usize::MAX)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut bytes = BytesMut::new();
+    for o in outs {
+        codec::write(proto, o, &mut bytes);
     }
-    write_timed(wr, &out, limits.write_timeout, counters).await
+    write_timed(wr, &bytes, limits.write_timeout, counters).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn protocol_level_is_read_from_a_connect_frame() {
-        let mut out = BytesMut::new();
-        Connect::new("x").write(&mut out).ok();
-        assert_eq!(connect_protocol_level(&out), Some(4));
-        // MQTT 3.1: "MQIsdp", level 3.
-        let v31 = [
-            0x10, 0x0c, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 60,
-        ];
-        assert_eq!(connect_protocol_level(&v31), Some(3));
-        assert_eq!(connect_protocol_level(&[0x10]), None);
-    }
 
     #[test]
     fn delivery_qos_is_the_lower_of_publish_and_grant() {
@@ -1538,33 +1968,21 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_frame_patched_with_a_packet_id_equals_the_codec_s_own() {
-        let msg = Msg::new("a/b".into(), Bytes::from_static(b"hello"));
-        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-            let Some(frame) = msg.frame(qos, true) else {
-                panic!("no frame");
-            };
-            let mut patched = BytesMut::from(&frame[..]);
-            let at = frame.len() - 5 - 2;
-            patched[at..at + 2].copy_from_slice(&0x1234u16.to_be_bytes());
-            patched[0] |= 0b1000;
-            let mut p = Publish::new("a/b", qos, "hello");
-            p.pkid = 0x1234;
-            p.retain = true;
-            p.dup = true;
-            let mut direct = BytesMut::new();
-            p.write(&mut direct).ok();
-            assert_eq!(patched, direct);
-        }
+    fn shared_filters_are_recognised() {
+        assert_eq!(shared_filter("$share/g/a/+"), Some(("g", "a/+")));
+        assert_eq!(shared_filter("$share/g"), None);
+        assert_eq!(shared_filter("share/g/a"), None);
     }
 
     #[test]
     fn an_offline_queue_drops_oldest_qos0_first_and_counts() {
-        let mut s = Session::new("c".into(), false);
-        let q = |qos, n: u8| Queued {
-            msg: Msg::new("t".into(), Bytes::from(vec![n])),
-            qos,
-            retain: false,
+        let mut s = Session::new("c".into(), u32::MAX);
+        let q = |qos, n: u8| {
+            Queued::new(
+                Arc::new(Msg::new("t".into(), Bytes::from(vec![n]))),
+                qos,
+                false,
+            )
         };
         for (qos, n) in [
             (QoS::AtLeastOnce, 1),
@@ -1581,5 +1999,15 @@ mod tests {
         let left: Vec<u8> = s.pending.iter().map(|q| q.msg.payload[0]).collect();
         assert_eq!(left, [3]);
         assert_eq!(s.dropped, 3);
+    }
+
+    #[test]
+    fn expiry_left_rounds_up() {
+        let now = Instant::now();
+        let mut m = Msg::new("t".into(), Bytes::new());
+        m.expires_at = Some(now + Duration::from_millis(1500));
+        assert_eq!(m.expiry_left(now), Some(2));
+        assert!(!m.expired(now));
+        assert!(m.expired(now + Duration::from_secs(2)));
     }
 }

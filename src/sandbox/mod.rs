@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod cli;
+mod codec;
 pub mod devices;
 pub mod sys;
 mod trie;
@@ -85,8 +86,15 @@ impl Sandbox {
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::spawn(b.clone().serve(listener));
-                    tokio::spawn(devices::run(b, port, started_at, demo_rx));
+                    tokio::spawn(devices::run(b.clone(), port, started_at, demo_rx));
                     shutdown_rx.await.ok();
+                    // MQTT 5 clients are told (DISCONNECT 0x8B) before the
+                    // sockets close.
+                    b.shutdown();
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+                    while b.stats().clients > 0 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 });
                 // Dropping the tasks closes every socket: clients see the
                 // broker go away, as when Mosquitto stops.

@@ -98,6 +98,7 @@ pub async fn run(broker: Broker) {
     let mut last = Instant::now();
     loop {
         tick.tick().await;
+        broker.sweep();
         let now = Instant::now();
         let seconds = now.duration_since(last).as_secs_f64();
         last = now;

@@ -7,23 +7,32 @@
 //! so `a/#` also matches `a`), and that wildcards in the first level never
 //! match topics starting with `$` (MQTT-4.7.2-1).
 
-use rumqttc::mqttbytes::QoS;
 use std::collections::HashMap;
 
 /// Identifies a session in the broker's state.
 pub type SessionKey = u64;
 
-#[derive(Default)]
-struct Node {
-    children: HashMap<String, Node>,
-    plus: Option<Box<Node>>,
+struct Node<V> {
+    children: HashMap<String, Node<V>>,
+    plus: Option<Box<Node<V>>>,
     /// Subscribers of `<this node's path>/#`.
-    hash: HashMap<SessionKey, QoS>,
+    hash: HashMap<SessionKey, V>,
     /// Subscribers of exactly this node's path.
-    exact: HashMap<SessionKey, QoS>,
+    exact: HashMap<SessionKey, V>,
 }
 
-impl Node {
+impl<V> Default for Node<V> {
+    fn default() -> Self {
+        Node {
+            children: HashMap::new(),
+            plus: None,
+            hash: HashMap::new(),
+            exact: HashMap::new(),
+        }
+    }
+}
+
+impl<V> Node<V> {
     fn is_empty(&self) -> bool {
         self.children.is_empty()
             && self.plus.is_none()
@@ -32,13 +41,22 @@ impl Node {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct SubTree {
-    root: Node,
+/// Filters → (subscriber, its options `V`).
+pub(crate) struct SubTree<V> {
+    root: Node<V>,
     count: usize,
 }
 
-impl SubTree {
+impl<V> Default for SubTree<V> {
+    fn default() -> Self {
+        SubTree {
+            root: Node::default(),
+            count: 0,
+        }
+    }
+}
+
+impl<V: Copy> SubTree<V> {
     /// Subscriptions held (one per session and filter).
     pub(crate) fn len(&self) -> usize {
         self.count
@@ -50,12 +68,12 @@ impl SubTree {
     }
 
     /// Adds or replaces (new QoS) a subscription.
-    pub fn insert(&mut self, filter: &str, key: SessionKey, qos: QoS) {
+    pub fn insert(&mut self, filter: &str, key: SessionKey, v: V) {
         let mut node = &mut self.root;
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
             if level == "#" && levels.peek().is_none() {
-                if node.hash.insert(key, qos).is_none() {
+                if node.hash.insert(key, v).is_none() {
                     self.count += 1;
                 }
                 return;
@@ -66,7 +84,7 @@ impl SubTree {
                 node.children.entry(level.to_string()).or_default()
             };
         }
-        if node.exact.insert(key, qos).is_none() {
+        if node.exact.insert(key, v).is_none() {
             self.count += 1;
         }
     }
@@ -83,14 +101,14 @@ impl SubTree {
 
     /// Calls `f` for every subscription whose filter matches `topic` (a
     /// session with overlapping filters is reported once per filter).
-    pub fn matches(&self, topic: &str, f: &mut impl FnMut(SessionKey, QoS)) {
+    pub fn matches(&self, topic: &str, f: &mut impl FnMut(SessionKey, V)) {
         let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
         visit(&self.root, &levels, dollar, f);
     }
 }
 
-fn remove_at(node: &mut Node, levels: &[&str], key: SessionKey) -> bool {
+fn remove_at<V>(node: &mut Node<V>, levels: &[&str], key: SessionKey) -> bool {
     match levels {
         [] => node.exact.remove(&key).is_some(),
         ["#"] => node.hash.remove(&key).is_some(),
@@ -120,7 +138,12 @@ fn remove_at(node: &mut Node, levels: &[&str], key: SessionKey) -> bool {
     }
 }
 
-fn visit(node: &Node, levels: &[&str], dollar_first: bool, f: &mut impl FnMut(SessionKey, QoS)) {
+fn visit<V: Copy>(
+    node: &Node<V>,
+    levels: &[&str],
+    dollar_first: bool,
+    f: &mut impl FnMut(SessionKey, V),
+) {
     if !dollar_first {
         for (&k, &q) in &node.hash {
             f(k, q);
@@ -146,8 +169,9 @@ fn visit(node: &Node, levels: &[&str], dollar_first: bool, f: &mut impl FnMut(Se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttc::mqttbytes::QoS;
 
-    fn matching(tree: &SubTree, topic: &str) -> Vec<(SessionKey, u8)> {
+    fn matching(tree: &SubTree<QoS>, topic: &str) -> Vec<(SessionKey, u8)> {
         let mut out = Vec::new();
         tree.matches(topic, &mut |k, q| out.push((k, q as u8)));
         out.sort_unstable();
@@ -156,7 +180,7 @@ mod tests {
 
     #[test]
     fn wildcards_match_as_the_spec_says() {
-        let mut t = SubTree::default();
+        let mut t = SubTree::<QoS>::default();
         t.insert("sport/tennis/#", 1, QoS::AtMostOnce);
         t.insert("sport/+/player1", 2, QoS::AtLeastOnce);
         t.insert("#", 3, QoS::ExactlyOnce);
@@ -175,7 +199,7 @@ mod tests {
 
     #[test]
     fn first_level_wildcards_skip_dollar_topics() {
-        let mut t = SubTree::default();
+        let mut t = SubTree::<QoS>::default();
         t.insert("#", 1, QoS::AtMostOnce);
         t.insert("+/broker/uptime", 2, QoS::AtMostOnce);
         t.insert("$SYS/#", 3, QoS::AtMostOnce);
@@ -184,7 +208,7 @@ mod tests {
 
     #[test]
     fn removing_prunes_and_counts() {
-        let mut t = SubTree::default();
+        let mut t = SubTree::<QoS>::default();
         t.insert("a/+/c", 1, QoS::AtMostOnce);
         t.insert("a/+/c", 1, QoS::AtLeastOnce);
         t.insert("a/#", 2, QoS::AtMostOnce);
