@@ -1293,8 +1293,8 @@ impl Broker {
                     }
                     match self.write_batch(wr, conn.proto, max_packet, &batch).await {
                         Ok(too_large) => {
-                            if !too_large.is_empty() {
-                                self.forget_inflight(conn, &too_large);
+                            if too_large.count > 0 {
+                                self.forget_too_large(conn, &too_large);
                             }
                         }
                         Err(e) => {
@@ -1347,15 +1347,15 @@ impl Broker {
             .is_some_and(|s| s.pending_bytes > self.shared.limits.max_queued_bytes)
     }
 
-    /// Messages too large for the client were dropped, not sent: free their
-    /// packet ids.
-    fn forget_inflight(&self, conn: &Conn, pkids: &[u16]) {
+    /// Messages too large for the client were dropped, not sent: count
+    /// them for the client and free their packet ids.
+    fn forget_too_large(&self, conn: &Conn, too_large: &TooLarge) {
         let mut st = self.lock();
         if let Some(s) = st.sessions.get_mut(&conn.key) {
-            for id in pkids {
+            for id in &too_large.pkids {
                 s.inflight.remove(id);
             }
-            s.dropped += pkids.len() as u64;
+            s.dropped += too_large.count;
             conn.wake.notify_one();
         }
     }
@@ -1370,19 +1370,19 @@ impl Broker {
         }
     }
 
-    /// Writes a batch; returns the packet ids of QoS 1/2 messages dropped
-    /// because they exceed the client's Maximum Packet Size.
+    /// Writes a batch; says which messages were dropped because they
+    /// exceed the client's Maximum Packet Size.
     async fn write_batch(
         &self,
         wr: &mut OwnedWriteHalf,
         proto: Proto,
         max_packet: Option<u32>,
         batch: &[Wire],
-    ) -> std::io::Result<Vec<u16>> {
+    ) -> std::io::Result<TooLarge> {
         let counters = &self.shared.counters;
         let mut out = BytesMut::with_capacity(BATCH_BYTES + 1024);
         let mut publishes = 0;
-        let mut too_large = Vec::new();
+        let mut too_large = TooLarge::default();
         let now = Instant::now();
         for w in batch {
             match w {
@@ -1392,8 +1392,9 @@ impl Broker {
                     let Some(frame) = frame.filter(fits) else {
                         // MQTT-3.1.2-25: discarded as if delivered; counted.
                         add(&counters.dropped, 1);
+                        too_large.count += 1;
                         if *pkid != 0 {
-                            too_large.push(*pkid);
+                            too_large.pkids.push(*pkid);
                         }
                         continue;
                     };
@@ -1773,6 +1774,14 @@ impl Broker {
             }
         });
     }
+}
+
+/// Messages of a batch over the client's Maximum Packet Size.
+#[derive(Default)]
+struct TooLarge {
+    count: u64,
+    /// Their packet ids (QoS 1/2), to free.
+    pkids: Vec<u16>,
 }
 
 /// Counts an open socket for as long as it lives.

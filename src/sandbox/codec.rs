@@ -355,6 +355,15 @@ pub fn parse(proto: Proto, buf: &mut BytesMut, max: usize) -> Result<Option<In>,
             Err(m4::Error::InsufficientBytes(_)) => Ok(None),
             Err(e) => Err(read_error4(e, max)),
         },
+        // A bare DISCONNECT (normal, no properties: what mosquitto_pub
+        // sends) is valid, but rumqttc 0.25.1's reader refuses it.
+        Proto::V5 if buf.starts_with(&[0xE0, 0x00]) => {
+            let _ = buf.split_to(2);
+            Ok(Some(In::Disconnect {
+                with_will: false,
+                session_expiry: None,
+            }))
+        }
         Proto::V5 => match guarded(|| v5::Packet::read(buf, Some(max as u32)))? {
             Ok(p) => from5(p).map(Some),
             Err(m5::Error::InsufficientBytes(_)) => Ok(None),
@@ -612,9 +621,15 @@ fn write5(out: &Out, buf: &mut BytesMut) {
                 Err(_) => v5::DisconnectReasonCode::UnspecifiedError,
             };
             let mut d = v5::Disconnect::new(code);
-            d.properties = why.as_ref().map(|w| v5::DisconnectProperties {
+            // Always with a reason string: rumqttc 0.25.1 frames a reason
+            // code without properties one byte short, and one with empty
+            // properties as a bare DISCONNECT (reason lost).
+            let why = why
+                .clone()
+                .unwrap_or_else(|| disconnect_text(*rc).to_string());
+            d.properties = Some(v5::DisconnectProperties {
                 session_expiry_interval: None,
-                reason_string: Some(w.clone()),
+                reason_string: Some(why),
                 user_properties: Vec::new(),
                 server_reference: None,
             });
@@ -622,6 +637,23 @@ fn write5(out: &Out, buf: &mut BytesMut) {
         }
     };
     packet.write(buf, None).ok();
+}
+
+/// The reason string sent with a server DISCONNECT.
+fn disconnect_text(rc: u8) -> &'static str {
+    match rc {
+        reason::MALFORMED_PACKET => "malformed packet",
+        reason::PROTOCOL_ERROR => "protocol error",
+        reason::SERVER_SHUTTING_DOWN => "the sandbox is stopping",
+        reason::KEEP_ALIVE_TIMEOUT => "keep-alive timeout",
+        reason::SESSION_TAKEN_OVER => "another connection took this client id",
+        reason::TOPIC_NAME_INVALID => "invalid topic name",
+        reason::RECEIVE_MAXIMUM_EXCEEDED => "receive maximum exceeded",
+        reason::TOPIC_ALIAS_INVALID => "invalid topic alias",
+        reason::PACKET_TOO_LARGE => "packet too large",
+        reason::QUOTA_EXCEEDED => "quota exceeded",
+        _ => "disconnected by the sandbox",
+    }
 }
 
 /// What a delivery carries besides topic and payload.
@@ -763,5 +795,29 @@ mod tests {
         let mut buf = BytesMut::new();
         write(Proto::V4, &Out::SubAck(1, vec![1, 0x8F]), &mut buf);
         assert_eq!(&buf[..], [0x90, 0x04, 0x00, 0x01, 0x01, 0x80]);
+    }
+}
+
+#[cfg(test)]
+mod disconnect_tests {
+    use super::*;
+
+    #[test]
+    fn a_v5_disconnect_reads_back_with_its_reason() {
+        for why in [None, Some("bye".to_string())] {
+            let mut buf = BytesMut::new();
+            write(
+                Proto::V5,
+                &Out::Disconnect(reason::SESSION_TAKEN_OVER, why),
+                &mut buf,
+            );
+            assert!(!buf.is_empty());
+            match v5::Packet::read(&mut buf, None) {
+                Ok(v5::Packet::Disconnect(d)) => {
+                    assert_eq!(d.reason_code, v5::DisconnectReasonCode::SessionTakenOver)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -306,3 +306,146 @@ impl Raw {
         }
     }
 }
+
+pub use rumqttc::v5::mqttbytes::v5 as v5p;
+
+pub fn encode5(p: &v5p::Packet) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    if let Err(e) = p.write(&mut out, None) {
+        panic!("cannot encode {p:?}: {e}");
+    }
+    out.to_vec()
+}
+
+/// A raw TCP MQTT 5 client (rumqttc's v5 codec, nothing else).
+pub struct Raw5 {
+    pub s: TcpStream,
+    buf: BytesMut,
+}
+
+pub fn q5(q: QoS) -> rumqttc::v5::mqttbytes::QoS {
+    match q {
+        QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+impl Raw5 {
+    pub fn open(port: u16) -> Raw5 {
+        let s = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("cannot connect to the sandbox: {e}"));
+        s.set_nodelay(true).ok();
+        Raw5 {
+            s,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Connects with these CONNECT properties (and will); returns the
+    /// CONNACK.
+    pub fn connect_with(
+        port: u16,
+        id: &str,
+        clean_start: bool,
+        props: Option<v5p::ConnectProperties>,
+        will: Option<v5p::LastWill>,
+    ) -> (Raw5, v5p::ConnAck) {
+        let mut raw = Raw5::open(port);
+        let connect = v5p::Connect {
+            keep_alive: 60,
+            client_id: id.to_string(),
+            clean_start,
+            properties: props,
+        };
+        raw.send(v5p::Packet::Connect(connect, will, None));
+        match raw.recv(WAIT) {
+            Some(v5p::Packet::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub fn connect(port: u16, id: &str) -> Raw5 {
+        let (raw, ack) = Self::connect_with(port, id, true, None, None);
+        assert_eq!(ack.code, v5p::ConnectReturnCode::Success);
+        raw
+    }
+
+    pub fn send(&mut self, p: v5p::Packet) {
+        if let Err(e) = self.s.write_all(&encode5(&p)) {
+            panic!("write to the sandbox failed: {e}");
+        }
+    }
+
+    pub fn subscribe(&mut self, filter: v5p::Filter, id: Option<usize>) -> v5p::SubAck {
+        let props = id.map(|id| v5p::SubscribeProperties {
+            id: Some(id),
+            user_properties: Vec::new(),
+        });
+        let mut sub = v5p::Subscribe::new(filter, props);
+        sub.pkid = 1;
+        self.send(v5p::Packet::Subscribe(sub));
+        match self.recv(WAIT) {
+            Some(v5p::Packet::SubAck(a)) => a,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        payload: &str,
+        props: Option<v5p::PublishProperties>,
+    ) {
+        let mut p = v5p::Publish::new(topic, q5(qos), payload.to_string(), props);
+        p.pkid = u16::from(qos != QoS::AtMostOnce);
+        self.send(v5p::Packet::Publish(p));
+    }
+
+    /// The next packet within `timeout`; None on timeout or close.
+    pub fn recv(&mut self, timeout: Duration) -> Option<v5p::Packet> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match v5p::Packet::read(&mut self.buf, None) {
+                Ok(p) => return Some(p),
+                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                Err(e) => panic!("the sandbox sent a malformed packet: {e}"),
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.s
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok();
+            let mut chunk = [0u8; 64 * 1024];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next PUBLISH within `timeout`, skipping other packets.
+    pub fn next_publish(&mut self, timeout: Duration) -> Option<v5p::Publish> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.recv(left)? {
+                v5p::Packet::Publish(p) => return Some(p),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The DISCONNECT reason the broker sent before closing, if any.
+    pub fn disconnect_reason(&mut self, timeout: Duration) -> Option<v5p::DisconnectReasonCode> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.recv(left)? {
+                v5p::Packet::Disconnect(d) => return Some(d.reason_code),
+                _ => continue,
+            }
+        }
+    }
+}
