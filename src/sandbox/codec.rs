@@ -821,3 +821,151 @@ mod disconnect_tests {
         }
     }
 }
+
+/// Random and mutated packet streams through the decoders: nothing may
+/// panic (the guard would turn a codec panic into "the decoder panicked",
+/// which fails this test too), and a parse always either waits for more
+/// bytes, fails, or consumes bytes. `SANDBOX_FUZZ_ITERS` runs it longer.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn valid_frames() -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        let mut push4 = |p: m4::v4::Packet| {
+            let mut b = BytesMut::new();
+            p.write(&mut b, usize::MAX).ok();
+            frames.push(b.to_vec());
+        };
+        let mut publish = m4::v4::Publish::new("a/b", QoS::AtLeastOnce, "payload");
+        publish.pkid = 7;
+        push4(m4::v4::Packet::Connect(m4::v4::Connect::new("fuzz")));
+        push4(m4::v4::Packet::Publish(publish));
+        push4(m4::v4::Packet::Subscribe(m4::v4::Subscribe::new(
+            "a/#",
+            QoS::ExactlyOnce,
+        )));
+        push4(m4::v4::Packet::Unsubscribe(m4::v4::Unsubscribe::new("a/#")));
+        push4(m4::v4::Packet::PubRel(m4::v4::PubRel::new(7)));
+        push4(m4::v4::Packet::PingReq);
+        let mut push5 = |p: v5::Packet| {
+            let mut b = BytesMut::new();
+            p.write(&mut b, None).ok();
+            frames.push(b.to_vec());
+        };
+        let props = v5::PublishProperties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: Some(10),
+            topic_alias: Some(2),
+            response_topic: Some("r".into()),
+            correlation_data: Some(Bytes::from_static(b"c")),
+            user_properties: vec![("k".into(), "v".into())],
+            subscription_identifiers: vec![],
+            content_type: Some("t".into()),
+        };
+        let mut p5 = v5::Publish::new("a/b", m5::QoS::ExactlyOnce, "x", Some(props));
+        p5.pkid = 3;
+        let mut cp = v5::ConnectProperties::new();
+        cp.session_expiry_interval = Some(5);
+        cp.receive_maximum = Some(2);
+        push5(v5::Packet::Connect(
+            v5::Connect {
+                keep_alive: 5,
+                client_id: "f5".into(),
+                clean_start: false,
+                properties: Some(cp),
+            },
+            None,
+            None,
+        ));
+        push5(v5::Packet::Publish(p5));
+        let mut f = v5::Filter::new("$share/g/a/+", m5::QoS::AtLeastOnce);
+        f.nolocal = true;
+        push5(v5::Packet::Subscribe(v5::Subscribe::new(
+            f,
+            Some(v5::SubscribeProperties {
+                id: Some(4),
+                user_properties: vec![],
+            }),
+        )));
+        push5(v5::Packet::PubAck(v5::PubAck::new(3, None)));
+        frames
+    }
+
+    pub(crate) fn mutate(rng: &mut StdRng, frame: &mut Vec<u8>) {
+        match rng.random_range(0..5) {
+            0 if !frame.is_empty() => {
+                let i = rng.random_range(0..frame.len());
+                frame[i] ^= 1 << rng.random_range(0..8);
+            }
+            1 if !frame.is_empty() => {
+                let at = rng.random_range(0..frame.len());
+                frame.truncate(at);
+            }
+            2 => {
+                let at = rng.random_range(0..=frame.len());
+                let junk: Vec<u8> = (0..rng.random_range(1..8)).map(|_| rng.random()).collect();
+                frame.splice(at..at, junk);
+            }
+            3 if frame.len() > 1 => {
+                let i = rng.random_range(1..frame.len());
+                frame[i] = rng.random();
+            }
+            _ => {
+                let n = rng.random_range(0..32);
+                *frame = (0..n).map(|_| rng.random()).collect();
+            }
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_streams_never_panic_the_decoders() {
+        let iters: usize = std::env::var("SANDBOX_FUZZ_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let mut rng = StdRng::seed_from_u64(0x5a4d_b0c5);
+        let frames = valid_frames();
+        let mut panics = 0;
+        for _ in 0..iters {
+            let mut stream = Vec::new();
+            for _ in 0..rng.random_range(1..4) {
+                let mut f = frames[rng.random_range(0..frames.len())].clone();
+                if rng.random_bool(0.7) {
+                    mutate(&mut rng, &mut f);
+                }
+                stream.extend(f);
+            }
+            let max = if rng.random_bool(0.5) { 64 } else { 1 << 20 };
+            // As the first packet...
+            let mut buf = BytesMut::from(&stream[..]);
+            if let Ok(true) = connect_ready(&buf, max)
+                && let Err(ReadError::Protocol(e)) = parse_connect(&mut buf, max)
+                && e.contains("panicked")
+            {
+                panics += 1;
+            }
+            // ...and once connected, with either protocol.
+            for proto in [Proto::V4, Proto::V5] {
+                let mut buf = BytesMut::from(&stream[..]);
+                loop {
+                    let before = buf.len();
+                    match parse(proto, &mut buf, max) {
+                        Ok(Some(_)) => assert!(buf.len() < before, "parsed nothing"),
+                        Ok(None) => break,
+                        Err(ReadError::Protocol(e)) => {
+                            if e.contains("panicked") {
+                                panics += 1;
+                            }
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        assert_eq!(panics, 0, "rumqttc's decoder panicked {panics} times");
+    }
+}
