@@ -1247,7 +1247,9 @@ impl Broker {
         // Queues of other clients this connection's publishes wait for.
         let mut blocked: Vec<watch::Receiver<u64>> = Vec::new();
         let mut progress = Instant::now();
-        let mut check = tokio::time::interval(limits.write_timeout / 4);
+        // (`interval` panics on zero.)
+        let mut check =
+            tokio::time::interval((limits.write_timeout / 4).max(Duration::from_millis(10)));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shared.shutdown.subscribe();
         loop {

@@ -8,7 +8,7 @@ use super::broker::Broker;
 use bytes::Bytes;
 use rumqttc::mqttbytes::QoS;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Mosquitto's load averages: an exponentially weighted per-minute rate over
 /// 1, 5 and 15 minutes.
@@ -91,7 +91,8 @@ pub fn snapshot(broker: &Broker) -> Vec<(String, String)> {
 
 /// Publishes `$SYS` every `sys_interval` until the runtime stops.
 pub async fn run(broker: Broker) {
-    let interval = broker.limits().sys_interval;
+    // (`interval` panics on zero.)
+    let interval = broker.limits().sys_interval.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut loads: [Load; 4] = Default::default();
