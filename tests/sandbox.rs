@@ -2,109 +2,14 @@
 //! Debian package `mosquitto-clients`) against a sandbox started here on a
 //! free port, and the simulated devices' topics.
 
-use mqscope::sandbox::{DemoConfig, Sandbox, SandboxConfig};
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod sandbox_util;
+
+use mqscope::sandbox::DemoConfig;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn start(demo: DemoConfig) -> Sandbox {
-    match Sandbox::start(SandboxConfig {
-        port: Some(0),
-        demo,
-    }) {
-        Ok(s) => s,
-        Err(e) => panic!("sandbox did not start: {e}"),
-    }
-}
-
-fn port_arg(s: &Sandbox) -> String {
-    s.port().to_string()
-}
-
-/// Waits until the broker holds at least `n` subscriptions, so a publish
-/// that follows cannot overtake a subscriber that is still connecting.
-fn wait_subscriptions(s: &Sandbox, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.stats().subscriptions < n {
-        assert!(Instant::now() < deadline, "no subscriber after 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_clients(s: &Sandbox, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.stats().clients < n {
-        assert!(
-            Instant::now() < deadline,
-            "fewer than {n} clients after 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A mosquitto client whose stdout is read line by line as it arrives.
-struct Client {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Client {
-    fn spawn(program: &str, args: &[&str]) -> Client {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {program} (install mosquitto-clients): {e}"));
-        let (tx, lines) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Client { child, lines }
-    }
-
-    /// The first line that satisfies `pred`, within `timeout`.
-    fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// Runs a mosquitto client to completion; (exit ok, stdout, stderr).
-fn run(program: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (install mosquitto-clients): {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-const WAIT: Duration = Duration::from_secs(8);
+use sandbox_util::*;
 
 #[test]
 fn mosquitto_clients_exchange_a_message() {
@@ -530,4 +435,139 @@ fn devices_can_be_switched_off_while_running() {
         &["-p", &p, "-t", "surfing/#", "-C", "1", "-W", "1"],
     );
     assert!(!ok, "telemetry still flowing after switching off: {out}");
+}
+
+// ---- Correctness: what Mosquitto answers, byte for byte ----
+
+#[test]
+fn first_persistent_connect_says_no_session_present_and_a_return_says_present() {
+    let s = start(DemoConfig::off());
+    let connack = |clean: bool| {
+        let mut raw = Raw::open(s.port());
+        let mut c = rumqttc::Connect::new("returning-student");
+        c.clean_session = clean;
+        raw.send(rumqttc::Packet::Connect(c));
+        let bytes = raw.recv_bytes(4, WAIT);
+        raw.send(rumqttc::Packet::Disconnect);
+        assert!(raw.closed_within(WAIT), "DISCONNECT did not close");
+        bytes
+    };
+    // MQTT-3.2.2-3: no session was stored, so session present is 0.
+    assert_eq!(connack(false), [0x20, 0x02, 0x00, 0x00]);
+    wait_until(WAIT, "session offline", || s.stats().clients == 0);
+    assert_eq!(connack(false), [0x20, 0x02, 0x01, 0x00]);
+    wait_until(WAIT, "session offline", || s.stats().clients == 0);
+    // A clean session discards it, and says so.
+    assert_eq!(connack(true), [0x20, 0x02, 0x00, 0x00]);
+    wait_until(WAIT, "session offline", || s.stats().clients == 0);
+    assert_eq!(connack(false), [0x20, 0x02, 0x00, 0x00]);
+}
+
+#[test]
+fn connect_with_a_wildcard_will_topic_is_refused_and_its_will_never_published() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let watcher = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "#", "-v"]);
+    wait_subscriptions(&s, 1);
+    // The same client id is connected: a refused CONNECT must not take it over.
+    let (mut owner, _) = Raw::connect(s.port(), "lab-7", true);
+    wait_clients(&s, 2);
+    let mut bad = Raw::open(s.port());
+    let mut c = rumqttc::Connect::new("lab-7");
+    c.last_will = Some(rumqttc::LastWill::new(
+        "a/#",
+        "LEAKED-WILL",
+        rumqttc::QoS::AtMostOnce,
+        false,
+    ));
+    bad.send(rumqttc::Packet::Connect(c));
+    // Closed without a CONNACK.
+    assert_eq!(bad.recv_bytes(4, WAIT), Vec::<u8>::new());
+    wait_log(&s, "will topic 'a/#' is not a valid topic name");
+    // Anything routed for the refused connection was routed before its
+    // socket closed, so it would come before this marker.
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "marker", "-m", "after"]);
+    assert!(ok, "{err}");
+    assert_eq!(watcher.next_line(WAIT).as_deref(), Some("marker after"));
+    // The owner of the id still has its connection.
+    owner.send(rumqttc::Packet::PingReq);
+    assert_eq!(owner.recv(WAIT), Some(rumqttc::Packet::PingResp));
+}
+
+#[test]
+fn qos2_resent_publish_is_delivered_once() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let sub = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "once", "-q", "2"]);
+    wait_subscriptions(&s, 1);
+    let (mut raw, _) = Raw::connect(s.port(), "resender", true);
+    let mut publish = rumqttc::Publish::new("once", rumqttc::QoS::ExactlyOnce, "first");
+    publish.pkid = 7;
+    raw.send(rumqttc::Packet::Publish(publish.clone()));
+    assert!(matches!(raw.recv(WAIT), Some(rumqttc::Packet::PubRec(r)) if r.pkid == 7));
+    // The PUBREC "got lost": the client sends it again with DUP.
+    publish.dup = true;
+    raw.send(rumqttc::Packet::Publish(publish));
+    assert!(matches!(raw.recv(WAIT), Some(rumqttc::Packet::PubRec(r)) if r.pkid == 7));
+    raw.send(rumqttc::Packet::PubRel(rumqttc::PubRel::new(7)));
+    assert!(matches!(raw.recv(WAIT), Some(rumqttc::Packet::PubComp(c)) if c.pkid == 7));
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "once", "-m", "marker"]);
+    assert!(ok, "{err}");
+    assert_eq!(sub.next_line(WAIT).as_deref(), Some("first"));
+    assert_eq!(sub.next_line(WAIT).as_deref(), Some("marker"));
+}
+
+#[test]
+fn takeover_closes_the_old_connection_without_its_will() {
+    let s = start(DemoConfig::off());
+    let p = port_arg(&s);
+    let watcher = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "lab/#", "-v"]);
+    wait_subscriptions(&s, 1);
+    let will = rumqttc::LastWill::new("lab/will", "old died", rumqttc::QoS::AtMostOnce, false);
+    let (mut old, _) = Raw::connect_with(s.port(), "twin", true, 60, Some(will));
+    let (mut new, _) = Raw::connect(s.port(), "twin", true);
+    assert!(old.closed_within(WAIT), "old connection not closed");
+    new.send(rumqttc::Packet::PingReq);
+    assert_eq!(new.recv(WAIT), Some(rumqttc::Packet::PingResp));
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "lab/marker", "-m", "m"]);
+    assert!(ok, "{err}");
+    assert_eq!(watcher.next_line(WAIT).as_deref(), Some("lab/marker m"));
+}
+
+#[test]
+fn sys_topics_are_published_as_mosquitto_names_them() {
+    let s = start_with(
+        DemoConfig::off(),
+        mqscope::sandbox::Limits {
+            sys_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let p = port_arg(&s);
+    let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", "a/b", "-r", "-m", "x"]);
+    assert!(ok, "{err}");
+    let sys = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "$SYS/#", "-v"]);
+    // A plain `#` subscriber does not see them (MQTT-4.7.2-1).
+    let all = Client::spawn("mosquitto_sub", &["-p", &p, "-t", "#", "-v"]);
+    for (topic, value) in [
+        ("$SYS/broker/version", Some("mqscope sandbox")),
+        ("$SYS/broker/uptime", None),
+        ("$SYS/broker/clients/connected", Some("2")),
+        ("$SYS/broker/clients/total", Some("2")),
+        ("$SYS/broker/messages/received", Some("1")),
+        ("$SYS/broker/messages/sent", None),
+        ("$SYS/broker/messages/dropped", Some("0")),
+        ("$SYS/broker/retained messages/count", Some("1")),
+        ("$SYS/broker/subscriptions/count", Some("2")),
+        ("$SYS/broker/bytes/received", None),
+        ("$SYS/broker/bytes/sent", None),
+        ("$SYS/broker/load/messages/received/1min", None),
+        ("$SYS/broker/load/bytes/sent/15min", None),
+    ] {
+        let prefix = format!("{topic} {}", value.unwrap_or(""));
+        let line = sys.wait_for(WAIT, |l| l.starts_with(&prefix));
+        assert!(line.is_some(), "no {prefix}");
+    }
+    assert_eq!(all.next_line(WAIT).as_deref(), Some("a/b x"));
+    assert_eq!(all.next_line(Duration::from_millis(500)), None);
 }

@@ -321,11 +321,24 @@ impl App {
                     stats.clients, stats.received, stats.sent, stats.retained
                 ));
                 if stats.dropped > 0 {
+                    let mut who: Vec<String> = sandbox
+                        .broker()
+                        .drops_by_client()
+                        .iter()
+                        .take(10)
+                        .map(|(id, n)| format!("{id}: {n}"))
+                        .collect();
+                    who.insert(
+                        0,
+                        "Messages not delivered because a client's queue was full \
+                         (an offline session over its limit, or a client cut off)"
+                            .into(),
+                    );
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
                         format!("{} dropped", stats.dropped),
                     )
-                    .on_hover_text("Messages not delivered because a client's queue was full");
+                    .on_hover_text(who.join("\n"));
                 }
             });
         }

@@ -1,7 +1,7 @@
 //! `mqscope sandbox`: the sandbox broker and its devices without a window,
 //! for classrooms, trains and tests.
 
-use super::{DemoConfig, Sandbox, SandboxConfig, demo_topics};
+use super::{DemoConfig, Limits, Sandbox, SandboxConfig, demo_topics};
 use clap::Args;
 
 #[derive(Args, Debug, Clone)]
@@ -18,6 +18,18 @@ pub struct SandboxArgs {
     /// Telemetry messages per second per surfboard.
     #[arg(long, default_value_t = 1.0)]
     pub surf_rate: f64,
+    /// Open connections at most (Mosquitto's max_connections).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Bytes queued per client before its publishers are slowed down.
+    #[arg(long, default_value_t = Limits::default().max_queued_bytes)]
+    pub max_queued_bytes: usize,
+    /// QoS 1/2 messages in flight per client (Mosquitto's max_inflight_messages).
+    #[arg(long, default_value_t = Limits::default().max_inflight)]
+    pub max_inflight: u16,
+    /// Largest packet accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_packet_size)]
+    pub max_packet_size: usize,
 }
 
 /// Runs `mqscope sandbox` until Ctrl-C; returns the process exit code.
@@ -36,10 +48,20 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
         return 1;
     }
     let topics = demo_topics(&demo);
-    let mut sandbox = match Sandbox::start(SandboxConfig {
-        port: args.port,
-        demo,
-    }) {
+    let limits = Limits {
+        max_connections: args.max_connections,
+        max_queued_bytes: args.max_queued_bytes.max(1),
+        max_inflight: args.max_inflight.max(1),
+        max_packet_size: args.max_packet_size,
+        ..Limits::default()
+    };
+    let mut sandbox = match Sandbox::start_with(
+        SandboxConfig {
+            port: args.port,
+            demo,
+        },
+        limits,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mqscope sandbox: {e}");
@@ -58,10 +80,31 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
     }
     println!("try: mosquitto_sub -h 127.0.0.1 -p {port} -t '#' -v");
     println!("press Ctrl-C to stop");
+    let broker = sandbox.broker().clone();
     let waited = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map(|rt| rt.block_on(tokio::signal::ctrl_c()));
+        .map(|rt| {
+            rt.block_on(async {
+                // The broker's log (refused and closed connections) on stderr.
+                let mut next = 0;
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+                let ctrl_c = tokio::signal::ctrl_c();
+                tokio::pin!(ctrl_c);
+                loop {
+                    tokio::select! {
+                        r = &mut ctrl_c => return r,
+                        _ = tick.tick() => {
+                            let (lines, n) = broker.log_since(next);
+                            next = n;
+                            for l in lines {
+                                eprintln!("sandbox: {l}");
+                            }
+                        }
+                    }
+                }
+            })
+        });
     sandbox.stop();
     match waited {
         Ok(Ok(())) => {

@@ -157,7 +157,7 @@ pub(crate) async fn run(
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let info = json!({
-                    "broker": "mqscope sandbox (MQTT 3.1.1)",
+                    "broker": "mqscope sandbox (MQTT 3.1.1 and 5)",
                     "host": "127.0.0.1",
                     "port": port,
                     "started_at_unix": since,

@@ -8,9 +8,12 @@
 
 pub mod broker;
 pub mod cli;
+mod codec;
 pub mod devices;
+pub mod sys;
+mod trie;
 
-pub use broker::{Broker, BrokerStats};
+pub use broker::{Broker, BrokerStats, Limits};
 pub use cli::{SandboxArgs, run_sandbox};
 pub use devices::{DemoConfig, demo_topics, example_commands};
 
@@ -52,6 +55,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Self::start_with(config, Limits::default())
+    }
+
+    /// Starts with other bounds than Mosquitto-like defaults (tests, the
+    /// CLI's `--max-connections` and friends).
+    pub fn start_with(config: SandboxConfig, limits: Limits) -> Result<Sandbox, SandboxError> {
         let listener = bind(config.port)?;
         let port = listener.local_addr().map_err(SandboxError::Runtime)?.port();
         listener
@@ -67,7 +76,7 @@ impl Sandbox {
             let _entered = rt.enter();
             tokio::net::TcpListener::from_std(listener).map_err(SandboxError::Runtime)?
         };
-        let broker = Broker::new();
+        let broker = Broker::with_limits(limits);
         let started_at = SystemTime::now();
         let (demo_tx, demo_rx) = watch::channel(config.demo);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -77,8 +86,15 @@ impl Sandbox {
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::spawn(b.clone().serve(listener));
-                    tokio::spawn(devices::run(b, port, started_at, demo_rx));
+                    tokio::spawn(devices::run(b.clone(), port, started_at, demo_rx));
                     shutdown_rx.await.ok();
+                    // MQTT 5 clients are told (DISCONNECT 0x8B) before the
+                    // sockets close.
+                    b.shutdown();
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+                    while b.stats().clients > 0 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 });
                 // Dropping the tasks closes every socket: clients see the
                 // broker go away, as when Mosquitto stops.
