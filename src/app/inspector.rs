@@ -1814,4 +1814,52 @@ mod tests {
         h.run();
         h.snapshot("inspector_json");
     }
+
+    #[test]
+    fn v5_properties_table_with_expiry_left_and_named_subscription() {
+        use crate::model::protocol::Properties;
+        let props = Properties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: Some(60),
+            content_type: Some("application/json".into()),
+            response_topic: Some("vehicles/vehiclepi01/replies".into()),
+            correlation_data: Some(bytes::Bytes::from_static(&[0xde, 0xad, 0x01])),
+            user_property: vec![
+                ("unit".into(), "km/h".into()),
+                ("unit".into(), "mph".into()),
+            ],
+            subscription_identifier: vec![7],
+            ..Properties::default()
+        };
+        let mut store = Store::default();
+        store.ingest_linked(
+            "vehicles/vehiclepi01/speed",
+            br#"{"speed":42}"#,
+            Qos::AtLeastOnce,
+            false,
+            false,
+            5,
+            at(10_000),
+            Some(12),
+            props.boxed(),
+        );
+        let mut h = harness(store, "vehicles/vehiclepi01/speed");
+        h.state_mut().view.set_now(Some(at(25_000)));
+        h.state_mut()
+            .view
+            .set_subscription_ids(vec![(7, "vehicles/#".into())]);
+        h.run();
+        h.get_by_label("60 s (45 s left)");
+        h.get_by_label("7 (vehicles/#)");
+        h.get_by_label("application/json");
+        h.get_by_label("0xdead01");
+        h.get_by_label("unit = km/h");
+        h.get_by_label("unit = mph");
+        assert_eq!(
+            h.state().view.current_view(),
+            Some(PayloadView::Json),
+            "the content type picks the JSON view"
+        );
+        h.snapshot("inspector_v5");
+    }
 }

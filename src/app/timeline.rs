@@ -489,6 +489,22 @@ fn row_text(r: &PacketRecord) -> String {
             text.push_str(&format!(" +{}", r.detail.filters.len() - 1));
         }
     }
+    if r.detail.topic_from_alias == Some(true) {
+        text.push_str(" (from alias)");
+    }
+    // MQTT 5: the reason code when it is not plain success, and a compact
+    // line of the properties (the whole set is in the detail pane).
+    match (&r.detail.reason_text, r.detail.reason, r.detail.failure()) {
+        (Some(words), Some(code), _) if code != 0 => text.push_str(&format!(" · {words}")),
+        (_, _, Some(code)) => text.push_str(&format!(" · refused 0x{code:02X}")),
+        _ => {}
+    }
+    if let Some(props) = &r.detail.props {
+        let summary = props.summary();
+        if !summary.is_empty() {
+            text.push_str(&format!(" · {summary}"));
+        }
+    }
     text
 }
 
@@ -543,13 +559,43 @@ fn record_fields(r: &PacketRecord, origin: u64) -> Vec<(&'static str, String)> {
             .iter()
             .map(|&g| {
                 if g >= 0x80 {
-                    "refused".to_string()
+                    format!(
+                        "refused: {}",
+                        crate::model::protocol::reason_text(
+                            g,
+                            crate::model::protocol::ReasonContext::Suback
+                        )
+                    )
                 } else {
                     format!("QoS {g}")
                 }
             })
             .collect();
         opt("granted", Some(list.join(", ")));
+    }
+    if !d.reasons.is_empty() {
+        let list: Vec<String> = d
+            .reasons
+            .iter()
+            .map(|&c| {
+                crate::model::protocol::reason_text(
+                    c,
+                    crate::model::protocol::ReasonContext::Unsuback,
+                )
+            })
+            .collect();
+        opt("reason codes", Some(list.join(", ")));
+    }
+    opt("protocol", d.protocol.map(|p| p.label().to_string()));
+    opt("reason code", d.reason_text.clone());
+    opt(
+        "topic",
+        (d.topic_from_alias == Some(true)).then(|| "resolved from a topic alias".to_string()),
+    );
+    if let Some(props) = &d.props {
+        for (name, value) in props.rows() {
+            f.push((name, value));
+        }
     }
     f
 }
@@ -765,5 +811,54 @@ mod tests {
             });
         harness.run();
         harness.snapshot("timeline_qos2");
+    }
+
+    #[test]
+    fn timeline_refused_v5_publish_snapshot() {
+        let mut log = PacketLog::default();
+        let publish = |pkid: u16, topic: &str| {
+            let mut r = rec(
+                100 * u64::from(pkid),
+                Direction::Out,
+                PacketKind::Publish,
+                Some(pkid),
+                21,
+            );
+            r.qos = Some(1);
+            r.detail.topic = Some(topic.into());
+            r.detail.props = crate::model::protocol::Properties {
+                content_type: Some("text/plain".into()),
+                user_property: vec![("unit".into(), "C".into())],
+                ..crate::model::protocol::Properties::default()
+            }
+            .boxed();
+            r
+        };
+        let ack = |pkid: u16, code: u8| {
+            let mut r = rec(
+                100 * u64::from(pkid) + 40,
+                Direction::In,
+                PacketKind::Puback,
+                Some(pkid),
+                5,
+            );
+            r.detail.set_reason(PacketKind::Puback, code);
+            r
+        };
+        log.push(publish(1, "plant/ok"));
+        log.push(ack(1, 0x10));
+        log.push(publish(2, "secret/denied"));
+        log.push(ack(2, 0x87));
+        assert!(log.flows().any(|f| f.is_refused()));
+        let mut view = TimelineView::new();
+        let mut harness = Harness::builder()
+            .with_size(vec2(760.0, 240.0))
+            .build_ui(|ui| {
+                view.ui(ui, &log);
+            });
+        harness.run();
+        harness.get_by_label_contains("0x87 Not authorized");
+        harness.get_by_label_contains("0x10 No matching subscribers");
+        harness.snapshot("timeline_v5_refused");
     }
 }

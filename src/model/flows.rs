@@ -884,7 +884,7 @@ pub const INCOMPLETE_RGB: [u8; 3] = [0xd6, 0x27, 0x28];
 
 /// The colour of a flow's arrows: red when it never completed.
 pub fn flow_rgb(flow: Option<&Flow>, id: FlowId) -> [u8; 3] {
-    if flow.is_some_and(Flow::is_incomplete) {
+    if flow.is_some_and(Flow::is_failed) {
         return INCOMPLETE_RGB;
     }
     FLOW_PALETTE[(id % FLOW_PALETTE.len() as u64) as usize]
