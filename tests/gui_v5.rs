@@ -5,7 +5,6 @@
 
 mod common;
 #[path = "common/v5.rs"]
-#[allow(dead_code)]
 mod v5;
 
 use common::gui::{click, has_label, has_label_containing, set_text, step_until};
