@@ -711,6 +711,54 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_before_mqtt_5_loads_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        // Exactly what the previous version wrote: no `v5`, no will or
+        // subscription properties.
+        std::fs::write(
+            dir.path().join(PROFILES_FILE),
+            r#"(
+                version: 1,
+                profiles: [
+                    (
+                        name: "plant",
+                        host: "10.0.0.5",
+                        port: 8883,
+                        protocol: V311,
+                        transport: Tls,
+                        client_id: "line-7",
+                        username: "op",
+                        save_password: false,
+                        keep_alive_secs: 30,
+                        clean_session: false,
+                        will: (enabled: true, topic: "plant/status", payload: "offline", qos: AtLeastOnce, retain: true),
+                        tls: (ca_file: Some("/etc/ca.pem"), client_cert: None, client_key: None, verify_server: true, alpn: ""),
+                        max_packet_size: 1048576,
+                        subscriptions: [(filter: "plant/#", qos: ExactlyOnce)],
+                    ),
+                ],
+            )"#,
+        )
+        .unwrap();
+        let loaded = ProfileStore::at(dir.path()).load().unwrap();
+        let p = &loaded[0];
+        assert_eq!(p.protocol, ProtocolVersion::V311);
+        assert_eq!(p.transport, TransportKind::Tls);
+        assert_eq!(
+            (p.port, p.keep_alive_secs, p.clean_session),
+            (8883, 30, false)
+        );
+        assert_eq!(p.will.topic, "plant/status");
+        assert!(p.will.retain && p.will.user_properties.is_empty());
+        assert_eq!(
+            p.subscriptions,
+            vec![SubscriptionSpec::new("plant/#", Qos::ExactlyOnce)]
+        );
+        assert_eq!(p.v5, V5Settings::default());
+        assert_eq!(p.max_packet_size, 1_048_576);
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_missing_fields_get_defaults() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
