@@ -340,6 +340,15 @@ pub(crate) fn incoming(packet: Packet, aliases: &mut Aliases) -> InPacket {
         InBody::Ack { .. } if size <= 4 => InBody::Ack { reason: None },
         other => other,
     };
+    // An ack with a reason code and no properties: rumqttc's `size()`
+    // counts a property-length byte, but the spec lets it be left out when
+    // the remaining length is 3 (MQTT 5 §3.4.2.2), and brokers do so
+    // (Mosquitto's PUBACK 0x87 is 5 bytes). rumqttc's reader cannot tell the
+    // two apart; the shorter form is the one on the wire in practice.
+    let size = match (&body, &props) {
+        (InBody::Ack { reason: Some(_) }, None) if size == 6 => 5,
+        _ => size,
+    };
     InPacket {
         kind,
         size,
@@ -575,6 +584,22 @@ mod tests {
             }
             other => panic!("not a publish: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_refusing_ack_without_properties_is_five_bytes_as_brokers_write_it() {
+        use rumqttc::v5::mqttbytes::v5::PubAck;
+        let mut ack = PubAck::new(3, None);
+        ack.reason = PubAckReason::NotAuthorized;
+        let p = incoming(Packet::PubAck(ack), &mut Aliases::default());
+        assert_eq!(p.size, 5);
+        assert!(matches!(p.body, InBody::Ack { reason: Some(0x87) }));
+        let p = incoming(
+            Packet::PubAck(PubAck::new(3, None)),
+            &mut Aliases::default(),
+        );
+        assert_eq!(p.size, 4);
+        assert!(matches!(p.body, InBody::Ack { reason: None }));
     }
 
     #[test]
