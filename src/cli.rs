@@ -270,18 +270,8 @@ pub struct PubArgs {
     pub conn: ConnArgs,
     #[arg(short = 't', long = "topic")]
     pub topic: String,
-    /// Message payload.
-    #[arg(short = 'm', long = "message", conflicts_with_all = ["file", "null", "stdin"])]
-    pub message: Option<String>,
-    /// Send the contents of a file as the payload.
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Send an empty payload (with -r: deletes a retained message).
-    #[arg(short = 'n', long = "null-message")]
-    pub null: bool,
-    /// Read the payload from standard input.
-    #[arg(short = 's', long = "stdin-file")]
-    pub stdin: bool,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
     #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
     pub qos: Qos,
     /// Retain the message.
@@ -769,28 +759,43 @@ impl OpenQos2 {
     }
 }
 
-/// The payload of `-m`, `-f`, `-s` or `-n`, as mosquitto_pub reads it.
-pub(crate) fn read_payload(
-    message: Option<&str>,
-    file: Option<&std::path::Path>,
-    stdin: bool,
-    null: bool,
-) -> Result<Vec<u8>, CliError> {
-    if let Some(m) = message {
-        Ok(m.as_bytes().to_vec())
-    } else if let Some(f) = file {
-        std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))
-    } else if stdin {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
-        Ok(buf)
-    } else if null {
-        Ok(Vec::new())
-    } else {
-        Err(CliError(
-            "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
-        ))
+/// Where a published payload comes from: `-m`, `-f`, `-s` or `-n`, as
+/// mosquitto_pub and mosquitto_rr take it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PayloadArgs {
+    /// Message payload.
+    #[arg(short = 'm', long = "message", conflicts_with_all = ["file", "null", "stdin"])]
+    pub message: Option<String>,
+    /// Send the contents of a file as the payload.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Send an empty payload (with pub -r: deletes a retained message).
+    #[arg(short = 'n', long = "null-message")]
+    pub null: bool,
+    /// Read the payload from standard input.
+    #[arg(short = 's', long = "stdin-file")]
+    pub stdin: bool,
+}
+
+impl PayloadArgs {
+    /// The payload, as mosquitto_pub reads it.
+    pub(crate) fn read(&self) -> Result<Vec<u8>, CliError> {
+        if let Some(m) = &self.message {
+            Ok(m.as_bytes().to_vec())
+        } else if let Some(f) = &self.file {
+            std::fs::read(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))
+        } else if self.stdin {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| CliError(format!("cannot read standard input: {e}")))?;
+            Ok(buf)
+        } else if self.null {
+            Ok(Vec::new())
+        } else {
+            Err(CliError(
+                "nothing to publish: give -m MESSAGE, -f FILE, -s (stdin) or -n (empty)".into(),
+            ))
+        }
     }
 }
 
@@ -808,12 +813,7 @@ pub fn run_pub(args: PubArgs) -> i32 {
 fn publish(args: PubArgs) -> Result<(), CliError> {
     crate::profile::validate_topic_name(&args.topic)
         .map_err(|why| CliError(format!("invalid topic '{}': {why}", args.topic)))?;
-    let payload = read_payload(
-        args.message.as_deref(),
-        args.file.as_deref(),
-        args.stdin,
-        args.null,
-    )?;
+    let payload = args.payload.read()?;
     let profile = args.conn.to_profile()?;
     let publish_props = parse_properties(&args.conn.properties)?.publish.boxed();
     let worker = Worker::spawn(None);

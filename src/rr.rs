@@ -12,7 +12,6 @@ use crate::sub_format::Format;
 use bytes::Bytes;
 use clap::Args;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug, Clone)]
@@ -26,18 +25,9 @@ pub struct RrArgs {
     /// Topic property.
     #[arg(short = 'e', long = "response-topic")]
     pub response_topic: String,
-    /// Request payload.
-    #[arg(short = 'm', long = "message", conflicts_with_all = ["file", "null", "stdin"])]
-    pub message: Option<String>,
-    /// Send the contents of a file as the request payload.
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Send an empty request payload.
-    #[arg(short = 'n', long = "null-message")]
-    pub null: bool,
-    /// Read the request payload from standard input.
-    #[arg(short = 's', long = "stdin-file")]
-    pub stdin: bool,
+    /// The request payload.
+    #[command(flatten)]
+    pub payload: crate::cli::PayloadArgs,
     /// QoS of the request and of the response subscription.
     #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
     pub qos: Qos,
@@ -97,12 +87,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
         .map(Format::parse)
         .transpose()
         .map_err(CliError)?;
-    let payload = crate::cli::read_payload(
-        args.message.as_deref(),
-        args.file.as_deref(),
-        args.stdin,
-        args.null,
-    )?;
+    let payload = args.payload.read()?;
     let mut conn = args.conn.clone();
     // mosquitto_rr defaults to MQTT 5: the exchange lives in its properties.
     let protocol = *conn.protocol.get_or_insert(ProtocolVersion::V5);

@@ -129,6 +129,16 @@ fn reason_props(reason_string: Option<String>, user: Vec<(String, String)>) -> P
     }
 }
 
+/// The neutral parts of a PUBACK, PUBREC, PUBREL or PUBCOMP.
+fn ack(
+    kind: PacketKind,
+    pkid: u16,
+    code: u8,
+    props: Option<Properties>,
+) -> (PacketKind, Option<u16>, InBody, Option<Properties>) {
+    (kind, Some(pkid), InBody::Ack { reason: Some(code) }, props)
+}
+
 pub(crate) fn publish_props(p: &PublishProperties) -> Properties {
     Properties {
         payload_format_indicator: p.payload_format_indicator,
@@ -240,39 +250,31 @@ pub(crate) fn incoming(packet: Packet, aliases: &mut Aliases) -> InPacket {
                 props,
             )
         }
-        Packet::PubAck(a) => (
+        Packet::PubAck(a) => ack(
             PacketKind::Puback,
-            Some(a.pkid),
-            InBody::Ack {
-                reason: Some(puback_code(a.reason)),
-            },
+            a.pkid,
+            puback_code(a.reason),
             a.properties
                 .map(|p| reason_props(p.reason_string, p.user_properties)),
         ),
-        Packet::PubRec(a) => (
+        Packet::PubRec(a) => ack(
             PacketKind::Pubrec,
-            Some(a.pkid),
-            InBody::Ack {
-                reason: Some(pubrec_code(a.reason)),
-            },
+            a.pkid,
+            pubrec_code(a.reason),
             a.properties
                 .map(|p| reason_props(p.reason_string, p.user_properties)),
         ),
-        Packet::PubRel(a) => (
+        Packet::PubRel(a) => ack(
             PacketKind::Pubrel,
-            Some(a.pkid),
-            InBody::Ack {
-                reason: Some(pubrel_code(a.reason)),
-            },
+            a.pkid,
+            pubrel_code(a.reason),
             a.properties
                 .map(|p| reason_props(p.reason_string, p.user_properties)),
         ),
-        Packet::PubComp(a) => (
+        Packet::PubComp(a) => ack(
             PacketKind::Pubcomp,
-            Some(a.pkid),
-            InBody::Ack {
-                reason: Some(pubcomp_code(a.reason)),
-            },
+            a.pkid,
+            pubcomp_code(a.reason),
             a.properties
                 .map(|p| reason_props(p.reason_string, p.user_properties)),
         ),
