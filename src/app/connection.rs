@@ -175,8 +175,8 @@ impl ConnectionState {
                     );
                     reaction.reply = Some((r.token, rtt, msg.payload.clone()));
                 }
-                self.store.apply_message(&msg);
                 self.plots.on_message(&msg);
+                self.store.apply_owned(msg);
             }
             EventKind::Packet(record) => {
                 if record.dir == Direction::In

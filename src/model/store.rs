@@ -353,6 +353,22 @@ impl Store {
         );
     }
 
+    /// [`Store::apply_message`] for a message the caller no longer needs:
+    /// its properties move into the store instead of being copied.
+    pub fn apply_owned(&mut self, msg: Message) {
+        self.ingest_linked(
+            &msg.topic,
+            &msg.payload,
+            msg.qos,
+            msg.retain,
+            msg.dup,
+            msg.pkid,
+            msg.received,
+            msg.packet_seq,
+            msg.props,
+        );
+    }
+
     /// Records one received message: counts it, places it in the tree, keeps
     /// it in the topic's history and enforces the limits.
     #[allow(clippy::too_many_arguments)]
