@@ -20,7 +20,7 @@ impl App {
         });
         ui.separator();
         let Some(connection) = connection else {
-            ui.weak(if super::clock::offset() == 0 {
+            ui.weak(if super::clock::zone().is_utc() {
                 "Events of the connection appear here once you connect (times in UTC)."
             } else {
                 "Events of the connection appear here once you connect."

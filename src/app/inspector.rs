@@ -215,8 +215,8 @@ pub struct InspectorView {
     /// The JSON field plotted; `None` plots the payload itself if numeric.
     plot_field: Option<String>,
     plot: Option<PlotData>,
-    /// Added to UTC for the times shown; the app sets the local offset.
-    utc_offset_secs: i64,
+    /// The time zone of the times shown; the app sets the local one.
+    zone: super::clock::Zone,
     /// The connection's subscriptions with an MQTT 5 subscription
     /// identifier, to say which of them a message matched.
     subscription_ids: Vec<(u32, String)>,
@@ -367,10 +367,10 @@ impl InspectorView {
         InspectorView::default()
     }
 
-    /// Times are shown in UTC shifted by this many seconds (the app passes
-    /// the local offset; tests keep UTC).
-    pub fn set_utc_offset(&mut self, secs: i64) {
-        self.utc_offset_secs = secs;
+    /// The time zone of the times shown (the app passes the local one;
+    /// tests keep UTC).
+    pub fn set_zone(&mut self, zone: super::clock::Zone) {
+        self.zone = zone;
     }
 
     /// The view the shown payload is displayed in, once a payload was shown.
@@ -397,7 +397,7 @@ impl InspectorView {
     fn reset(&mut self, node: Option<NodeId>) {
         *self = InspectorView {
             node,
-            utc_offset_secs: self.utc_offset_secs,
+            zone: self.zone.clone(),
             subscription_ids: std::mem::take(&mut self.subscription_ids),
             now: self.now,
             proto: std::mem::take(&mut self.proto),
@@ -465,7 +465,7 @@ impl InspectorView {
     }
 
     fn clock(&self, t: SystemTime) -> String {
-        clock(t, self.utc_offset_secs)
+        clock(t, self.zone.offset_at(t))
     }
 
     pub fn ui(
@@ -519,11 +519,7 @@ impl InspectorView {
         item: &HistoryItem<'_>,
     ) {
         ui.add(Label::new(RichText::new(topic).monospace().strong()).wrap());
-        let zone = if self.utc_offset_secs == 0 {
-            " UTC"
-        } else {
-            ""
-        };
+        let zone = self.zone.suffix();
         let which = if item.id == info.last.id {
             "latest message"
         } else {

@@ -229,7 +229,7 @@ impl App {
     /// dialogs, UI state from eframe's storage.
     pub fn new(cc: &eframe::CreationContext<'_>) -> App {
         // Clocks in the views show local time (tests keep UTC).
-        clock::set_offset(clock::detect_local_offset());
+        clock::set_zone(clock::Zone::local());
         let state: State = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
@@ -395,7 +395,7 @@ impl App {
         self.connections.entry(conn).or_insert_with(|| {
             let mut c = Connection::new(limits);
             c.state.plots.set_specs(specs);
-            c.views.inspector.set_utc_offset(clock::offset());
+            c.views.inspector.set_zone(clock::zone());
             c
         })
     }
