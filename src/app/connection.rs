@@ -58,6 +58,57 @@ pub(crate) struct ConnectionState {
     pub(crate) dropped_packets: u64,
     /// Requests waiting for their reply (request / response), oldest first.
     pub(crate) requests: VecDeque<PendingRequest>,
+    /// Error lines written to the log since the connection was opened (the
+    /// log itself keeps only the last [`LOG_LINES`]).
+    pub(crate) errors: u64,
+    /// Messages per second, for the connection list.
+    pub(crate) rate: RateMeter,
+}
+
+/// Messages per second over the last few seconds, from samples of a
+/// growing total taken when the list is drawn (at most one a second).
+#[derive(Debug, Default)]
+pub(crate) struct RateMeter {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// The window the rate is averaged over.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl RateMeter {
+    /// Records `total` at `now` and returns the rate over the window.
+    pub(crate) fn sample(&mut self, now: Instant, total: u64) -> f64 {
+        let due = self.samples.back().is_none_or(|(t, _)| {
+            now.saturating_duration_since(*t) >= std::time::Duration::from_secs(1)
+        });
+        if due {
+            self.samples.push_back((now, total));
+        }
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        self.rate(now, total)
+    }
+
+    /// The rate from the oldest sample kept to `total` now.
+    pub(crate) fn rate(&self, now: Instant, total: u64) -> f64 {
+        match self.samples.front() {
+            Some((t, first)) => {
+                let secs = now.saturating_duration_since(*t).as_secs_f64();
+                if secs < 0.5 {
+                    0.0
+                } else {
+                    total.saturating_sub(*first) as f64 / secs
+                }
+            }
+            None => 0.0,
+        }
+    }
 }
 
 /// A request sent with a response topic and correlation data.
@@ -98,10 +149,15 @@ impl ConnectionState {
             dropped_messages: 0,
             dropped_packets: 0,
             requests: VecDeque::new(),
+            errors: 0,
+            rate: RateMeter::default(),
         }
     }
 
     pub(crate) fn log(&mut self, text: String, is_error: bool) {
+        if is_error {
+            self.errors += 1;
+        }
         if self.log.len() >= LOG_LINES {
             self.log.pop_front();
         }
@@ -269,6 +325,17 @@ impl ConnectionState {
         self.store = Store::new(limits);
         self.packets = PacketLog::default();
         self.server = None;
+        self.errors = 0;
+        self.rate = RateMeter::default();
+    }
+
+    /// The last error line still in the log.
+    pub(crate) fn last_error(&self) -> Option<&str> {
+        self.log
+            .iter()
+            .rev()
+            .find(|l| l.is_error)
+            .map(|l| l.text.as_str())
     }
 }
 
@@ -456,5 +523,38 @@ mod tests {
             ))
         );
         assert!(s.log.back().is_some_and(|l| l.is_error));
+    }
+
+    #[test]
+    fn the_rate_is_averaged_over_the_last_seconds() {
+        use std::time::Duration;
+        let mut meter = RateMeter::default();
+        let t0 = Instant::now();
+        assert_eq!(meter.sample(t0, 0), 0.0);
+        // 10 messages a second for 10 s.
+        let mut rate = 0.0;
+        for s in 1..=10u64 {
+            rate = meter.sample(t0 + Duration::from_secs(s), s * 10);
+        }
+        assert!((rate - 10.0).abs() < 0.01, "{rate}");
+        // Then silence: the rate falls to 0 once the window has passed.
+        let quiet = meter.sample(t0 + Duration::from_secs(20), 100);
+        assert!(quiet < 2.5, "{quiet}");
+        let silent = meter.sample(t0 + Duration::from_secs(30), 100);
+        assert_eq!(silent, 0.0);
+    }
+
+    #[test]
+    fn errors_are_counted_past_the_log_length() {
+        let mut s = state();
+        for i in 0..(LOG_LINES + 10) {
+            s.log(format!("refused {i}"), true);
+        }
+        s.log("fine".into(), false);
+        assert_eq!(s.errors, (LOG_LINES + 10) as u64);
+        assert_eq!(
+            s.last_error(),
+            Some(format!("refused {}", LOG_LINES + 9).as_str())
+        );
     }
 }

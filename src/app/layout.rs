@@ -35,6 +35,69 @@ impl App {
         });
     }
 
+    pub(super) fn connection_list_ui(&mut self, ui: &mut egui::Ui) {
+        let now = std::time::Instant::now();
+        let shown = self.current().and_then(|e| e.conn);
+        for conn in &self.open {
+            if let Some(c) = self.connections.get_mut(conn) {
+                let total = c.state.store.total_messages();
+                c.state.rate.sample(now, total);
+            }
+        }
+        let items: Vec<super::connection_list::ListItem<'_>> = self
+            .open
+            .iter()
+            .filter_map(|conn| {
+                let c = self.connections.get(conn)?;
+                let name = self.entries.iter().find(|e| e.conn == Some(*conn))?;
+                Some(super::connection_list::ListItem {
+                    conn: *conn,
+                    name: &name.profile.name,
+                    status: &c.state.status,
+                    rate: c.state.rate.rate(now, c.state.store.total_messages()),
+                    errors: c.state.errors,
+                    last_error: c.state.last_error(),
+                    shown: shown == Some(*conn),
+                })
+            })
+            .collect();
+        let openable: Vec<super::connection_list::Openable<'_>> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(index, e)| super::connection_list::Openable {
+                index,
+                name: &e.profile.name,
+                open: e.conn.is_some_and(|c| self.open.contains(&c)),
+            })
+            .collect();
+        let actions = super::connection_list::ui(ui, &items, &openable);
+        self.actions.extend(actions.into_iter().map(Action::List));
+    }
+
+    pub(super) fn side_by_side_tab_ui(&mut self, ui: &mut egui::Ui) {
+        let choices: Vec<super::side_by_side::Choice> = self
+            .open
+            .iter()
+            .filter_map(|conn| {
+                let e = self.entries.iter().find(|e| e.conn == Some(*conn))?;
+                Some(super::side_by_side::Choice {
+                    conn: *conn,
+                    name: e.profile.name.clone(),
+                })
+            })
+            .collect();
+        let shown = self.current().and_then(|e| e.conn);
+        self.side.fit(&choices, shown);
+        let now = self.now();
+        let actions = self.side.ui(ui, &choices, &mut self.connections, now);
+        self.actions.extend(
+            actions
+                .into_iter()
+                .map(|(conn, action)| Action::TreeOf(conn, action)),
+        );
+    }
+
     pub(super) fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let label = if self.log_open {

@@ -10,6 +10,7 @@
 pub mod clock;
 mod connection;
 mod connection_bar;
+mod connection_list;
 mod connection_log;
 mod file_picker;
 pub mod inspector;
@@ -21,6 +22,7 @@ pub mod publish_panel;
 pub mod qos_lab;
 mod sandbox_panel;
 mod settings;
+mod side_by_side;
 mod subscriptions;
 pub mod timeline;
 pub mod tree_view;
@@ -161,6 +163,8 @@ pub(crate) enum Action {
     SubscribeSpec(SubscriptionSpec),
     Unsubscribe(String),
     Tree(TreeAction),
+    /// A tree action of a given connection (the side-by-side trees).
+    TreeOf(ConnectionId, TreeAction),
     ConfirmClearRetained,
     CancelClearRetained,
     Timeline(TimelineAction),
@@ -174,6 +178,8 @@ pub(crate) enum Action {
     Inspector(InspectorAction),
     Sandbox(SandboxAction),
     OpenSandbox,
+    /// From the strip of open connections.
+    List(connection_list::ListAction),
 }
 
 /// Retained messages the user is asked to confirm clearing.
@@ -196,6 +202,10 @@ pub struct App {
     /// Index into `entries`; may point past the end only when it is empty.
     selected: usize,
     connections: HashMap<ConnectionId, Connection>,
+    /// The connections in the strip, in the order they were opened.
+    open: Vec<ConnectionId>,
+    /// The "Side by side" tab's choice of connections and topic.
+    side: side_by_side::SideBySide,
     next_conn: ConnectionId,
     /// Why the profile file could not be loaded (it is kept untouched).
     store_problem: Option<String>,
@@ -342,6 +352,8 @@ impl App {
             entries: profiles.into_iter().map(Entry::new).collect(),
             selected,
             connections: HashMap::new(),
+            open: Vec::new(),
+            side: side_by_side::SideBySide::default(),
             next_conn: 0,
             store_problem,
             recovered_to: None,
@@ -368,7 +380,128 @@ impl App {
         {
             app.connect();
         }
+        app.reopen_remembered();
         app
+    }
+
+    /// Connects the profiles that were open when the window was last
+    /// closed, and shows the one that was shown.
+    fn reopen_remembered(&mut self) {
+        let shown = self.selected;
+        for name in self.state.open_profiles.clone() {
+            let Some(i) = self.entries.iter().position(|e| e.profile.name == name) else {
+                continue;
+            };
+            if self.is_open(i) {
+                continue;
+            }
+            self.selected = i;
+            self.connect();
+        }
+        self.selected = shown;
+        self.sync_open_profiles();
+    }
+
+    /// Whether the profile at `i` has a connection in the strip.
+    fn is_open(&self, i: usize) -> bool {
+        self.entries
+            .get(i)
+            .and_then(|e| e.conn)
+            .is_some_and(|c| self.open.contains(&c))
+    }
+
+    /// Remembers which profiles are open, for the next start.
+    fn sync_open_profiles(&mut self) {
+        self.state.open_profiles = self
+            .open
+            .iter()
+            .filter_map(|c| self.entries.iter().find(|e| e.conn == Some(*c)))
+            .map(|e| e.profile.name.clone())
+            .collect();
+    }
+
+    /// The profile index of a connection.
+    fn entry_of(&self, conn: ConnectionId) -> Option<usize> {
+        self.entries.iter().position(|e| e.conn == Some(conn))
+    }
+
+    fn list_action(&mut self, action: connection_list::ListAction) {
+        use connection_list::ListAction;
+        match action {
+            ListAction::Show(conn) => {
+                if let Some(i) = self.entry_of(conn) {
+                    self.apply(Action::Select(i));
+                }
+            }
+            ListAction::Reconnect(conn) => {
+                let Some(i) = self.entry_of(conn) else {
+                    return;
+                };
+                let shown = self.selected;
+                self.selected = i;
+                if self
+                    .current()
+                    .is_some_and(|e| is_sandbox_profile(&e.profile))
+                    && !self.ensure_sandbox()
+                {
+                    self.selected = shown;
+                    return;
+                }
+                if !self.revalidate_blocks_connect() {
+                    self.open_connection(true);
+                }
+                self.selected = shown;
+            }
+            ListAction::Close(conn) => {
+                if self
+                    .connections
+                    .get(&conn)
+                    .is_some_and(|c| c.state.is_active())
+                {
+                    self.worker.send(Command::Disconnect { conn });
+                }
+                let at = self.open.iter().position(|c| *c == conn);
+                self.open.retain(|c| *c != conn);
+                // Closing the connection shown shows its neighbour.
+                if self.current().and_then(|e| e.conn) == Some(conn)
+                    && let Some(at) = at
+                    && let Some(next) = self
+                        .open
+                        .get(at.min(self.open.len().saturating_sub(1)))
+                        .copied()
+                    && let Some(i) = self.entry_of(next)
+                {
+                    self.apply(Action::Select(i));
+                }
+                self.sync_open_profiles();
+            }
+            ListAction::Open(i) => {
+                if i < self.entries.len() {
+                    self.apply(Action::Select(i));
+                    self.connect();
+                }
+            }
+            ListAction::OpenAgain(i) => {
+                let Some(original) = self.entries.get(i).map(|e| e.profile.clone()) else {
+                    return;
+                };
+                self.selected = i;
+                self.apply(Action::Duplicate);
+                let copy = self.current().map(|e| e.profile.clone());
+                self.connect();
+                if let Some(copy) = copy {
+                    self.notice = Some(Notice {
+                        text: format!(
+                            "'{}' is already open: a second connection opened as '{}' with \
+                             client id {} (one client id per session, or each would take the \
+                             other's session over)",
+                            original.name, copy.name, copy.client_id
+                        ),
+                        is_error: false,
+                    });
+                }
+            }
+        }
     }
 
     /// The live plots of the selected profile's connection, once it has one.
@@ -413,6 +546,49 @@ impl App {
             return;
         };
         self.connection_mut(conn).state.log(text, is_error);
+    }
+
+    /// The status of the connection of the profile named `profile`.
+    pub fn status_of(&self, profile: &str) -> Option<&ConnStatus> {
+        self.connection_named(profile).map(|c| &c.state.status)
+    }
+
+    /// The topic store of the connection of the profile named `profile`.
+    pub fn store_of(&self, profile: &str) -> Option<&Store> {
+        self.connection_named(profile).map(|c| &c.state.store)
+    }
+
+    /// The profiles whose connections are in the strip, in its order.
+    pub fn open_connections(&self) -> Vec<String> {
+        self.open
+            .iter()
+            .filter_map(|c| self.entries.iter().find(|e| e.conn == Some(*c)))
+            .map(|e| e.profile.name.clone())
+            .collect()
+    }
+
+    /// Puts the profile named `profile` in the strip of connections without
+    /// connecting it and shows it: its tree is filled by
+    /// [`App::inject_message`] (tests, screenshots, demos). False when no
+    /// profile has that name.
+    pub fn open_offline(&mut self, profile: &str) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.profile.name == profile) else {
+            return false;
+        };
+        self.selected = i;
+        let Some(conn) = self.conn_id_for_selected() else {
+            return false;
+        };
+        self.connection_mut(conn);
+        if !self.open.contains(&conn) {
+            self.open.push(conn);
+        }
+        true
+    }
+
+    fn connection_named(&self, profile: &str) -> Option<&Connection> {
+        let entry = self.entries.iter().find(|e| e.profile.name == profile)?;
+        self.connection_of(entry)
     }
 
     /// The profiles as currently edited (saved or not).
@@ -662,8 +838,10 @@ impl App {
                         self.worker.send(Command::Disconnect { conn });
                     }
                     self.connections.remove(&conn);
+                    self.open.retain(|c| *c != conn);
                 }
                 self.selected = self.selected.min(self.entries.len().saturating_sub(1));
+                self.sync_open_profiles();
                 self.renaming = None;
                 self.revalidate();
                 self.save_now();
@@ -683,12 +861,12 @@ impl App {
             Action::Subscribe { filter, qos } => self.subscribe(SubscriptionSpec::new(filter, qos)),
             Action::SubscribeSpec(spec) => self.subscribe(spec),
             Action::Unsubscribe(filter) => self.unsubscribe(filter),
-            Action::Tree(TreeAction::Select { topic, .. }) => {
-                if let Some(c) = self.selected_mut() {
-                    c.views.publish.set_topic(&topic);
+            Action::Tree(action) => {
+                if let Some(conn) = self.current().and_then(|e| e.conn) {
+                    self.tree_action(conn, action);
                 }
             }
-            Action::Tree(TreeAction::ClearRetained(node)) => self.ask_clear_retained(node),
+            Action::TreeOf(conn, action) => self.tree_action(conn, action),
             Action::CancelClearRetained => self.confirm_clear = None,
             Action::ConfirmClearRetained => self.clear_retained(),
             Action::Timeline(action) => self.timeline_action(action),
@@ -717,6 +895,7 @@ impl App {
                 self.open_connection(false);
             }
             Action::OpenSettings => self.settings_open = true,
+            Action::List(action) => self.list_action(action),
             Action::Publish(request) => {
                 let Some(conn) = self.active_conn() else {
                     self.notice = Some(Notice {
@@ -892,10 +1071,18 @@ impl App {
         }
     }
 
-    fn ask_clear_retained(&mut self, node: NodeId) {
-        let Some(conn) = self.current().and_then(|e| e.conn) else {
-            return;
-        };
+    fn tree_action(&mut self, conn: ConnectionId, action: TreeAction) {
+        match action {
+            TreeAction::Select { topic, .. } => {
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    c.views.publish.set_topic(&topic);
+                }
+            }
+            TreeAction::ClearRetained(node) => self.ask_clear_retained(conn, node),
+        }
+    }
+
+    fn ask_clear_retained(&mut self, conn: ConnectionId, node: NodeId) {
         let Some(c) = self.connections.get(&conn) else {
             return;
         };
@@ -1108,6 +1295,10 @@ impl App {
             conn,
             profile: Box::new(profile),
         });
+        if !self.open.contains(&conn) {
+            self.open.push(conn);
+            self.sync_open_profiles();
+        }
     }
 
     fn import(&mut self) {
@@ -1250,6 +1441,9 @@ impl eframe::App for App {
         egui::Panel::top("connection_bar")
             .frame(bar_frame)
             .show(ui, |ui| self.connection_bar_ui(ui));
+        if !self.open.is_empty() {
+            egui::Panel::top("connection_list").show(ui, |ui| self.connection_list_ui(ui));
+        }
         egui::Panel::top("tab_strip").show(ui, |ui| self.tab_strip_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
         if self.log_open {
@@ -1264,6 +1458,7 @@ impl eframe::App for App {
             Tab::Plots => self.plots_tab_ui(ui),
             Tab::Timeline => self.timeline_tab_ui(ui),
             Tab::QosLab => self.qos_lab_tab_ui(ui),
+            Tab::SideBySide => self.side_by_side_tab_ui(ui),
             Tab::Profiles => {
                 egui::Panel::left("profile_list")
                     .resizable(true)

@@ -16,11 +16,13 @@ pub enum Tab {
     Timeline,
     QosLab,
     Profiles,
+    SideBySide,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Explorer,
+        Tab::SideBySide,
         Tab::Plots,
         Tab::Timeline,
         Tab::QosLab,
@@ -34,6 +36,7 @@ impl Tab {
             Tab::Timeline => "Timeline",
             Tab::QosLab => "QoS lab",
             Tab::Profiles => "Profiles",
+            Tab::SideBySide => "Side by side",
         }
     }
 }
@@ -53,6 +56,8 @@ pub(crate) struct State {
     /// The live plots' series per profile name. Kept here rather than in
     /// the profile file so an exported profile stays a connection setting.
     pub(crate) plot_layouts: HashMap<String, Vec<SeriesSpec>>,
+    /// The profiles whose connections were open, reopened at the next start.
+    pub(crate) open_profiles: Vec<String>,
 }
 
 impl Default for State {
@@ -64,6 +69,7 @@ impl Default for State {
             limits: HistoryLimits::default(),
             dark: true,
             plot_layouts: HashMap::new(),
+            open_profiles: Vec::new(),
         }
     }
 }
