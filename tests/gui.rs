@@ -233,3 +233,47 @@ fn delete_asks_before_removing_the_profile() {
         "the deletion is saved: {saved:?}"
     );
 }
+
+#[test]
+fn a_failed_save_keeps_the_edit_unsaved_and_says_so_until_it_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(dir.path(), FakePicker::default());
+    click(&mut harness, "Add");
+    let profiles = ProfileStore::at(dir.path()).profiles_path();
+    assert!(profiles.is_file(), "adding a profile saves at once");
+    // The disk refuses the next write: a non-empty directory where
+    // profiles.ron is replaced.
+    std::fs::remove_file(&profiles).expect("remove profiles.ron");
+    std::fs::create_dir(&profiles).expect("a directory in the way");
+    std::fs::write(profiles.join("keep"), "x").expect("its content");
+
+    set_text(&mut harness, "Host", "broker.plant.lan");
+    step_until(
+        &mut harness,
+        "the failed save",
+        Duration::from_secs(5),
+        |h| h.state().unsaved_because().is_some(),
+    );
+    assert!(has_label_containing(&harness, "Unsaved changes:"));
+    assert!(has_label_containing(
+        &harness,
+        "Could not save the profiles"
+    ));
+
+    // The disk recovers: the retry saves the edit, and the window says so.
+    std::fs::remove_dir_all(&profiles).expect("clear the way");
+    step_until(
+        &mut harness,
+        "the retried save",
+        Duration::from_secs(10),
+        |h| h.state().unsaved_because().is_none(),
+    );
+    assert!(has_label(&harness, "Changes are saved automatically."));
+    let saved = ProfileStore::at(dir.path())
+        .load()
+        .expect("profiles.ron loads");
+    assert!(
+        saved.iter().any(|p| p.host == "broker.plant.lan"),
+        "the edit reached the disk: {saved:?}"
+    );
+}

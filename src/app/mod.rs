@@ -60,14 +60,20 @@ use tree_view::TreeAction;
 
 /// Most events taken from the worker per frame, and the most time spent on
 /// them, so a flood of messages cannot freeze the window; the rest waits
-/// for the next frame (which is requested at once).
+/// for the next frame. Both grow with the wait between frames (the cap of
+/// live redraws), so the window keeps up with a busy broker at any cap.
 const DRAIN_BUDGET: usize = 20_000;
 const DRAIN_TIME: Duration = Duration::from_millis(4);
+/// The drain's share of the wait between two capped frames.
+const DRAIN_SHARE: u32 = 8;
+const DRAIN_TIME_MAX: Duration = Duration::from_millis(30);
 /// Events taken per `Worker::drain` call inside the budget.
 const DRAIN_CHUNK: usize = 1_000;
 
 /// Form edits are written this long after the last keystroke.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(800);
+/// A failed save is tried again this often while the edits stay unsaved.
+const SAVE_RETRY: Duration = Duration::from_secs(5);
 
 /// Set by `run`: when the process asked for the window, for the start-up probe.
 static LAUNCHED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -75,6 +81,33 @@ static LAUNCHED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 /// With `MQSCOPE_STARTUP_PROBE=1` in the environment the app prints how long
 /// the first frame took from `run()` and closes: the cold-start measurement.
 const STARTUP_PROBE_ENV: &str = "MQSCOPE_STARTUP_PROBE";
+
+/// With `MQSCOPE_FRAME_STATS=1` the app prints on stderr how many frames it
+/// drew in each 5 s (benches/calm.sh reads it).
+const FRAME_STATS_ENV: &str = "MQSCOPE_FRAME_STATS";
+
+/// Counts frames and prints the count every 5 s, when asked by the env.
+fn frame_stats() {
+    use std::sync::Mutex;
+    static STATS: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os(FRAME_STATS_ENV).is_some()) {
+        return;
+    }
+    let Ok(mut stats) = STATS.lock() else {
+        return;
+    };
+    let (since, frames) = stats.get_or_insert((Instant::now(), 0));
+    *frames += 1;
+    if since.elapsed() >= Duration::from_secs(5) {
+        eprintln!(
+            "frames: {} in {:.1} s",
+            frames,
+            since.elapsed().as_secs_f64()
+        );
+        *stats = Some((Instant::now(), 0));
+    }
+}
 
 /// Starts the window. `main` calls this when no subcommand is given.
 pub fn run() -> eframe::Result {
@@ -190,6 +223,25 @@ pub(crate) struct ClearRetained {
     topics: Vec<String>,
 }
 
+/// The cap of live redraws, shared with the worker's wake-up call.
+#[derive(Clone)]
+pub(crate) struct Pace(Arc<std::sync::atomic::AtomicU32>);
+
+impl Pace {
+    fn new(fps: u32) -> Pace {
+        Pace(Arc::new(std::sync::atomic::AtomicU32::new(fps)))
+    }
+
+    pub(crate) fn set(&self, fps: u32) {
+        self.0.store(fps, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The wait between two live redraws.
+    pub(crate) fn interval(&self) -> Duration {
+        settings::frame_interval(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// The mqscope window.
 pub struct App {
     state: State,
@@ -214,8 +266,11 @@ pub struct App {
     notice: Option<Notice>,
     /// Why the last Connect was refused; cleared by the next edit.
     bar_error: Option<String>,
-    /// Time of the last unsaved edit.
+    /// Time of the last unsaved edit (or of the last failed save).
     dirty_since: Option<Instant>,
+    /// Why the last save failed; the edits stay unsaved (and are retried)
+    /// until a save succeeds.
+    save_failed: Option<String>,
     /// The name being typed while the selected profile is renamed in the list.
     renaming: Option<String>,
     /// Set when renaming starts: the name field takes the keyboard focus.
@@ -232,6 +287,8 @@ pub struct App {
     log_open: bool,
     /// The embedded broker (see `sandbox_panel`).
     sandbox: SandboxHost,
+    /// The cap of live redraws (Settings).
+    pace: Pace,
 }
 
 impl App {
@@ -294,7 +351,13 @@ impl App {
         sandbox: Option<SandboxConfig>,
     ) -> App {
         let wake_ctx = ctx.clone();
-        let worker = Worker::spawn(Some(Arc::new(move || wake_ctx.request_repaint())));
+        let pace = Pace::new(state.max_fps);
+        let wake_pace = pace.clone();
+        // New events are drawn within one capped frame, never sooner: a busy
+        // broker wakes the window at the cap, not at its message rate.
+        let worker = Worker::spawn(Some(Arc::new(move || {
+            wake_ctx.request_repaint_after(wake_pace.interval())
+        })));
 
         let mut profiles = Vec::new();
         let mut notice = None;
@@ -360,6 +423,7 @@ impl App {
             notice,
             bar_error: None,
             dirty_since: None,
+            save_failed: None,
             renaming: None,
             focus_rename: false,
             confirm_delete: None,
@@ -371,6 +435,7 @@ impl App {
             clock: None,
             log_open: false,
             sandbox,
+            pace,
         };
         app.revalidate();
         if app.sandbox.autostart
@@ -591,6 +656,11 @@ impl App {
         self.connection_of(entry)
     }
 
+    /// Why the profiles could not be saved, while edits are unsaved.
+    pub fn unsaved_because(&self) -> Option<&str> {
+        self.save_failed.as_deref()
+    }
+
     /// The profiles as currently edited (saved or not).
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
         self.entries.iter().map(|e| &e.profile)
@@ -725,10 +795,16 @@ impl App {
             return;
         };
         let elapsed = since.elapsed();
-        if elapsed >= SAVE_DEBOUNCE {
+        // After a failure, retry less often than the user types.
+        let wait = if self.save_failed.is_some() {
+            SAVE_RETRY
+        } else {
+            SAVE_DEBOUNCE
+        };
+        if elapsed >= wait {
             self.save_now();
         } else {
-            ctx.request_repaint_after(SAVE_DEBOUNCE - elapsed);
+            ctx.request_repaint_after(wait - elapsed);
         }
     }
 
@@ -744,15 +820,30 @@ impl App {
             // the Name field shows the error and the save waits for the fix.
             return;
         }
-        self.dirty_since = None;
         match store.save(&profiles) {
-            Ok(SaveOutcome::Saved) => {}
-            Ok(SaveOutcome::Recovered(path)) => self.recovered_to = Some(path),
+            Ok(outcome) => {
+                self.dirty_since = None;
+                if self.save_failed.take().is_some() {
+                    self.notice = Some(Notice {
+                        text: "The profiles are saved again.".into(),
+                        is_error: false,
+                    });
+                }
+                if let SaveOutcome::Recovered(path) = outcome {
+                    self.recovered_to = Some(path);
+                }
+            }
             Err(e) => {
-                self.notice = Some(Notice {
-                    text: format!("Could not save the profiles: {e}"),
-                    is_error: true,
-                });
+                // The edits stay unsaved: retried, and saved on quit if the
+                // disk lets us by then.
+                self.dirty_since = Some(Instant::now());
+                if self.save_failed.is_none() {
+                    self.notice = Some(Notice {
+                        text: format!("Could not save the profiles: {e}"),
+                        is_error: true,
+                    });
+                }
+                self.save_failed = Some(e.to_string());
             }
         }
     }
@@ -1381,6 +1472,10 @@ impl App {
 impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let start = Instant::now();
+        let interval = self.pace.interval();
+        let time_budget = (interval / DRAIN_SHARE).clamp(DRAIN_TIME, DRAIN_TIME_MAX);
+        let budget =
+            DRAIN_BUDGET * (time_budget.as_millis() / DRAIN_TIME.as_millis()).max(1) as usize;
         let mut taken = 0;
         loop {
             let events = self.worker.drain(DRAIN_CHUNK);
@@ -1392,9 +1487,10 @@ impl eframe::App for App {
             if got < DRAIN_CHUNK {
                 break;
             }
-            if taken >= DRAIN_BUDGET || start.elapsed() >= DRAIN_TIME {
-                // More may be waiting; the worker only wakes us once per drain.
-                ctx.request_repaint();
+            if taken >= budget || start.elapsed() >= time_budget {
+                // More may be waiting; the worker only wakes us once per
+                // drain. The next capped frame takes the next share.
+                ctx.request_repaint_after(interval);
                 break;
             }
         }
@@ -1418,6 +1514,7 @@ impl eframe::App for App {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        frame_stats();
         if let Some(launched) = LAUNCHED.get()
             && std::env::var_os(STARTUP_PROBE_ENV).is_some()
         {

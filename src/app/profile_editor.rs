@@ -287,6 +287,7 @@ impl App {
             return;
         };
         let actions = &mut self.actions;
+        let save_failed = self.save_failed.as_deref();
         let Entry {
             profile,
             port_text,
@@ -298,7 +299,17 @@ impl App {
 
         ui.horizontal(|ui| {
             ui.heading(&profile.name);
-            ui.weak("Changes are saved automatically.");
+            match save_failed {
+                Some(why) => {
+                    ui.colored_label(
+                        error_color,
+                        format!("Unsaved changes: {why}. Trying again every few seconds."),
+                    );
+                }
+                None => {
+                    ui.weak("Changes are saved automatically.");
+                }
+            }
         });
 
         egui::ScrollArea::vertical()

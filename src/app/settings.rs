@@ -58,6 +58,18 @@ pub(crate) struct State {
     pub(crate) plot_layouts: HashMap<String, Vec<SeriesSpec>>,
     /// The profiles whose connections were open, reopened at the next start.
     pub(crate) open_profiles: Vec<String>,
+    /// Redraws per second at most for live data (the user's own input is
+    /// always answered at once): a busy broker cannot push past it.
+    pub(crate) max_fps: u32,
+}
+
+/// The default cap of live redraws: a tree, a timeline and plots that move
+/// visibly, for a few percent of a core even on software rendering.
+pub(crate) const DEFAULT_MAX_FPS: u32 = 5;
+
+/// The wait between live redraws for a cap of `fps` frames a second.
+pub(crate) fn frame_interval(fps: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(1000 / u64::from(fps.clamp(1, 60)))
 }
 
 impl Default for State {
@@ -70,6 +82,7 @@ impl Default for State {
             dark: true,
             plot_layouts: HashMap::new(),
             open_profiles: Vec::new(),
+            max_fps: DEFAULT_MAX_FPS,
         }
     }
 }
@@ -85,6 +98,7 @@ impl App {
         let mut open = true;
         let mut limits = self.state.limits;
         let mut dark = self.state.dark;
+        let mut fps = self.state.max_fps;
         egui::Window::new("Settings")
             .open(&mut open)
             .resizable(false)
@@ -114,6 +128,16 @@ impl App {
                         }
                         ui.end_row();
 
+                        let label = ui.label("Live redraws per second (at most)");
+                        ui.add(egui::DragValue::new(&mut fps).range(1..=60).speed(0.2))
+                            .labelled_by(label.id)
+                            .on_hover_text(
+                                "How often new messages are drawn. Clicks and typing are \
+                                 answered at once; a lower cap costs less CPU, mostly on \
+                                 software rendering (VMs, remote desktops).",
+                            );
+                        ui.end_row();
+
                         ui.label("Theme");
                         ui.horizontal(|ui| {
                             ui.selectable_value(&mut dark, true, "Dark");
@@ -127,6 +151,10 @@ impl App {
                 );
             });
         self.settings_open = open;
+        if fps != self.state.max_fps {
+            self.state.max_fps = fps;
+            self.pace.set(fps);
+        }
         if dark != self.state.dark {
             self.state.dark = dark;
             ctx.set_theme(if dark {

@@ -174,10 +174,8 @@ impl SideBySide {
                                     egui::Sense::hover(),
                                 );
                                 ui.painter().circle_filled(dot.center(), 5.0, color);
-                                let (m, t) = (
-                                    c.state.store.total_messages(),
-                                    c.state.store.topic_count(),
-                                );
+                                let (m, t) =
+                                    (c.state.store.total_messages(), c.state.store.topic_count());
                                 ui.weak(format!(
                                     "{m} message{} · {t} topic{}",
                                     if m == 1 { "" } else { "s" },

@@ -14,8 +14,24 @@ const ROW_H: f32 = 20.0;
 const INDENT: f32 = 16.0;
 /// Characters of payload shown on a row.
 const PREVIEW_CHARS: usize = 80;
-/// A row that changed glows this long.
+/// A row that changed glows this long...
 const FLASH: Duration = Duration::from_millis(1000);
+/// ...fading in this many steps, so a glowing tree is redrawn a few times a
+/// second instead of every frame.
+const FLASH_STEPS: u64 = 4;
+
+/// The glow of a row that changed `since_us` ago: its strength (1 = just
+/// changed) and how long until it next changes; `None` once it is over.
+pub fn glow(since_us: u64) -> Option<(f32, Duration)> {
+    let flash = FLASH.as_micros() as u64;
+    if since_us >= flash {
+        return None;
+    }
+    let step = flash / FLASH_STEPS;
+    let n = since_us / step;
+    let strength = 1.0 - n as f32 / FLASH_STEPS as f32;
+    Some((strength, Duration::from_micros(step * (n + 1) - since_us)))
+}
 /// Typing in the filter box waits this long before the (whole-tree) filter
 /// runs, so a big tree is filtered once per pause, not once per keystroke.
 const FILTER_DEBOUNCE: Duration = Duration::from_millis(200);
@@ -165,20 +181,23 @@ impl TreeView {
             }
         }
         let now_us = to_us(now);
-        let mut flashing = false;
+        let mut flashing: Option<Duration> = None;
         let mut ages_shown = false;
         let output = scroll.show_rows(ui, ROW_H, rows.len(), |ui, range| {
             for row in &rows[range] {
                 let (changed, glowing) =
                     self.row_ui(ui, store, *row, now, now_us, tree_id, &mut actions);
-                flashing |= glowing;
+                if let Some(next) = glowing {
+                    flashing = Some(flashing.map_or(next, |f| f.min(next)));
+                }
                 ages_shown |= changed;
             }
         });
         self.last_offset = output.state.clamped_offset().y;
         self.last_height = output.inner_rect.height();
-        if flashing {
-            ui.ctx().request_repaint_after(Duration::from_millis(50));
+        if let Some(next) = flashing {
+            // The next glow step, not every frame.
+            ui.ctx().request_repaint_after(next);
         } else if ages_shown {
             // Keeps "N s ago" honest without repainting every frame.
             ui.ctx().request_repaint_after(Duration::from_secs(1));
@@ -273,7 +292,7 @@ impl TreeView {
         ctx.request_repaint();
     }
 
-    /// Lays out one row; returns (shows an age, is glowing).
+    /// Lays out one row; returns (shows an age, when its glow next changes).
     #[allow(clippy::too_many_arguments)]
     fn row_ui(
         &mut self,
@@ -284,7 +303,7 @@ impl TreeView {
         now_us: u64,
         tree_id: egui::Id,
         actions: &mut Vec<TreeAction>,
-    ) -> (bool, bool) {
+    ) -> (bool, Option<Duration>) {
         let node = row.node;
         let width = ui.available_width().max(200.0);
         let (rect, response) = ui.allocate_exact_size(egui::vec2(width, ROW_H), Sense::click());
@@ -292,12 +311,11 @@ impl TreeView {
         let visuals = ui.visuals();
         let last_us = store.tree().subtree_last_us(node);
         let since = now_us.saturating_sub(last_us);
-        let glowing = last_us > 0 && since < FLASH.as_micros() as u64;
+        let glowing = if last_us > 0 { glow(since) } else { None };
         if selected {
             ui.painter()
                 .rect_filled(rect, 2.0, visuals.selection.bg_fill);
-        } else if glowing {
-            let strength = 1.0 - since as f32 / FLASH.as_micros() as f32;
+        } else if let Some((strength, _)) = glowing {
             let glow = Color32::from_rgb(230, 180, 60).gamma_multiply(0.45 * strength);
             ui.painter().rect_filled(rect, 2.0, glow);
         } else if response.hovered() {
@@ -424,7 +442,7 @@ impl TreeView {
                 }
             }
         });
-        (age.is_some(), glowing)
+        (age.is_some(), glowing.map(|(_, next)| next))
     }
 
     fn select(&mut self, store: &Store, node: NodeId, actions: &mut Vec<TreeAction>) {
@@ -499,6 +517,15 @@ impl TreeView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_glow_fades_in_four_steps_and_asks_for_a_frame_per_step() {
+        assert_eq!(glow(0), Some((1.0, Duration::from_millis(250))));
+        assert_eq!(glow(100_000), Some((1.0, Duration::from_millis(150))));
+        assert_eq!(glow(250_000), Some((0.75, Duration::from_millis(250))));
+        assert_eq!(glow(999_000), Some((0.25, Duration::from_millis(1))));
+        assert_eq!(glow(1_000_000), None);
+    }
 
     #[test]
     fn counts_say_messages_and_topics_below() {

@@ -158,7 +158,9 @@ impl Default for V5Settings {
 /// Largest packet the MQTT 3.1.1 encoding allows (remaining length 268,435,455 + header).
 pub const MQTT_MAX_PACKET: usize = 268_435_460;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `Debug` (logs, panics, `{:?}` of a Connect command) never shows the
+/// password: see the impl below.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Profile {
     pub name: String,
@@ -183,6 +185,21 @@ pub struct Profile {
     pub subscriptions: Vec<SubscriptionSpec>,
     /// MQTT 5 connect options, used when `protocol` is `V5`.
     pub v5: V5Settings,
+}
+
+impl std::fmt::Debug for Profile {
+    /// Written through serde, which skips the password (and every field
+    /// added later is shown without touching this impl); whether there is a
+    /// password is said, never what it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields = ron::to_string(self).map_err(|_| std::fmt::Error)?;
+        let password = if self.password.is_empty() {
+            "none"
+        } else {
+            "<hidden>"
+        };
+        write!(f, "Profile{fields} password: {password}")
+    }
 }
 
 impl Default for Profile {

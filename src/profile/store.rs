@@ -121,6 +121,8 @@ pub struct ProfileStore {
     /// A problem with passwords.ron found by the last `load`.
     password_problem: Option<StoreError>,
     loaded: bool,
+    /// The passwords as passwords.ron holds them (last load or save).
+    on_disk: BTreeMap<String, String>,
 }
 
 impl ProfileStore {
@@ -137,6 +139,7 @@ impl ProfileStore {
             recovery: BTreeMap::new(),
             password_problem: None,
             loaded: false,
+            on_disk: BTreeMap::new(),
         }
     }
 
@@ -190,6 +193,7 @@ impl ProfileStore {
                 BTreeMap::new()
             }
         };
+        self.on_disk = passwords.clone();
         for profile in &mut profiles {
             profile.password = if profile.save_password {
                 passwords.get(&profile.name).cloned().unwrap_or_default()
@@ -229,6 +233,30 @@ impl ProfileStore {
             source,
         })?;
 
+        let wanted: BTreeMap<String, String> = profiles
+            .iter()
+            .filter(|p| p.save_password && !p.password.is_empty())
+            .map(|p| (p.name.clone(), p.password.clone()))
+            .collect();
+        let passwords_target = self.target(&self.passwords_path());
+        // Passwords are found by profile name. Written in this order — the
+        // passwords of both the old and the new names, then the profiles,
+        // then the passwords pruned — a failure or a crash at any step
+        // leaves every profile on disk next to its password.
+        let renamed_or_new = wanted
+            .iter()
+            .any(|(name, password)| self.on_disk.get(name) != Some(password));
+        if renamed_or_new {
+            let mut union = self.on_disk.clone();
+            union.extend(wanted.clone());
+            let file = PasswordsFile {
+                passwords: union.clone(),
+                version: FORMAT_VERSION,
+            };
+            write_ron(&passwords_target, &file, true)?;
+            self.on_disk = union;
+        }
+
         let file = ProfilesFile {
             profiles: profiles.to_vec(),
             version: FORMAT_VERSION,
@@ -244,16 +272,18 @@ impl ProfileStore {
                 .collect(),
             version: FORMAT_VERSION,
         };
-        let passwords_target = self.target(&self.passwords_path());
         let passwords_recovered = passwords_target != self.passwords_path();
         if !passwords.passwords.is_empty() {
-            write_ron(&passwords_target, &passwords, true)?;
+            if passwords.passwords != self.on_disk {
+                write_ron(&passwords_target, &passwords, true)?;
+                self.on_disk = passwords.passwords.clone();
+            }
         } else if !passwords_recovered {
             // Nothing to keep: remove the file so an unticked "save password"
             // leaves no trace on disk.
             match std::fs::remove_file(&passwords_target) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(()) => self.on_disk.clear(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.on_disk.clear(),
                 Err(source) => {
                     return Err(StoreError::Write {
                         path: passwords_target,
@@ -697,6 +727,54 @@ mod tests {
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("shared.ron")]);
         assert_eq!(read(&target.join("keep")), "x");
+    }
+
+    #[test]
+    fn a_rename_whose_profile_write_fails_leaves_the_old_name_with_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ProfileStore::at(dir.path());
+        let mut profile = full_profile();
+        store.save(std::slice::from_ref(&profile)).unwrap();
+        let before = read(&store.profiles_path());
+        // profiles.ron cannot be replaced (a non-empty directory in its way).
+        std::fs::remove_file(store.profiles_path()).unwrap();
+        std::fs::create_dir(store.profiles_path()).unwrap();
+        std::fs::write(store.profiles_path().join("keep"), "x").unwrap();
+        profile.name = "renamed floor".into();
+        let err = store.save(std::slice::from_ref(&profile)).unwrap_err();
+        assert!(err.to_string().contains("profiles.ron"), "{err}");
+        // What is on disk after the failure: the old profiles file...
+        std::fs::remove_dir_all(store.profiles_path()).unwrap();
+        std::fs::write(store.profiles_path(), &before).unwrap();
+        // ...still finds its password.
+        let loaded = ProfileStore::at(dir.path()).load().unwrap();
+        assert_eq!(loaded[0].name, "factory floor");
+        assert_eq!(loaded[0].password, SECRET);
+        // And once a save succeeds, the stale name's password is gone.
+        store.save(std::slice::from_ref(&profile)).unwrap();
+        let passwords = read(&store.passwords_path());
+        assert!(!passwords.contains("factory floor"), "{passwords}");
+        let loaded = ProfileStore::at(dir.path()).load().unwrap();
+        assert_eq!(loaded[0].password, SECRET);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let profile = full_profile();
+        let text = format!("{profile:?}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(
+            text.contains("factory floor") && text.contains("<hidden>"),
+            "{text}"
+        );
+        let connect = crate::mqtt::Command::Connect {
+            conn: 1,
+            profile: Box::new(profile),
+        };
+        let text = format!("{connect:?}");
+        assert!(!text.contains(SECRET), "{text}");
+        let empty = Profile::default();
+        assert!(format!("{empty:?}").contains("password: none"));
     }
 
     #[test]
