@@ -15,6 +15,7 @@ mod connection_log;
 mod file_picker;
 pub mod inspector;
 mod layout;
+mod learn;
 pub mod plots;
 mod profile_editor;
 mod props_edit;
@@ -213,6 +214,7 @@ pub(crate) enum Action {
     OpenSandbox,
     /// From the strip of open connections.
     List(connection_list::ListAction),
+    Learn(learn::LearnAction),
 }
 
 /// Retained messages the user is asked to confirm clearing.
@@ -289,6 +291,8 @@ pub struct App {
     sandbox: SandboxHost,
     /// The cap of live redraws (Settings).
     pace: Pace,
+    /// The Learn tab's choice of lesson.
+    learn: learn::LearnView,
 }
 
 impl App {
@@ -436,6 +440,7 @@ impl App {
             log_open: false,
             sandbox,
             pace,
+            learn: learn::LearnView::default(),
         };
         app.revalidate();
         if app.sandbox.autostart
@@ -659,6 +664,23 @@ impl App {
     /// Why the profiles could not be saved, while edits are unsaved.
     pub fn unsaved_because(&self) -> Option<&str> {
         self.save_failed.as_deref()
+    }
+
+    /// The lesson steps done so far ("lesson/step").
+    pub fn lessons_done(&self) -> &std::collections::BTreeSet<String> {
+        &self.state.lessons_done
+    }
+
+    /// Turns green the steps of the chosen lesson that happened.
+    fn check_lessons(&mut self) {
+        let shown = self.current().and_then(|e| e.conn);
+        let seen = learn::seen(
+            self.entries.iter().map(|e| (&e.profile, e.conn)),
+            &self.connections,
+        );
+        let shown = seen.iter().find(|(c, _)| Some(*c) == shown).map(|(_, s)| s);
+        let all: Vec<learn::Seen<'_>> = seen.iter().map(|(_, s)| *s).collect();
+        learn::update(&mut self.state.lessons_done, shown, &all);
     }
 
     /// The profiles as currently edited (saved or not).
@@ -987,6 +1009,14 @@ impl App {
             }
             Action::OpenSettings => self.settings_open = true,
             Action::List(action) => self.list_action(action),
+            Action::Learn(learn::LearnAction::Go(tab)) => self.state.tab = tab,
+            Action::Learn(learn::LearnAction::Reset(i)) => {
+                if let Some(lesson) = learn::LESSONS.get(i) {
+                    self.state
+                        .lessons_done
+                        .retain(|k| !k.starts_with(&format!("{}/", lesson.id)));
+                }
+            }
             Action::Publish(request) => {
                 let Some(conn) = self.active_conn() else {
                     self.notice = Some(Notice {
@@ -1506,6 +1536,7 @@ impl eframe::App for App {
                 ctx.request_repaint_after(Duration::from_millis(500));
             }
         }
+        self.check_lessons();
         self.save_if_due(ctx);
         if self.any_reconnecting() {
             // Keeps the "next try in S s" countdown moving.
@@ -1556,6 +1587,11 @@ impl eframe::App for App {
             Tab::Timeline => self.timeline_tab_ui(ui),
             Tab::QosLab => self.qos_lab_tab_ui(ui),
             Tab::SideBySide => self.side_by_side_tab_ui(ui),
+            Tab::Learn => {
+                for action in self.learn.ui(ui, &self.state.lessons_done) {
+                    self.actions.push(Action::Learn(action));
+                }
+            }
             Tab::Profiles => {
                 egui::Panel::left("profile_list")
                     .resizable(true)

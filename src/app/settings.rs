@@ -17,16 +17,18 @@ pub enum Tab {
     QosLab,
     Profiles,
     SideBySide,
+    Learn,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Explorer,
         Tab::SideBySide,
         Tab::Plots,
         Tab::Timeline,
         Tab::QosLab,
         Tab::Profiles,
+        Tab::Learn,
     ];
 
     pub fn label(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Tab {
             Tab::QosLab => "QoS lab",
             Tab::Profiles => "Profiles",
             Tab::SideBySide => "Side by side",
+            Tab::Learn => "Learn",
         }
     }
 }
@@ -61,6 +64,8 @@ pub(crate) struct State {
     /// Redraws per second at most for live data (the user's own input is
     /// always answered at once): a busy broker cannot push past it.
     pub(crate) max_fps: u32,
+    /// The lesson steps done ("lesson/step"), kept across runs.
+    pub(crate) lessons_done: std::collections::BTreeSet<String>,
 }
 
 /// The default cap of live redraws: a tree, a timeline and plots that move
@@ -83,6 +88,7 @@ impl Default for State {
             plot_layouts: HashMap::new(),
             open_profiles: Vec::new(),
             max_fps: DEFAULT_MAX_FPS,
+            lessons_done: Default::default(),
         }
     }
 }
