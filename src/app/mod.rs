@@ -76,6 +76,9 @@ const SAVE_DEBOUNCE: Duration = Duration::from_millis(800);
 /// A failed save is tried again this often while the edits stay unsaved.
 const SAVE_RETRY: Duration = Duration::from_secs(5);
 
+/// The window's icon.
+pub const ICON_PNG: &[u8] = include_bytes!("../../assets/mqscope.png");
+
 /// Set by `run`: when the process asked for the window, for the start-up probe.
 static LAUNCHED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -113,8 +116,13 @@ fn frame_stats() {
 /// Starts the window. `main` calls this when no subcommand is given.
 pub fn run() -> eframe::Result {
     LAUNCHED.get_or_init(Instant::now);
+    let mut viewport = egui::ViewportBuilder::default();
+    // The icon in assets/ (also installed with the .desktop entry).
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON_PNG) {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
             .with_title("mqscope")
             .with_app_id("mqscope")
             .with_inner_size([1280.0, 800.0])
@@ -1615,6 +1623,29 @@ impl eframe::App for App {
         eframe::set_value(storage, eframe::APP_KEY, &self.state);
         if self.dirty_since.is_some() {
             self.save_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_icon_and_the_desktop_entry_go_together() {
+        let icon = eframe::icon_data::from_png_bytes(ICON_PNG).expect("the icon is a PNG");
+        assert_eq!((icon.width, icon.height), (256, 256));
+        let entry = include_str!("../../assets/mqscope.desktop");
+        for line in [
+            "Exec=mqscope",
+            "Icon=mqscope",
+            "StartupWMClass=mqscope",
+            "Type=Application",
+        ] {
+            assert!(
+                entry.lines().any(|l| l == line),
+                "{line} in the .desktop entry"
+            );
         }
     }
 }
