@@ -664,6 +664,24 @@ impl App {
         true
     }
 
+    /// Like [`App::inject_message`], into the connection of the profile
+    /// named `profile` (opened offline first if needed); false when no
+    /// profile has that name.
+    pub fn inject_message_to(&mut self, profile: &str, msg: &Message) -> bool {
+        let Some(conn) = self
+            .entries
+            .iter()
+            .find(|e| e.profile.name == profile)
+            .and_then(|e| e.conn)
+        else {
+            return false;
+        };
+        self.connection_mut(conn)
+            .state
+            .apply(EventKind::Message(msg.clone()));
+        true
+    }
+
     fn connection_named(&self, profile: &str) -> Option<&Connection> {
         let entry = self.entries.iter().find(|e| e.profile.name == profile)?;
         self.connection_of(entry)
