@@ -71,9 +71,9 @@ impl App {
                 .selected_text(current_name)
                 .width(200.0)
                 .show_ui(ui, |ui| {
-                    for (i, entry) in self.entries.iter().enumerate() {
+                    for (i, entry) in self.book.entries.iter().enumerate() {
                         if ui
-                            .selectable_label(i == self.selected, &entry.profile.name)
+                            .selectable_label(i == self.book.selected, &entry.profile.name)
                             .clicked()
                         {
                             picked = Some(i);

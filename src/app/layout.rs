@@ -49,7 +49,7 @@ impl App {
             .iter()
             .filter_map(|conn| {
                 let c = self.connections.get(conn)?;
-                let name = self.entries.iter().find(|e| e.conn == Some(*conn))?;
+                let name = self.book.entries.iter().find(|e| e.conn == Some(*conn))?;
                 Some(super::connection_list::ListItem {
                     conn: *conn,
                     name: &name.profile.name,
@@ -62,6 +62,7 @@ impl App {
             })
             .collect();
         let openable: Vec<super::connection_list::Openable<'_>> = self
+            .book
             .entries
             .iter()
             .enumerate()
@@ -80,7 +81,7 @@ impl App {
             .open
             .iter()
             .filter_map(|conn| {
-                let e = self.entries.iter().find(|e| e.conn == Some(*conn))?;
+                let e = self.book.entries.iter().find(|e| e.conn == Some(*conn))?;
                 Some(super::side_by_side::Choice {
                     conn: *conn,
                     name: e.profile.name.clone(),

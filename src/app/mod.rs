@@ -18,6 +18,7 @@ mod layout;
 mod learn;
 pub mod plots;
 mod profile_editor;
+mod profiles;
 mod props_edit;
 pub mod publish_panel;
 pub mod qos_lab;
@@ -39,20 +40,17 @@ use crate::model::tree::NodeId;
 use crate::mqtt::{
     Command, ConnStatus, ConnectionId, Event, EventKind, Message, PublishToken, Worker,
 };
-use crate::profile::{
-    Field, FieldError, Profile, ProfileStore, Qos, SaveOutcome, SubscriptionSpec,
-    generate_client_id, name_errors, unique_name, validate_port,
-};
+use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, generate_client_id};
 use crate::sandbox::SandboxConfig;
 use connection::Connection;
 use inspector::InspectorAction;
 use plots::Plots;
+pub(crate) use profiles::{Entry, PathField, ProfileBook};
 use publish_panel::PublishRequest;
 use qos_lab::{QosLab, QosLabAction};
 use sandbox_panel::{SandboxAction, SandboxHost, is_sandbox_profile, sandbox_profile};
 use settings::State;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use subscriptions::{SubState, SubscribeForm};
@@ -136,42 +134,10 @@ pub fn run() -> eframe::Result {
     )
 }
 
-/// A profile as the editor holds it.
-pub(crate) struct Entry {
-    pub(crate) profile: Profile,
-    /// The port as typed: "99999" must stay visible with its error, and a
-    /// `u16` cannot hold it.
-    pub(crate) port_text: String,
-    /// Problems of this profile in form order; recomputed on every edit (not
-    /// every frame: validation reads the TLS files).
-    pub(crate) errors: Vec<FieldError>,
-    /// The connection opened from this profile, once it has been connected.
-    pub(crate) conn: Option<ConnectionId>,
-}
-
-impl Entry {
-    fn new(profile: Profile) -> Entry {
-        Entry {
-            port_text: profile.port.to_string(),
-            profile,
-            errors: Vec::new(),
-            conn: None,
-        }
-    }
-}
-
 /// A message shown above the form until dismissed.
 pub(crate) struct Notice {
     pub(crate) text: String,
     pub(crate) is_error: bool,
-}
-
-/// A path field of the TLS section that "Browse…" fills.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PathField {
-    CaFile,
-    ClientCert,
-    ClientKey,
 }
 
 /// What the views ask for; applied after the frame by [`App::apply`].
@@ -256,37 +222,18 @@ impl Pace {
 pub struct App {
     state: State,
     worker: Worker,
-    /// `None` when no config directory could be found: nothing is saved,
-    /// and `store_problem` says so.
-    store: Option<ProfileStore>,
+    /// The profiles, their editing and saving.
+    book: ProfileBook,
     picker: Box<dyn FilePicker>,
-    entries: Vec<Entry>,
-    /// Index into `entries`; may point past the end only when it is empty.
-    selected: usize,
     connections: HashMap<ConnectionId, Connection>,
     /// The connections in the strip, in the order they were opened.
     open: Vec<ConnectionId>,
     /// The "Side by side" tab's choice of connections and topic.
     side: side_by_side::SideBySide,
     next_conn: ConnectionId,
-    /// Why the profile file could not be loaded (it is kept untouched).
-    store_problem: Option<String>,
-    /// Where changes go since the profile file could not be loaded.
-    recovered_to: Option<PathBuf>,
     notice: Option<Notice>,
     /// Why the last Connect was refused; cleared by the next edit.
     bar_error: Option<String>,
-    /// Time of the last unsaved edit (or of the last failed save).
-    dirty_since: Option<Instant>,
-    /// Why the last save failed; the edits stay unsaved (and are retried)
-    /// until a save succeeds.
-    save_failed: Option<String>,
-    /// The name being typed while the selected profile is renamed in the list.
-    renaming: Option<String>,
-    /// Set when renaming starts: the name field takes the keyboard focus.
-    focus_rename: bool,
-    /// The profile index waiting for the user to confirm its deletion.
-    confirm_delete: Option<usize>,
     actions: Vec<Action>,
     sub_form: SubscribeForm,
     confirm_clear: Option<ClearRetained>,
@@ -422,23 +369,14 @@ impl App {
         let mut app = App {
             state,
             worker,
-            store,
+            book: ProfileBook::new(store, store_problem, profiles, selected),
             picker,
-            entries: profiles.into_iter().map(Entry::new).collect(),
-            selected,
             connections: HashMap::new(),
             open: Vec::new(),
             side: side_by_side::SideBySide::default(),
             next_conn: 0,
-            store_problem,
-            recovered_to: None,
             notice,
             bar_error: None,
-            dirty_since: None,
-            save_failed: None,
-            renaming: None,
-            focus_rename: false,
-            confirm_delete: None,
             actions: Vec::new(),
             sub_form: SubscribeForm::default(),
             confirm_clear: None,
@@ -465,24 +403,30 @@ impl App {
     /// Connects the profiles that were open when the window was last
     /// closed, and shows the one that was shown.
     fn reopen_remembered(&mut self) {
-        let shown = self.selected;
+        let shown = self.book.selected;
         for name in self.state.open_profiles.clone() {
-            let Some(i) = self.entries.iter().position(|e| e.profile.name == name) else {
+            let Some(i) = self
+                .book
+                .entries
+                .iter()
+                .position(|e| e.profile.name == name)
+            else {
                 continue;
             };
             if self.is_open(i) {
                 continue;
             }
-            self.selected = i;
+            self.book.selected = i;
             self.connect();
         }
-        self.selected = shown;
+        self.book.selected = shown;
         self.sync_open_profiles();
     }
 
     /// Whether the profile at `i` has a connection in the strip.
     fn is_open(&self, i: usize) -> bool {
-        self.entries
+        self.book
+            .entries
             .get(i)
             .and_then(|e| e.conn)
             .is_some_and(|c| self.open.contains(&c))
@@ -493,14 +437,14 @@ impl App {
         self.state.open_profiles = self
             .open
             .iter()
-            .filter_map(|c| self.entries.iter().find(|e| e.conn == Some(*c)))
+            .filter_map(|c| self.book.entries.iter().find(|e| e.conn == Some(*c)))
             .map(|e| e.profile.name.clone())
             .collect();
     }
 
     /// The profile index of a connection.
     fn entry_of(&self, conn: ConnectionId) -> Option<usize> {
-        self.entries.iter().position(|e| e.conn == Some(conn))
+        self.book.entries.iter().position(|e| e.conn == Some(conn))
     }
 
     fn list_action(&mut self, action: connection_list::ListAction) {
@@ -515,20 +459,20 @@ impl App {
                 let Some(i) = self.entry_of(conn) else {
                     return;
                 };
-                let shown = self.selected;
-                self.selected = i;
+                let shown = self.book.selected;
+                self.book.selected = i;
                 if self
                     .current()
                     .is_some_and(|e| is_sandbox_profile(&e.profile))
                     && !self.ensure_sandbox()
                 {
-                    self.selected = shown;
+                    self.book.selected = shown;
                     return;
                 }
                 if !self.revalidate_blocks_connect() {
                     self.open_connection(true);
                 }
-                self.selected = shown;
+                self.book.selected = shown;
             }
             ListAction::Close(conn) => {
                 if self
@@ -554,16 +498,16 @@ impl App {
                 self.sync_open_profiles();
             }
             ListAction::Open(i) => {
-                if i < self.entries.len() {
+                if i < self.book.entries.len() {
                     self.apply(Action::Select(i));
                     self.connect();
                 }
             }
             ListAction::OpenAgain(i) => {
-                let Some(original) = self.entries.get(i).map(|e| e.profile.clone()) else {
+                let Some(original) = self.book.entries.get(i).map(|e| e.profile.clone()) else {
                     return;
                 };
-                self.selected = i;
+                self.book.selected = i;
                 self.apply(Action::Duplicate);
                 let copy = self.current().map(|e| e.profile.clone());
                 self.connect();
@@ -597,6 +541,7 @@ impl App {
     fn connection_mut(&mut self, conn: ConnectionId) -> &mut Connection {
         let limits = self.state.limits;
         let specs = self
+            .book
             .entries
             .iter()
             .find(|e| e.conn == Some(conn))
@@ -640,7 +585,7 @@ impl App {
     pub fn open_connections(&self) -> Vec<String> {
         self.open
             .iter()
-            .filter_map(|c| self.entries.iter().find(|e| e.conn == Some(*c)))
+            .filter_map(|c| self.book.entries.iter().find(|e| e.conn == Some(*c)))
             .map(|e| e.profile.name.clone())
             .collect()
     }
@@ -650,10 +595,15 @@ impl App {
     /// [`App::inject_message`] (tests, screenshots, demos). False when no
     /// profile has that name.
     pub fn open_offline(&mut self, profile: &str) -> bool {
-        let Some(i) = self.entries.iter().position(|e| e.profile.name == profile) else {
+        let Some(i) = self
+            .book
+            .entries
+            .iter()
+            .position(|e| e.profile.name == profile)
+        else {
             return false;
         };
-        self.selected = i;
+        self.book.selected = i;
         let Some(conn) = self.conn_id_for_selected() else {
             return false;
         };
@@ -669,6 +619,7 @@ impl App {
     /// profile has that name.
     pub fn inject_message_to(&mut self, profile: &str, msg: &Message) -> bool {
         let Some(conn) = self
+            .book
             .entries
             .iter()
             .find(|e| e.profile.name == profile)
@@ -683,13 +634,17 @@ impl App {
     }
 
     fn connection_named(&self, profile: &str) -> Option<&Connection> {
-        let entry = self.entries.iter().find(|e| e.profile.name == profile)?;
+        let entry = self
+            .book
+            .entries
+            .iter()
+            .find(|e| e.profile.name == profile)?;
         self.connection_of(entry)
     }
 
     /// Why the profiles could not be saved, while edits are unsaved.
     pub fn unsaved_because(&self) -> Option<&str> {
-        self.save_failed.as_deref()
+        self.book.save_failed.as_deref()
     }
 
     /// The lesson steps done so far ("lesson/step").
@@ -701,7 +656,7 @@ impl App {
     fn check_lessons(&mut self) {
         let shown = self.current().and_then(|e| e.conn);
         let seen = learn::seen(
-            self.entries.iter().map(|e| (&e.profile, e.conn)),
+            self.book.entries.iter().map(|e| (&e.profile, e.conn)),
             &self.connections,
         );
         let shown = seen.iter().find(|(c, _)| Some(*c) == shown).map(|(_, s)| s);
@@ -711,7 +666,7 @@ impl App {
 
     /// The profiles as currently edited (saved or not).
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
-        self.entries.iter().map(|e| &e.profile)
+        self.book.entries.iter().map(|e| &e.profile)
     }
 
     /// The status of the selected profile's connection, if it was ever opened.
@@ -764,7 +719,7 @@ impl App {
 
     /// The selected profile's connection id, allocated on first use.
     fn conn_id_for_selected(&mut self) -> Option<ConnectionId> {
-        let entry = self.entries.get_mut(self.selected)?;
+        let entry = self.book.entries.get_mut(self.book.selected)?;
         Some(match entry.conn {
             Some(conn) => conn,
             None => {
@@ -776,7 +731,7 @@ impl App {
     }
 
     pub(crate) fn current(&self) -> Option<&Entry> {
-        self.entries.get(self.selected)
+        self.book.current()
     }
 
     pub(crate) fn connection_of(&self, entry: &Entry) -> Option<&Connection> {
@@ -811,40 +766,28 @@ impl App {
         }
     }
 
-    /// Recomputes every profile's problems: its own fields, the port as
-    /// typed, and names used twice.
     fn revalidate(&mut self) {
-        let profiles: Vec<Profile> = self.entries.iter().map(|e| e.profile.clone()).collect();
-        let clashes = name_errors(&profiles);
-        for (i, entry) in self.entries.iter_mut().enumerate() {
-            let mut errors = entry.profile.validate();
-            if let Err(message) = validate_port(&entry.port_text) {
-                errors.retain(|e| e.field != Field::Port);
-                errors.push(FieldError::new(Field::Port, message));
-            }
-            errors.extend(
-                clashes
-                    .iter()
-                    .filter(|(j, _)| *j == i)
-                    .map(|(_, e)| e.clone()),
-            );
-            // `Field` is declared in form order.
-            errors.sort_by_key(|e| e.field as u8);
-            entry.errors = errors;
-        }
+        self.book.revalidate();
     }
 
     fn mark_dirty(&mut self) {
-        self.dirty_since = Some(Instant::now());
+        self.book.dirty_since = Some(Instant::now());
+    }
+
+    /// Writes the profiles now; a failure (or a recovery) is said in a notice.
+    fn save_now(&mut self) {
+        if let Some(notice) = self.book.save_now() {
+            self.notice = Some(notice);
+        }
     }
 
     fn save_if_due(&mut self, ctx: &egui::Context) {
-        let Some(since) = self.dirty_since else {
+        let Some(since) = self.book.dirty_since else {
             return;
         };
         let elapsed = since.elapsed();
         // After a failure, retry less often than the user types.
-        let wait = if self.save_failed.is_some() {
+        let wait = if self.book.save_failed.is_some() {
             SAVE_RETRY
         } else {
             SAVE_DEBOUNCE
@@ -856,54 +799,14 @@ impl App {
         }
     }
 
-    /// Writes the profiles now (atomically, through the store).
-    fn save_now(&mut self) {
-        let Some(store) = self.store.as_mut() else {
-            self.dirty_since = None;
-            return;
-        };
-        let profiles: Vec<Profile> = self.entries.iter().map(|e| e.profile.clone()).collect();
-        if !name_errors(&profiles).is_empty() {
-            // The store refuses clashing names (passwords are keyed by name);
-            // the Name field shows the error and the save waits for the fix.
-            return;
-        }
-        match store.save(&profiles) {
-            Ok(outcome) => {
-                self.dirty_since = None;
-                if self.save_failed.take().is_some() {
-                    self.notice = Some(Notice {
-                        text: "The profiles are saved again.".into(),
-                        is_error: false,
-                    });
-                }
-                if let SaveOutcome::Recovered(path) = outcome {
-                    self.recovered_to = Some(path);
-                }
-            }
-            Err(e) => {
-                // The edits stay unsaved: retried, and saved on quit if the
-                // disk lets us by then.
-                self.dirty_since = Some(Instant::now());
-                if self.save_failed.is_none() {
-                    self.notice = Some(Notice {
-                        text: format!("Could not save the profiles: {e}"),
-                        is_error: true,
-                    });
-                }
-                self.save_failed = Some(e.to_string());
-            }
-        }
-    }
-
     fn apply(&mut self, action: Action) {
         match action {
             Action::Select(i) => {
-                if i < self.entries.len() {
-                    self.selected = i;
-                    self.renaming = None;
+                if i < self.book.entries.len() {
+                    self.book.selected = i;
+                    self.book.renaming = None;
                     self.bar_error = None;
-                    self.state.last_profile = Some(self.entries[i].profile.name.clone());
+                    self.state.last_profile = Some(self.book.entries[i].profile.name.clone());
                 }
             }
             Action::Connect => self.connect(),
@@ -913,10 +816,8 @@ impl App {
                 }
             }
             Action::Add => {
-                let profiles: Vec<Profile> =
-                    self.entries.iter().map(|e| e.profile.clone()).collect();
                 let profile = Profile {
-                    name: unique_name(&profiles, "new profile"),
+                    name: self.book.unique_name("new profile"),
                     ..Profile::default()
                 };
                 self.add_entry(profile);
@@ -925,10 +826,8 @@ impl App {
                 let Some(entry) = self.current() else {
                     return;
                 };
-                let profiles: Vec<Profile> =
-                    self.entries.iter().map(|e| e.profile.clone()).collect();
                 let profile = Profile {
-                    name: unique_name(&profiles, &entry.profile.name),
+                    name: self.book.unique_name(&entry.profile.name),
                     // Two sessions with one client id kick each other off the broker.
                     client_id: generate_client_id(),
                     ..entry.profile.clone()
@@ -936,13 +835,13 @@ impl App {
                 self.add_entry(profile);
             }
             Action::StartRename => {
-                self.renaming = self.current().map(|e| e.profile.name.clone());
+                self.book.renaming = self.current().map(|e| e.profile.name.clone());
             }
             Action::FinishRename { commit } => {
-                let Some(name) = self.renaming.take() else {
+                let Some(name) = self.book.renaming.take() else {
                     return;
                 };
-                if commit && let Some(entry) = self.entries.get_mut(self.selected) {
+                if commit && let Some(entry) = self.book.entries.get_mut(self.book.selected) {
                     // The plot layout is kept by profile name.
                     if let Some(layout) = self.state.plot_layouts.remove(&entry.profile.name) {
                         self.state
@@ -955,19 +854,19 @@ impl App {
                 }
             }
             Action::RequestDelete => {
-                if self.selected < self.entries.len() {
-                    self.confirm_delete = Some(self.selected);
+                if self.book.selected < self.book.entries.len() {
+                    self.book.confirm_delete = Some(self.book.selected);
                 }
             }
-            Action::CancelDelete => self.confirm_delete = None,
+            Action::CancelDelete => self.book.confirm_delete = None,
             Action::ConfirmDelete => {
-                let Some(i) = self.confirm_delete.take() else {
+                let Some(i) = self.book.confirm_delete.take() else {
                     return;
                 };
-                if i >= self.entries.len() {
+                if i >= self.book.entries.len() {
                     return;
                 }
-                let entry = self.entries.remove(i);
+                let entry = self.book.entries.remove(i);
                 if let Some(conn) = entry.conn {
                     if self
                         .connections
@@ -979,9 +878,12 @@ impl App {
                     self.connections.remove(&conn);
                     self.open.retain(|c| *c != conn);
                 }
-                self.selected = self.selected.min(self.entries.len().saturating_sub(1));
+                self.book.selected = self
+                    .book
+                    .selected
+                    .min(self.book.entries.len().saturating_sub(1));
                 self.sync_open_profiles();
-                self.renaming = None;
+                self.book.renaming = None;
                 self.revalidate();
                 self.save_now();
             }
@@ -990,7 +892,7 @@ impl App {
             Action::Edited => self.edited(),
             Action::Browse(field) => self.browse(field),
             Action::GenerateClientId => {
-                if let Some(entry) = self.entries.get_mut(self.selected) {
+                if let Some(entry) = self.book.entries.get_mut(self.book.selected) {
                     entry.profile.client_id = generate_client_id();
                     self.edited();
                 }
@@ -1175,7 +1077,7 @@ impl App {
     /// Adds (or changes the QoS of) a filter of the selected profile; sends
     /// SUBSCRIBE when connected. The filter was validated by the form.
     fn subscribe(&mut self, spec: SubscriptionSpec) {
-        let Some(entry) = self.entries.get_mut(self.selected) else {
+        let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
             return;
         };
         let filter = spec.filter.clone();
@@ -1200,7 +1102,7 @@ impl App {
     }
 
     fn unsubscribe(&mut self, filter: String) {
-        let Some(entry) = self.entries.get_mut(self.selected) else {
+        let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
             return;
         };
         entry.profile.subscriptions.retain(|s| s.filter != filter);
@@ -1370,12 +1272,10 @@ impl App {
 
     fn add_entry(&mut self, profile: Profile) {
         self.state.last_profile = Some(profile.name.clone());
-        self.entries.push(Entry::new(profile));
-        self.selected = self.entries.len() - 1;
-        self.renaming = None;
         self.bar_error = None;
-        self.revalidate();
-        self.save_now();
+        if let Some(notice) = self.book.add(profile) {
+            self.notice = Some(notice);
+        }
     }
 
     fn connect(&mut self) {
@@ -1389,7 +1289,7 @@ impl App {
             return;
         }
         self.revalidate();
-        let Some(entry) = self.entries.get(self.selected) else {
+        let Some(entry) = self.book.entries.get(self.book.selected) else {
             return;
         };
         if let Some(first) = entry.errors.first() {
@@ -1397,7 +1297,7 @@ impl App {
             return;
         }
         self.bar_error = None;
-        if self.dirty_since.is_some() {
+        if self.book.dirty_since.is_some() {
             self.save_now();
         }
         self.open_connection(true);
@@ -1454,9 +1354,7 @@ impl App {
         };
         match ProfileStore::import(&path) {
             Ok(mut profile) => {
-                let profiles: Vec<Profile> =
-                    self.entries.iter().map(|e| e.profile.clone()).collect();
-                profile.name = unique_name(&profiles, &profile.name);
+                profile.name = self.book.unique_name(&profile.name);
                 self.notice = Some(Notice {
                     text: format!("Imported '{}' from {}", profile.name, path.display()),
                     is_error: false,
@@ -1506,7 +1404,7 @@ impl App {
         let Some(path) = self.picker.pick_file(title) else {
             return;
         };
-        let Some(entry) = self.entries.get_mut(self.selected) else {
+        let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
             return;
         };
         let tls = &mut entry.profile.tls;
@@ -1639,7 +1537,7 @@ impl eframe::App for App {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.state);
-        if self.dirty_since.is_some() {
+        if self.book.dirty_since.is_some() {
             self.save_now();
         }
     }

@@ -179,7 +179,7 @@ impl App {
                 .clicked()
             {
                 self.actions.push(Action::StartRename);
-                self.focus_rename = true;
+                self.book.focus_rename = true;
             }
             if ui
                 .add_enabled(has_profile, egui::Button::new("Delete"))
@@ -209,18 +209,18 @@ impl App {
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                for (i, entry) in self.entries.iter().enumerate() {
-                    let selected = i == self.selected;
-                    if selected && let Some(name) = self.renaming.as_mut() {
+                for (i, entry) in self.book.entries.iter().enumerate() {
+                    let selected = i == self.book.selected;
+                    if selected && let Some(name) = self.book.renaming.as_mut() {
                         let response = ui.add(
                             TextEdit::singleline(name)
                                 .desired_width(f32::INFINITY)
                                 .hint_text("Profile name"),
                         );
                         let response = response.accessible_name("Profile name");
-                        if self.focus_rename {
+                        if self.book.focus_rename {
                             response.request_focus();
-                            self.focus_rename = false;
+                            self.book.focus_rename = false;
                         }
                         if response.lost_focus() {
                             let cancelled = ui.input(|i| i.key_pressed(egui::Key::Escape));
@@ -251,7 +251,7 @@ impl App {
                         }
                         if response.double_clicked() {
                             self.actions.push(Action::StartRename);
-                            self.focus_rename = true;
+                            self.book.focus_rename = true;
                         }
                     });
                 }
@@ -261,8 +261,8 @@ impl App {
     pub(super) fn profile_form_ui(&mut self, ui: &mut Ui) {
         let error_color = ui.visuals().error_fg_color;
         let warn_color = ui.visuals().warn_fg_color;
-        if let Some(problem) = &self.store_problem {
-            let text = match &self.recovered_to {
+        if let Some(problem) = &self.book.store_problem {
+            let text = match &self.book.recovered_to {
                 Some(path) => format!("{problem} Changes are saved to {}.", path.display()),
                 None => problem.clone(),
             };
@@ -279,7 +279,7 @@ impl App {
             }
         }
 
-        let Some(entry) = self.entries.get_mut(self.selected) else {
+        let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
             ui.add_space(24.0);
             ui.vertical_centered(|ui| {
                 ui.label("No profiles yet. Add one to connect to a broker.");
@@ -287,7 +287,7 @@ impl App {
             return;
         };
         let actions = &mut self.actions;
-        let save_failed = self.save_failed.as_deref();
+        let save_failed = self.book.save_failed.as_deref();
         let Entry {
             profile,
             port_text,
@@ -692,11 +692,11 @@ impl App {
     }
 
     pub(super) fn delete_modal_ui(&mut self, ctx: &egui::Context) {
-        let Some(index) = self.confirm_delete else {
+        let Some(index) = self.book.confirm_delete else {
             return;
         };
-        let Some(entry) = self.entries.get(index) else {
-            self.confirm_delete = None;
+        let Some(entry) = self.book.entries.get(index) else {
+            self.book.confirm_delete = None;
             return;
         };
         let name = entry.profile.name.clone();

@@ -128,7 +128,7 @@ impl App {
             return false;
         };
         let mut changed = false;
-        for entry in &mut self.entries {
+        for entry in &mut self.book.entries {
             if is_sandbox_profile(&entry.profile) && entry.profile.port != port {
                 entry.profile.port = port;
                 entry.port_text = port.to_string();
@@ -161,7 +161,7 @@ impl App {
 
     /// Disconnects the Sandbox profiles, then stops the broker.
     pub(super) fn stop_sandbox(&mut self) {
-        for entry in &self.entries {
+        for entry in &self.book.entries {
             if !is_sandbox_profile(&entry.profile) {
                 continue;
             }
@@ -194,6 +194,7 @@ impl App {
             SandboxAction::Stop => self.stop_sandbox(),
             SandboxAction::Explore => {
                 let i = match self
+                    .book
                     .entries
                     .iter()
                     .position(|e| is_sandbox_profile(&e.profile))
@@ -201,7 +202,7 @@ impl App {
                     Some(i) => i,
                     None => {
                         self.add_entry(sandbox_profile());
-                        self.entries.len() - 1
+                        self.book.entries.len() - 1
                     }
                 };
                 self.apply(Action::Select(i));
