@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable as _;
 use mqscope::app::{App, SANDBOX_PROFILE, Tab};
 use mqscope::mqtt::{ConnStatus, Message};
 use mqscope::profile::{ProfileStore, Qos};
-use mqscope::sandbox::{DemoConfig, SandboxConfig};
+use mqscope::sandbox::{CloudBroker, DemoConfig, SandboxConfig};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ fn fast_demo() -> SandboxConfig {
             surf_rate_hz: 10.0,
             ..DemoConfig::default()
         },
+        cloud: CloudBroker::Port(0),
     }
 }
 
@@ -272,6 +273,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
                 SandboxConfig {
                     port: Some(port),
                     demo: DemoConfig::off(),
+                    cloud: CloudBroker::Off,
                 },
             )
         });

@@ -27,7 +27,7 @@ pub mod tree_view;
 
 pub use connection_bar::status_text;
 pub use file_picker::{FilePicker, RfdPicker};
-pub use sandbox_panel::{SANDBOX_PROFILE, mosquitto_sub_command};
+pub use sandbox_panel::{SANDBOX_CLOUD_PROFILE, SANDBOX_PROFILE, mosquitto_sub_command};
 pub use settings::Tab;
 
 use crate::model::flows::PacketLog;
@@ -46,7 +46,9 @@ use inspector::InspectorAction;
 use plots::Plots;
 use publish_panel::PublishRequest;
 use qos_lab::{QosLab, QosLabAction};
-use sandbox_panel::{SandboxAction, SandboxHost, is_sandbox_profile, sandbox_profile};
+use sandbox_panel::{
+    SandboxAction, SandboxHost, follows_sandbox, is_sandbox_profile, sandbox_profile,
+};
 use settings::State;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -1047,11 +1049,7 @@ impl App {
     fn connect(&mut self) {
         // The Sandbox profile connects to the embedded broker: start it
         // first (its port may differ from last time).
-        if self
-            .current()
-            .is_some_and(|e| is_sandbox_profile(&e.profile))
-            && !self.ensure_sandbox()
-        {
+        if self.current().is_some_and(|e| follows_sandbox(&e.profile)) && !self.ensure_sandbox() {
             return;
         }
         self.revalidate();
