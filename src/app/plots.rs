@@ -55,6 +55,20 @@ impl SeriesSpec {
             None => self.filter.clone(),
         }
     }
+
+    /// What the levels mean, for a person: `0 Idle, 1 Paddling, …`.
+    pub fn levels_text(&self) -> Option<String> {
+        if self.levels.is_empty() {
+            return None;
+        }
+        let spelled: Vec<String> = self
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{i} {l}"))
+            .collect();
+        Some(spelled.join(", "))
+    }
 }
 
 /// The values of one topic for one spec.
@@ -139,9 +153,19 @@ pub fn surfing_readings_specs() -> Vec<SeriesSpec> {
         .into_iter()
         .map(|reading| SeriesSpec {
             filter: format!("surfboards/+/{reading}"),
+            // The status is already a number; the levels say what it means.
+            levels: if reading == "status" {
+                status_levels()
+            } else {
+                Vec::new()
+            },
             ..SeriesSpec::default()
         })
         .collect()
+}
+
+fn status_levels() -> Vec<String> {
+    STATUS_NAMES.iter().map(|s| s.to_string()).collect()
 }
 
 /// The series of the "Surfing competition" view from the monitor's JSON
@@ -156,7 +180,7 @@ pub fn surfing_summary_specs() -> Vec<SeriesSpec> {
         field("Speed MPH"),
         field("Altitude Feet"),
         SeriesSpec {
-            levels: STATUS_NAMES.iter().map(|s| s.to_string()).collect(),
+            levels: status_levels(),
             ..field("Status")
         },
     ]
@@ -432,22 +456,6 @@ impl Plots {
         }
     }
 
-    /// The legend's name of series `s`, with its levels spelled out.
-    fn series_legend(&self, s: &Series) -> String {
-        let name = self.series_name(s);
-        match self.specs.get(s.spec).map(|spec| &spec.levels) {
-            Some(levels) if !levels.is_empty() => {
-                let spelled: Vec<String> = levels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| format!("{i} {l}"))
-                    .collect();
-                format!("{name} ({})", spelled.join(", "))
-            }
-            _ => name,
-        }
-    }
-
     /// The Plots tab. Returns true when the layout changed (to be saved).
     pub fn ui(&mut self, ui: &mut egui::Ui, selected: Option<&SelectedTopic>) -> bool {
         let mut changed = false;
@@ -464,7 +472,7 @@ impl Plots {
             let label = ui.label("Field");
             ui.add(
                 TextEdit::singleline(&mut self.form_field)
-                    .hint_text("JSON field, e.g. speed_kmh")
+                    .hint_text("JSON field, e.g. Speed MPH")
                     .desired_width(180.0),
             )
             .labelled_by(label.id);
@@ -517,6 +525,9 @@ impl Plots {
         for (i, spec) in self.specs.iter().enumerate() {
             ui.horizontal(|ui| {
                 ui.label(RichText::new(spec.label()).monospace());
+                if let Some(levels) = spec.levels_text() {
+                    ui.weak(format!("({levels})"));
+                }
                 let n = self.series.iter().filter(|s| s.spec == i).count();
                 ui.weak(match n {
                     0 => "no values yet".to_string(),
@@ -638,7 +649,7 @@ impl Plots {
                     if let Some(p) = self.paused_at {
                         points.retain(|pt| pt[0] <= p);
                     }
-                    (self.series_legend(s), points)
+                    (self.series_name(s), points)
                 })
                 .collect(),
             None => Vec::new(),
@@ -960,11 +971,10 @@ mod tests {
                 ("surfboard01 · Status".to_string(), 4.0),
             ]
         );
-        let status = &plots.series()[2];
-        assert!(
-            plots
-                .series_legend(status)
-                .ends_with("(0 Idle, 1 Paddling, 2 Riding, 3 Ride finished, 4 Wiped out)")
+        let status = &plots.specs()[plots.series()[2].spec];
+        assert_eq!(
+            status.levels_text().as_deref(),
+            Some("0 Idle, 1 Paddling, 2 Riding, 3 Ride finished, 4 Wiped out")
         );
     }
 
