@@ -579,3 +579,107 @@ fn the_cloud_broker_has_its_own_port_and_can_be_off() {
     .expect("starts");
     assert_eq!(s.cloud_port(), None);
 }
+
+/// `mqscope sandbox` printing its lines as they come.
+struct SandboxCli {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl SandboxCli {
+    fn spawn(args: &[&str]) -> SandboxCli {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+            .arg("sandbox")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run mqscope: {e}"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        SandboxCli { child, lines }
+    }
+
+    /// Lines up to the one starting with "try:" (the end of the banner).
+    fn banner(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            let last = line.starts_with("try:");
+            out.push(line);
+            if last {
+                break;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SandboxCli {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn port_in(banner: &[String], prefix: &str) -> Option<String> {
+    banner
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+}
+
+#[test]
+fn mqscope_sandbox_runs_the_books_devices_and_the_cloud_by_default() {
+    let cli = SandboxCli::spawn(&["-p", "0", "--cloud-port", "0", "--surfboards", "2"]);
+    let banner = cli.banner();
+    let port = port_in(&banner, "sandbox broker listening on 127.0.0.1:").expect("port");
+    let cloud = port_in(&banner, "cloud broker listening on 127.0.0.1:").expect("cloud port");
+    let text = banner.join("\n");
+    assert!(
+        text.contains(
+            "surfboards/{surfboard01..surfboard02}/{status,speedmph,altitudefeet,temperaturef}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("vehicles/vehiclepi01/commands"), "{text}");
+    assert!(!text.contains("vehicle-1"), "no extras by default: {text}");
+
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &["-p", &cloud, "-t", "surfboard02", "-C", "1", "-W", "8"],
+    );
+    assert!(ok, "no summary on the cloud broker: {err}");
+    assert!(out.starts_with("{\"Status\": \""), "{out}");
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &["-p", &port, "-t", STATE, "-C", "1", "-W", "8"],
+    );
+    assert!(ok, "no vehicle state: {err}");
+    assert!(out.contains("\"engine_on\":false"), "{out}");
+}
+
+#[test]
+fn mqscope_sandbox_extras_and_no_cloud() {
+    let cli = SandboxCli::spawn(&["-p", "0", "--no-cloud", "--extras"]);
+    let banner = cli.banner();
+    let text = banner.join("\n");
+    assert!(!text.contains("cloud broker"), "{text}");
+    for extra in [
+        "vehicles/vehicle-1/commands",
+        "devices/flaky-sensor/reading",
+        "surfing/board/{1..4}/telemetry",
+        "vehicles/vehiclepi01/commands",
+    ] {
+        assert!(text.contains(extra), "{extra} in {text}");
+    }
+}

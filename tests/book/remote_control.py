@@ -58,7 +58,11 @@ def on_message(client, userdata, msg):
         print(msg.payload.decode(), flush=True)
 
 
-client = mqtt.Client(protocol=mqtt.MQTTv311)
+if hasattr(mqtt, "CallbackAPIVersion"):
+    # paho-mqtt 2.x: keep the 1.x callbacks the book uses.
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, protocol=mqtt.MQTTv311)
+else:
+    client = mqtt.Client(protocol=mqtt.MQTTv311)
 client.on_connect = on_connect
 client.on_subscribe = on_subscribe
 client.on_message = on_message

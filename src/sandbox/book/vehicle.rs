@@ -186,18 +186,17 @@ impl VehicleState {
             "TURN_OFF_HEADLIGHTS" => next.headlights_on = false,
             "TURN_ON_PARKING_LIGHTS" => next.parking_lights_on = true,
             "TURN_OFF_PARKING_LIGHTS" => next.parking_lights_on = false,
-            "ACCELERATE" => {
-                // Like pressing the gas pedal: the car only moves with its
-                // engine on, and stays within the speed limits set.
-                if next.engine_on {
-                    let (lo, hi) = (
-                        next.min_speed_mph,
-                        next.max_speed_mph.max(next.min_speed_mph),
-                    );
-                    next.speed_mph = (next.speed_mph + SPEED_STEP_MPH).clamp(lo, hi);
-                    next.parked = false;
-                    next.parked_in_safe_place = false;
-                }
+            // Like pressing the gas pedal: the car only moves with its engine
+            // on (with it off the command is still executed, as in the
+            // book), and stays within the speed limits set.
+            "ACCELERATE" if next.engine_on => {
+                let (lo, hi) = (
+                    next.min_speed_mph,
+                    next.max_speed_mph.max(next.min_speed_mph),
+                );
+                next.speed_mph = (next.speed_mph + SPEED_STEP_MPH).clamp(lo, hi);
+                next.parked = false;
+                next.parked_in_safe_place = false;
             }
             "BRAKE" => next.speed_mph = (next.speed_mph - SPEED_STEP_MPH).max(0.0),
             "ROTATE_RIGHT" | "ROTATE_LEFT" => {
