@@ -5,6 +5,9 @@
 
 mod sandbox_util;
 
+#[path = "common/capture.rs"]
+mod capture;
+
 use mqscope::sandbox::book::surf::{STATUS_NAMES, valid_transition};
 use mqscope::sandbox::book::vehicle::{COMMANDS, command_message};
 use mqscope::sandbox::{CloudBroker, DemoConfig, Sandbox, SandboxConfig};
@@ -681,5 +684,141 @@ fn mqscope_sandbox_extras_and_no_cloud() {
         "vehicles/vehiclepi01/commands",
     ] {
         assert!(text.contains(extra), "{extra} in {text}");
+    }
+}
+
+/// One TCP segment's MQTT packets as tshark (a real dissector) reads them:
+/// several packets in one segment give comma-separated values.
+struct Segment {
+    src_port: String,
+    msgtypes: Vec<String>,
+    /// Of PUBLISH and SUBSCRIBE packets, in order.
+    topics: Vec<String>,
+    /// Of PUBLISH packets, in order.
+    qos: Vec<String>,
+    /// Of a SUBSCRIBE.
+    sub_qos: String,
+}
+
+fn tshark_mqtt(path: &std::path::Path, port: u16) -> Vec<Segment> {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-d",
+            &format!("tcp.port=={port},mqtt"),
+            "-Y",
+            "mqtt",
+            "-T",
+            "fields",
+        ])
+        .args([
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "mqtt.msgtype",
+            "-e",
+            "mqtt.topic",
+        ])
+        .args(["-e", "mqtt.qos", "-e", "mqtt.sub.qos"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tshark (apt-get install tshark): {e}"));
+    // A file still being written may end in a partial packet: tshark says
+    // so and fails, after printing the whole ones.
+    let list = |f: Option<&str>| -> Vec<String> {
+        f.filter(|f| !f.is_empty())
+            .map(|f| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Segment {
+                src_port: f.first().copied().unwrap_or_default().to_string(),
+                msgtypes: list(f.get(1).copied()),
+                topics: list(f.get(2).copied()),
+                qos: list(f.get(3).copied()),
+                sub_qos: f.get(4).copied().unwrap_or_default().to_string(),
+            }
+        })
+        .collect()
+}
+
+fn has_publish(seg: &Segment, topic: &str, qos: &str) -> bool {
+    seg.topics
+        .iter()
+        .zip(&seg.qos)
+        .any(|(t, q)| t == topic && q == qos)
+}
+
+/// On the wire, as tshark dissects it: the vehicle is a client of its own
+/// (CONNECT, then SUBSCRIBE at QoS 2 to its commands), takes a QoS 2
+/// command with PUBREC/PUBCOMP, and answers with a QoS 0 PUBLISH, as the
+/// book's paho client does.
+#[test]
+fn on_the_wire_the_vehicle_subscribes_at_qos2_and_answers_at_qos0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vehicle.pcap");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut sniffer = capture::Sniffer::start(capture::Tool::TcpdumpLo, port, &path);
+    let s = Sandbox::start(SandboxConfig {
+        port: Some(port),
+        demo: DemoConfig {
+            surfboards: 0,
+            cloud_monitor: false,
+            ..DemoConfig::default()
+        },
+        cloud: CloudBroker::Off,
+    })
+    .expect("the sandbox starts");
+    wait_vehicle(&s);
+    let p = port_arg(&s);
+    let answer = Client::spawn(
+        "mosquitto_sub",
+        &["-p", &p, "-t", EXECUTED, "-q", "2", "-C", "1"],
+    );
+    wait_subscriptions(&s, 2);
+    publish_command(&s, &command_message("TURN_ON_ENGINE", None));
+    assert!(answer.next_line(WAIT).is_some(), "no answer");
+    // tcpdump hands packets over up to a second late: read the file until
+    // the answer is in it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut segments = tshark_mqtt(&path, port);
+    while !segments.iter().any(|seg| has_publish(seg, EXECUTED, "0")) {
+        assert!(
+            Instant::now() < deadline,
+            "the capture never held the answer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        segments = tshark_mqtt(&path, port);
+    }
+    sniffer.stop();
+    let subscribe = segments
+        .iter()
+        .find(|seg| seg.msgtypes == ["8"] && seg.topics == [COMMANDS_TOPIC])
+        .expect("the vehicle's SUBSCRIBE");
+    assert_eq!(subscribe.sub_qos, "2", "subscribed at QoS 2");
+    let vehicle = &subscribe.src_port;
+    let from_vehicle: Vec<&Segment> = segments
+        .iter()
+        .filter(|seg| &seg.src_port == vehicle)
+        .collect();
+    assert!(
+        from_vehicle
+            .iter()
+            .any(|seg| has_publish(seg, EXECUTED, "0")),
+        "the answer is a QoS 0 PUBLISH from the vehicle's own connection"
+    );
+    for (msgtype, what) in [("1", "CONNECT"), ("5", "PUBREC"), ("7", "PUBCOMP")] {
+        assert!(
+            from_vehicle
+                .iter()
+                .any(|seg| seg.msgtypes.iter().any(|t| t == msgtype)),
+            "{what} from the vehicle"
+        );
     }
 }

@@ -333,6 +333,18 @@ impl App {
                         "A second broker playing the book's cloud MQTT provider: the surfboard \
                          monitor publishes one JSON summary per board there (topic surfboard01, …)",
                     );
+                if let Some(stats) = self
+                    .sandbox
+                    .running
+                    .as_ref()
+                    .and_then(Sandbox::cloud_broker)
+                    .map(|b| b.stats())
+                {
+                    ui.weak(format!(
+                        "{} clients · {} received",
+                        stats.clients, stats.received
+                    ));
+                }
                 let selected_is_cloud = self
                     .current()
                     .is_some_and(|e| is_sandbox_cloud_profile(&e.profile));
