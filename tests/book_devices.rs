@@ -822,3 +822,43 @@ fn on_the_wire_the_vehicle_subscribes_at_qos2_and_answers_at_qos0() {
         );
     }
 }
+
+#[test]
+fn a_reading_the_monitor_cannot_use_is_counted_in_the_sandbox_log() {
+    let s = start(DemoConfig {
+        surfboards: 0,
+        vehicle: false,
+        ..DemoConfig::default()
+    });
+    let cloud = s.cloud_port().expect("cloud").to_string();
+    let p = port_arg(&s);
+    // The monitor subscribes to surfboards/+/+ once connected.
+    wait_subscriptions(&s, 1);
+    for (topic, payload) in [
+        ("surfboards/surfboard07/speedmph", "fast"),
+        ("surfboards/surfboard07/status", "7"),
+        ("surfboards/surfboard07/altitudefeet", "4.5"),
+    ] {
+        let (ok, _, err) = run("mosquitto_pub", &["-p", &p, "-t", topic, "-m", payload]);
+        assert!(ok, "{err}");
+    }
+    let line = sandbox_util::wait_log(&s, "surfboards/surfboard07/status");
+    assert!(
+        line.contains("surfboard monitor: reading ignored (2 so far)")
+            && line.contains("7 is not a status 0..4"),
+        "{line}"
+    );
+    assert!(sandbox_util::log(&s).contains(
+        "reading ignored (1 so far): surfboards/surfboard07/speedmph: not a plain number"
+    ));
+    // The usable reading still reaches the cloud.
+    let (ok, out, err) = run(
+        "mosquitto_sub",
+        &["-p", &cloud, "-t", "surfboard07", "-C", "1", "-W", "5"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        r#"{"Status": "Idle", "Speed MPH": 0.0, "Altitude Feet": 4.5, "Water Temperature F": 0.0}"#
+    );
+}

@@ -259,7 +259,7 @@ pub(crate) async fn run(
                 Device::BookSurfboard(n) => tokio::spawn(surf::run(port, n, cfg_rx.clone())),
                 Device::BookVehicle => tokio::spawn(book_vehicle::run(port)),
                 Device::Monitor => match cloud_port {
-                    Some(cloud) => tokio::spawn(monitor::run(port, cloud)),
+                    Some(cloud) => tokio::spawn(monitor::run(broker.clone(), port, cloud)),
                     None => continue,
                 },
                 Device::Surfboard(n) => tokio::spawn(surfboard(port, n, cfg_rx.clone())),

@@ -10,6 +10,7 @@
 //! own and any a user runs (the book's emulator), not only `surfboard01`.
 
 use super::surf::{READINGS, STATUS_NAMES, python_float};
+use crate::sandbox::broker::Broker;
 use crate::sandbox::devices::{drive, options};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::BTreeMap;
@@ -59,16 +60,17 @@ pub struct Boards {
 }
 
 impl Boards {
-    /// Takes one reading from `surfboards/<board>/<reading>`.
-    pub fn take(&mut self, topic: &str, payload: &[u8]) {
+    /// Takes one reading from `surfboards/<board>/<reading>`; returns why
+    /// it was ignored, if it was.
+    pub fn take(&mut self, topic: &str, payload: &[u8]) -> Result<(), String> {
         let mut levels = topic.split('/');
         let (Some("surfboards"), Some(board), Some(reading), None) =
             (levels.next(), levels.next(), levels.next(), levels.next())
         else {
-            return;
+            return Ok(());
         };
         if board.is_empty() || !READINGS.contains(&reading) {
-            return;
+            return Ok(());
         }
         let value = std::str::from_utf8(payload)
             .ok()
@@ -76,11 +78,11 @@ impl Boards {
             .filter(|v| v.is_finite());
         let Some(value) = value else {
             self.ignored += 1;
-            return;
+            return Err(format!("{topic}: not a plain number"));
         };
         if !self.boards.contains_key(board) && self.boards.len() >= MAX_BOARDS {
             self.ignored += 1;
-            return;
+            return Err(format!("{topic}: more than {MAX_BOARDS} boards"));
         }
         let summary = self.boards.entry(board.to_string()).or_default();
         match reading {
@@ -89,12 +91,14 @@ impl Boards {
                     summary.status = value as u8;
                 } else {
                     self.ignored += 1;
+                    return Err(format!("{topic}: {value} is not a status 0..4"));
                 }
             }
             "speedmph" => summary.speed_mph = value,
             "altitudefeet" => summary.altitude_feet = value,
             _ => summary.water_temperature_f = value,
         }
+        Ok(())
     }
 
     /// `(cloud topic, JSON)` for every board heard.
@@ -106,8 +110,15 @@ impl Boards {
     }
 }
 
+/// Ignored readings logged one by one; after that, every
+/// [`LOG_EVERY`]th, with the count.
+const LOG_FIRST: u64 = 10;
+const LOG_EVERY: u64 = 1000;
+
 /// Bridges the sandbox on `port` to the cloud broker on `cloud_port`.
-pub(crate) async fn run(port: u16, cloud_port: u16) {
+/// Readings it cannot use are counted in the sandbox's log (the panel,
+/// `mqscope sandbox`'s stderr).
+pub(crate) async fn run(broker: Broker, port: u16, cloud_port: u16) {
     let boards = Arc::new(Mutex::new(Boards::default()));
     let (local, local_el) = AsyncClient::new(options("surfboard-monitor", port), 256);
     let (cloud, cloud_el) = AsyncClient::new(options("surfboard-monitor", cloud_port), 256);
@@ -117,8 +128,14 @@ pub(crate) async fn run(port: u16, cloud_port: u16) {
             local.try_subscribe(READINGS_FILTER, QoS::AtMostOnce).ok();
         }
         Event::Incoming(Packet::Publish(p)) => {
-            if let Ok(mut b) = heard.lock() {
-                b.take(&p.topic, &p.payload);
+            if let Ok(mut b) = heard.lock()
+                && let Err(why) = b.take(&p.topic, &p.payload)
+                && (b.ignored <= LOG_FIRST || b.ignored.is_multiple_of(LOG_EVERY))
+            {
+                broker.log(format!(
+                    "surfboard monitor: reading ignored ({} so far): {why}",
+                    b.ignored
+                ));
             }
         }
         _ => {}
@@ -161,12 +178,16 @@ mod tests {
     #[test]
     fn readings_update_their_board_and_bad_ones_are_counted() {
         let mut b = Boards::default();
-        b.take("surfboards/surfboard01/status", b"4");
-        b.take("surfboards/surfboard01/speedmph", b"1.5");
-        b.take("surfboards/surfboard01/altitudefeet", b"not a number");
-        b.take("surfboards/surfboard01/status", b"9");
-        b.take("surfboards/surfboard01/other", b"1");
-        b.take("elsewhere/surfboard01/status", b"1");
+        assert!(b.take("surfboards/surfboard01/status", b"4").is_ok());
+        assert!(b.take("surfboards/surfboard01/speedmph", b"1.5").is_ok());
+        let why = b.take("surfboards/surfboard01/altitudefeet", b"not a number");
+        assert_eq!(
+            why,
+            Err("surfboards/surfboard01/altitudefeet: not a plain number".into())
+        );
+        assert!(b.take("surfboards/surfboard01/status", b"9").is_err());
+        assert!(b.take("surfboards/surfboard01/other", b"1").is_ok());
+        assert!(b.take("elsewhere/surfboard01/status", b"1").is_ok());
         let m = b.messages();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].0, "surfboard01");
@@ -181,7 +202,7 @@ mod tests {
     fn invented_board_names_are_bounded() {
         let mut b = Boards::default();
         for i in 0..MAX_BOARDS + 10 {
-            b.take(&format!("surfboards/b{i}/status"), b"1");
+            b.take(&format!("surfboards/b{i}/status"), b"1").ok();
         }
         assert_eq!(b.messages().len(), MAX_BOARDS);
         assert_eq!(b.ignored, 10);
