@@ -391,6 +391,11 @@ fn surfboards_publish_plain_numbers_once_a_second_at_qos0() {
                 "{topic}: {gap:.3} s between readings"
             );
         }
+        let mean = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
+        assert!(
+            (0.95..1.05).contains(&mean),
+            "{topic}: one every {mean:.3} s"
+        );
     }
 }
 

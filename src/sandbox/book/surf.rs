@@ -138,14 +138,26 @@ pub(crate) async fn run(port: u16, n: usize, cfg: watch::Receiver<DemoConfig>) {
     let topics = READINGS.map(|r| reading_topic(&name, r));
     let publisher = async {
         let mut ride = Ride::new(rand::random());
-        loop {
-            let rate = cfg.borrow().surf_rate_hz;
-            let period = if rate.is_finite() && rate > 0.0 {
+        let period_of = |rate: f64| {
+            if rate.is_finite() && rate > 0.0 {
                 Duration::from_secs_f64((1.0 / rate).clamp(0.001, 3600.0))
             } else {
                 Duration::from_secs(1)
-            };
-            tokio::time::sleep(period).await;
+            }
+        };
+        // A steady clock, not sleeps one after another: exactly once a
+        // second on average, however long publishing takes.
+        let mut period = period_of(cfg.borrow().surf_rate_hz);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let wanted = period_of(cfg.borrow().surf_rate_hz);
+            if wanted != period {
+                period = wanted;
+                tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             ride.step();
             for (topic, (_, payload)) in topics.iter().zip(ride.readings()) {
                 // QoS 0 readings may be skipped while the broker is busy or
