@@ -867,3 +867,27 @@ fn a_reading_the_monitor_cannot_use_is_counted_in_the_sandbox_log() {
         r#"{"Status": "Idle", "Speed MPH": 0.0, "Altitude Feet": 4.5, "Water Temperature F": 0.0}"#
     );
 }
+
+#[test]
+fn the_cloud_broker_moves_to_a_free_port_when_1884_is_taken() {
+    // Held by this test, or by someone else on this machine: taken either way.
+    let _held = std::net::TcpListener::bind(("127.0.0.1", 1884));
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", 1884)).is_err(),
+        "1884 is taken"
+    );
+    let s = Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig::off(),
+        cloud: CloudBroker::Auto,
+    })
+    .expect("starts although 1884 is taken");
+    let cloud = s.cloud_port().expect("a cloud broker");
+    assert_ne!(cloud, 1884);
+    assert_ne!(cloud, s.port());
+    let (ok, _, err) = run(
+        "mosquitto_pub",
+        &["-p", &cloud.to_string(), "-t", "surfboard01", "-m", "{}"],
+    );
+    assert!(ok, "{err}");
+}
