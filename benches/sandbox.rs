@@ -9,7 +9,7 @@
 //! to deliver a burst whole. `SANDBOX_BENCH_N` changes the fan-in count.
 
 use bytes::BytesMut;
-use mqscope::sandbox::{DemoConfig, Limits, Sandbox, SandboxConfig};
+use mqscope::sandbox::{CloudBroker, DemoConfig, Limits, Sandbox, SandboxConfig};
 use rumqttc::{Connect, Packet, Publish, QoS, Subscribe};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -249,6 +249,7 @@ fn main() {
         SandboxConfig {
             port: Some(0),
             demo: DemoConfig::off(),
+            cloud: CloudBroker::Off,
         },
         Limits::default(),
     ) {

@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable as _;
 use mqscope::app::{App, SANDBOX_PROFILE, Tab};
 use mqscope::mqtt::{ConnStatus, Message};
 use mqscope::profile::{ProfileStore, Qos};
-use mqscope::sandbox::{DemoConfig, SandboxConfig};
+use mqscope::sandbox::{CloudBroker, DemoConfig, SandboxConfig};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ fn fast_demo() -> SandboxConfig {
             surf_rate_hz: 10.0,
             ..DemoConfig::default()
         },
+        cloud: CloudBroker::Port(0),
     }
 }
 
@@ -88,9 +89,9 @@ fn fresh_config_starts_connected_to_the_sandbox_and_topics_arrive() {
     );
     step_until(
         &mut harness,
-        "the surfing and vehicles topics in the tree",
+        "the surfboards and vehicles topics in the tree",
         Duration::from_secs(10),
-        |h| has_label(h, "surfing") && has_label(h, "vehicles"),
+        |h| has_label(h, "surfboards") && has_label(h, "vehicles"),
     );
     assert!(
         has_label(
@@ -113,22 +114,31 @@ fn vehicle_command_from_the_publish_panel_changes_its_state() {
         &mut harness,
         "the vehicle's retained state",
         Duration::from_secs(10),
-        |h| last_json(h, "vehicles/vehicle-1/state").is_some(),
+        |h| last_json(h, "vehicles/vehiclepi01/state").is_some(),
     );
-    let before = last_json(&harness, "vehicles/vehicle-1/state").expect("state");
+    let before = last_json(&harness, "vehicles/vehiclepi01/state").expect("state");
     assert_eq!(
         before["engine_on"], false,
         "the engine starts off: {before}"
     );
 
     click(&mut harness, "Examples");
-    click(&mut harness, "Vehicle: engine on");
+    click(&mut harness, "vehiclepi01: TURN_ON_ENGINE");
     click(&mut harness, "Publish");
     step_until(
         &mut harness,
         "the vehicle to report its engine on",
         Duration::from_secs(10),
-        |h| last_json(h, "vehicles/vehicle-1/state").is_some_and(|v| v["engine_on"] == true),
+        |h| last_json(h, "vehicles/vehiclepi01/state").is_some_and(|v| v["engine_on"] == true),
+    );
+    step_until(
+        &mut harness,
+        "the book's answer on executedcommands",
+        Duration::from_secs(10),
+        |h| {
+            last_json(h, "vehicles/vehiclepi01/executedcommands")
+                == Some(serde_json::json!({"SUCCESSFULLY_PROCESSED_COMMAND": "TURN_ON_ENGINE"}))
+        },
     );
 }
 
@@ -165,7 +175,7 @@ fn stop_and_start_the_sandbox_from_the_panel() {
         &mut harness,
         "topics from the restarted devices",
         Duration::from_secs(10),
-        |h| has_label(h, "surfing"),
+        |h| has_label(h, "surfboards"),
     );
 }
 
@@ -174,8 +184,7 @@ fn plot_of_live_surfboard_speed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut harness = fresh_app(dir.path());
     click(&mut harness, "Plots");
-    type_into(&mut harness, "Topic", "surfing/board/+/telemetry");
-    type_into(&mut harness, "Field", "speed_kmh");
+    type_into(&mut harness, "Topic", "surfboards/+/speedmph");
     click(&mut harness, "Add series");
     step_until(
         &mut harness,
@@ -272,6 +281,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
                 SandboxConfig {
                     port: Some(port),
                     demo: DemoConfig::off(),
+                    cloud: CloudBroker::Off,
                 },
             )
         });

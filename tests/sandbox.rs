@@ -249,11 +249,11 @@ fn mqtt_3_1_client_is_refused_with_protocol_version_code() {
 }
 
 #[test]
-fn demo_topics_appear() {
+fn extra_demo_topics_appear() {
     let s = start(DemoConfig {
         surf_rate_hz: 10.0,
         flaky: false,
-        ..DemoConfig::default()
+        ..DemoConfig::with_extras()
     });
     let p = port_arg(&s);
     let (ok, out, err) = run(
@@ -303,12 +303,10 @@ fn demo_topics_appear() {
 }
 
 #[test]
-fn vehicle_executes_commands_and_reports_errors() {
+fn extra_demo_vehicle_executes_commands_and_reports_errors() {
     let s = start(DemoConfig {
-        surfboards: 0,
-        flaky: false,
-        retained_status: false,
-        ..DemoConfig::default()
+        demo_vehicle: true,
+        ..DemoConfig::off()
     });
     let p = port_arg(&s);
     let watcher = Client::spawn(
@@ -373,13 +371,10 @@ fn vehicle_executes_commands_and_reports_errors() {
 #[test]
 fn flaky_device_will_arrives() {
     let s = start(DemoConfig {
-        surfboards: 0,
-        vehicle: false,
-        retained_status: false,
         flaky: true,
         flaky_online: (Duration::from_millis(1500), Duration::from_millis(2000)),
         flaky_offline: Duration::from_millis(500),
-        ..DemoConfig::default()
+        ..DemoConfig::off()
     });
     let p = port_arg(&s);
     wait_clients(&s, 1);
@@ -418,8 +413,6 @@ fn devices_can_be_switched_off_while_running() {
         surfboards: 2,
         surf_rate_hz: 20.0,
         vehicle: false,
-        flaky: false,
-        retained_status: false,
         ..DemoConfig::default()
     });
     wait_clients(&s, 2);
@@ -432,9 +425,9 @@ fn devices_can_be_switched_off_while_running() {
     let p = port_arg(&s);
     let (ok, out, _) = run(
         "mosquitto_sub",
-        &["-p", &p, "-t", "surfing/#", "-C", "1", "-W", "1"],
+        &["-p", &p, "-t", "surfboards/#", "-C", "1", "-W", "1"],
     );
-    assert!(!ok, "telemetry still flowing after switching off: {out}");
+    assert!(!ok, "readings still flowing after switching off: {out}");
 }
 
 // ---- Correctness: what Mosquitto answers, byte for byte ----

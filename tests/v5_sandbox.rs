@@ -7,7 +7,7 @@ mod common;
 use mqscope::model::packet::{Direction, PacketKind};
 use mqscope::mqtt::{Command, ConnStatus, EventKind, Worker};
 use mqscope::profile::{Profile, ProtocolVersion};
-use mqscope::sandbox::{DemoConfig, Sandbox, SandboxConfig};
+use mqscope::sandbox::{CloudBroker, DemoConfig, Sandbox, SandboxConfig};
 use std::time::Duration;
 
 fn profile(port: u16) -> Profile {
@@ -27,6 +27,7 @@ fn a_session_taken_over_hears_disconnect_0x8e_in_words() {
     let sandbox = Sandbox::start(SandboxConfig {
         port: Some(0),
         demo: DemoConfig::off(),
+        cloud: CloudBroker::Off,
     })
     .expect("the sandbox starts");
     let first = Worker::spawn(None);

@@ -2,7 +2,7 @@
 //! strip of open connections (show, reconnect, close, a second connection
 //! of an open profile), and reopening at start the ones left open.
 
-use super::sandbox_panel::is_sandbox_profile;
+use super::sandbox_panel::follows_sandbox;
 use super::subscriptions::SubState;
 use super::timeline::TimelineView;
 use super::{Action, App, Notice, connection_list};
@@ -73,7 +73,7 @@ impl App {
                 self.book.selected = i;
                 if self
                     .current()
-                    .is_some_and(|e| is_sandbox_profile(&e.profile))
+                    .is_some_and(|e| follows_sandbox(&e.profile))
                     && !self.ensure_sandbox()
                 {
                     self.book.selected = shown;
@@ -141,7 +141,7 @@ impl App {
         // first (its port may differ from last time).
         if self
             .current()
-            .is_some_and(|e| is_sandbox_profile(&e.profile))
+            .is_some_and(|e| follows_sandbox(&e.profile))
             && !self.ensure_sandbox()
         {
             return;

@@ -34,7 +34,7 @@ pub mod tree_view;
 
 pub use connection_bar::status_text;
 pub use file_picker::{FilePicker, RfdPicker};
-pub use sandbox_panel::{SANDBOX_PROFILE, mosquitto_sub_command};
+pub use sandbox_panel::{SANDBOX_CLOUD_PROFILE, SANDBOX_PROFILE, mosquitto_sub_command};
 pub use settings::Tab;
 
 use crate::model::tree::NodeId;

@@ -3,16 +3,21 @@
 //!
 //! The app feeds every message of the selected connection to
 //! [`Plots::on_message`] while it drains the worker; each matching topic
-//! gets its own series (a filter such as `surfing/board/+/telemetry` makes
+//! gets its own series (a filter such as `surfboards/+/speedmph` makes
 //! one per board). Series are bounded rings with a visible dropped-points
 //! counter, and drawing reduces each line to a minimum and a maximum per
 //! pixel column of the visible range, so a million points stay smooth.
+//!
+//! "Surfing competition" sets up the book's chapter 6 view in one click:
+//! every board's speed, altitude and status, from the sandbox's readings
+//! (`surfboards/+/…`) or from the cloud broker's JSON summaries.
 
 use crate::model::decode::{Format, SparkplugAliases, auto_format, decode_format, sparkplug};
-use crate::model::payload::{extract_number, number_at};
+use crate::model::payload::{extract_number, number_at, value_at};
 use crate::model::topic::matches;
 use crate::mqtt::Message;
 use crate::profile::validate_topic_filter;
+use crate::sandbox::book::surf::STATUS_NAMES;
 use egui::{RichText, TextEdit};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -30,13 +35,17 @@ const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// One line of the plot layout: what the user asked to plot. Saved per
 /// profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesSpec {
     /// A topic name or a filter with `+` / `#`.
     pub filter: String,
     /// A JSON field path (`speed_kmh`, `a.b[0]`); `None`: the whole payload
     /// is the number.
     pub field: Option<String>,
+    /// Text values of the field plotted as their position in this list
+    /// (`"Riding"` → 2 for the book's surfboard statuses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<String>,
 }
 
 impl SeriesSpec {
@@ -45,6 +54,20 @@ impl SeriesSpec {
             Some(field) => format!("{} · {field}", self.filter),
             None => self.filter.clone(),
         }
+    }
+
+    /// What the levels mean, for a person: `0 Idle, 1 Paddling, …`.
+    pub fn levels_text(&self) -> Option<String> {
+        if self.levels.is_empty() {
+            return None;
+        }
+        let spelled: Vec<String> = self
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{i} {l}"))
+            .collect();
+        Some(spelled.join(", "))
     }
 }
 
@@ -109,6 +132,58 @@ pub struct Plots {
     /// Sparkplug births seen, so data messages sent by alias can be
     /// plotted by metric name (`metrics[name=Temperature].value`).
     aliases: SparkplugAliases,
+    /// Surfboard traffic seen on this connection, so "Surfing
+    /// competition" plots what is there.
+    surf_seen: SurfSeen,
+}
+
+/// Which form of the book's surfboard data a connection carries.
+#[derive(Clone, Copy, Debug, Default)]
+struct SurfSeen {
+    /// `surfboards/<board>/<reading>` plain numbers (the sandbox).
+    readings: bool,
+    /// `surfboardNN` JSON summaries (the cloud broker).
+    summaries: bool,
+}
+
+/// The series of the "Surfing competition" view from the boards' own
+/// readings (the sandbox, the book's Mosquitto).
+pub fn surfing_readings_specs() -> Vec<SeriesSpec> {
+    ["speedmph", "altitudefeet", "status"]
+        .into_iter()
+        .map(|reading| SeriesSpec {
+            filter: format!("surfboards/+/{reading}"),
+            // The status is already a number; the levels say what it means.
+            levels: if reading == "status" {
+                status_levels()
+            } else {
+                Vec::new()
+            },
+            ..SeriesSpec::default()
+        })
+        .collect()
+}
+
+fn status_levels() -> Vec<String> {
+    STATUS_NAMES.iter().map(|s| s.to_string()).collect()
+}
+
+/// The series of the "Surfing competition" view from the monitor's JSON
+/// summaries (the cloud broker: one topic per board).
+pub fn surfing_summary_specs() -> Vec<SeriesSpec> {
+    let field = |f: &str| SeriesSpec {
+        filter: "+".into(),
+        field: Some(f.into()),
+        ..SeriesSpec::default()
+    };
+    vec![
+        field("Speed MPH"),
+        field("Altitude Feet"),
+        SeriesSpec {
+            levels: status_levels(),
+            ..field("Status")
+        },
+    ]
 }
 
 /// Largest Sparkplug birth learnt (births list every metric, so they are
@@ -145,6 +220,7 @@ impl Plots {
             form_field: String::new(),
             form_error: None,
             aliases: SparkplugAliases::default(),
+            surf_seen: SurfSeen::default(),
         }
     }
 
@@ -246,6 +322,11 @@ impl Plots {
         if format == Some(Format::Sparkplug) && msg.payload.len() <= MAX_BIRTH {
             self.aliases.learn(&msg.topic, &msg.payload);
         }
+        if msg.topic.starts_with("surfboards/") {
+            self.surf_seen.readings = true;
+        } else if msg.topic.starts_with("surfboard") && !msg.topic.contains('/') {
+            self.surf_seen.summaries = true;
+        }
         if self.specs.is_empty() || msg.payload.len() > MAX_PAYLOAD {
             return;
         }
@@ -276,6 +357,12 @@ impl Plots {
                     .and_then(|t| number_at(t, field)),
                 _ => extract_number(&msg.payload, spec.field.as_deref()),
             };
+            let value = match (value, spec.field.as_deref()) {
+                (None, Some(field)) if !spec.levels.is_empty() => {
+                    level_of(&spec.levels, &msg.payload, field)
+                }
+                (value, _) => value,
+            };
             let Some(value) = value else {
                 continue;
             };
@@ -300,6 +387,30 @@ impl Plots {
             }
             series.points.push([x, value]);
         }
+    }
+
+    /// Adds the "Surfing competition" series for what this connection
+    /// carries: the boards' readings, the cloud summaries, or both when
+    /// nothing was seen yet. Returns how many series specs were added
+    /// (those already plotted are kept).
+    pub fn add_surfing_competition(&mut self) -> usize {
+        let seen = self.surf_seen;
+        let mut specs = Vec::new();
+        if seen.readings || !seen.summaries {
+            specs.extend(surfing_readings_specs());
+        }
+        if seen.summaries || !seen.readings {
+            specs.extend(surfing_summary_specs());
+        }
+        let mut added = 0;
+        for spec in specs {
+            if self.add_spec(spec).is_ok() {
+                added += 1;
+            }
+        }
+        self.form_error = None;
+        self.fit = true;
+        added
     }
 
     fn new_series(&mut self, spec: usize, topic: &str) -> Option<usize> {
@@ -354,19 +465,31 @@ impl Plots {
             let label = ui.label("Topic");
             ui.add(
                 TextEdit::singleline(&mut self.form_filter)
-                    .hint_text("topic or filter, e.g. surfing/board/+/telemetry")
+                    .hint_text("topic or filter, e.g. surfboards/+/speedmph")
                     .desired_width(300.0),
             )
             .labelled_by(label.id);
             let label = ui.label("Field");
             ui.add(
                 TextEdit::singleline(&mut self.form_field)
-                    .hint_text("JSON field, e.g. speed_kmh")
+                    .hint_text("JSON field, e.g. Speed MPH")
                     .desired_width(180.0),
             )
             .labelled_by(label.id);
             if ui.button("Add series").clicked() {
                 changed |= self.add_from_form();
+            }
+            ui.separator();
+            if ui
+                .button("Surfing competition")
+                .on_hover_text(
+                    "Plot every surfboard's speed, altitude and status: from the boards' \
+                     readings (surfboards/+/…) or from the cloud monitor's JSON summaries",
+                )
+                .clicked()
+                && self.add_surfing_competition() > 0
+            {
+                changed = true;
             }
         });
         if let Some(selected) = selected {
@@ -402,6 +525,9 @@ impl Plots {
         for (i, spec) in self.specs.iter().enumerate() {
             ui.horizontal(|ui| {
                 ui.label(RichText::new(spec.label()).monospace());
+                if let Some(levels) = spec.levels_text() {
+                    ui.weak(format!("({levels})"));
+                }
                 let n = self.series.iter().filter(|s| s.spec == i).count();
                 ui.weak(match n {
                     0 => "no values yet".to_string(),
@@ -492,6 +618,7 @@ impl Plots {
         let spec = SeriesSpec {
             filter,
             field: (!field.is_empty()).then(|| field.to_string()),
+            ..SeriesSpec::default()
         };
         match self.add_spec(spec) {
             Ok(()) => {
@@ -562,6 +689,13 @@ impl Plots {
         let last = self.paused_at.map_or(last, |p| last.min(p));
         Some((first, last.max(first)))
     }
+}
+
+/// The position in `levels` of the text at `field` of a JSON payload.
+fn level_of(levels: &[String], payload: &[u8], field: &str) -> Option<f64> {
+    let tree: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let text = value_at(&tree, field)?.as_str()?;
+    levels.iter().position(|l| l == text).map(|i| i as f64)
 }
 
 /// The first index in `lo..hi` where `pred` turns false (`points` sorted so
@@ -772,9 +906,82 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "surfing/board/+/telemetry".into(),
                 field: Some("speed_kmh".into()),
+                ..SeriesSpec::default()
             })
             .expect("a valid filter");
         plots
+    }
+
+    #[test]
+    fn surfing_competition_from_the_sandbox_plots_each_boards_readings() {
+        let mut plots = Plots::default();
+        plots.on_message(&msg("surfboards/surfboard01/status", "1", 0.0));
+        assert_eq!(plots.add_surfing_competition(), 3);
+        for board in ["surfboard01", "surfboard02"] {
+            for (reading, value) in [
+                ("speedmph", "15.0"),
+                ("altitudefeet", "3.0"),
+                ("status", "2"),
+            ] {
+                let topic = format!("surfboards/{board}/{reading}");
+                plots.on_message(&msg(&topic, value, 1.0));
+            }
+        }
+        let names: Vec<String> = plots
+            .series()
+            .iter()
+            .map(|s| plots.series_name(s))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "surfboards/surfboard01/speedmph",
+                "surfboards/surfboard02/speedmph",
+                "surfboards/surfboard01/altitudefeet",
+                "surfboards/surfboard02/altitudefeet",
+                "surfboards/surfboard01/status",
+                "surfboards/surfboard02/status",
+            ]
+        );
+        assert_eq!(
+            plots.add_surfing_competition(),
+            0,
+            "a second click adds nothing"
+        );
+    }
+
+    #[test]
+    fn surfing_competition_from_the_cloud_plots_summary_fields_and_status_names() {
+        let mut plots = Plots::default();
+        let summary = r#"{"Status": "Wiped out", "Speed MPH": 1.5, "Altitude Feet": 0.5, "Water Temperature F": 56.0}"#;
+        plots.on_message(&msg("surfboard01", summary, 0.0));
+        assert_eq!(plots.add_surfing_competition(), 3);
+        plots.on_message(&msg("surfboard01", summary, 1.0));
+        plots.on_message(&msg("other", r#"{"Status": "Sleeping"}"#, 1.0));
+        let got: Vec<(String, f64)> = plots
+            .series()
+            .iter()
+            .map(|s| (plots.series_name(s), s.last().map_or(-1.0, |p| p[1])))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("surfboard01 · Speed MPH".to_string(), 1.5),
+                ("surfboard01 · Altitude Feet".to_string(), 0.5),
+                ("surfboard01 · Status".to_string(), 4.0),
+            ]
+        );
+        let status = &plots.specs()[plots.series()[2].spec];
+        assert_eq!(
+            status.levels_text().as_deref(),
+            Some("0 Idle, 1 Paddling, 2 Riding, 3 Ride finished, 4 Wiped out")
+        );
+    }
+
+    #[test]
+    fn surfing_competition_before_any_traffic_covers_both_brokers() {
+        let mut plots = Plots::default();
+        assert_eq!(plots.add_surfing_competition(), 6);
     }
 
     #[test]
@@ -825,6 +1032,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "spBv1.0/plant/NDATA/+".into(),
                 field: Some("metrics[name=Temperature].value".into()),
+                ..SeriesSpec::default()
             })
             .expect("a valid filter");
         for (i, t) in [21.5f32, 23.0].iter().enumerate() {
@@ -850,6 +1058,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "motor/+".into(),
                 field: Some("rpm".into()),
+                ..SeriesSpec::default()
             })
             .expect("a valid filter");
         let mut bytes = Vec::new();
@@ -882,6 +1091,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "t".into(),
                 field: None,
+                ..SeriesSpec::default()
             })
             .expect("valid");
         for i in 0..25 {
@@ -899,13 +1109,15 @@ mod tests {
             plots
                 .add_spec(SeriesSpec {
                     filter: "a/#/b".into(),
-                    field: None
+                    field: None,
+                    ..SeriesSpec::default()
                 })
                 .is_err()
         );
         let again = plots.add_spec(SeriesSpec {
             filter: "surfing/board/+/telemetry".into(),
             field: Some("speed_kmh".into()),
+            ..SeriesSpec::default()
         });
         assert!(again.is_err_and(|e| e.contains("already plotted")));
     }
@@ -917,6 +1129,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "t".into(),
                 field: None,
+                ..SeriesSpec::default()
             })
             .expect("valid");
         plots.on_message(&msg("surfing/board/1/telemetry", r#"{"speed_kmh":3}"#, 0.0));
@@ -935,6 +1148,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "t".into(),
                 field: None,
+                ..SeriesSpec::default()
             })
             .expect("valid");
         plots.on_message(&msg("t", "1", 5.0));
@@ -955,6 +1169,7 @@ mod tests {
             .add_spec(SeriesSpec {
                 filter: "t".into(),
                 field: None,
+                ..SeriesSpec::default()
             })
             .expect("valid");
         plots.on_message(&msg("t", "1", 0.0));

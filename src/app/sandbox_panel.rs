@@ -3,22 +3,47 @@
 //! clients, the simulated devices' switches and rates, and its counters.
 //!
 //! The "Sandbox" profile is recognised by its name: its port follows the
-//! port the broker got at each start (1883 when free, else another).
+//! port the broker got at each start (1883 when free, else another). The
+//! "Sandbox cloud" profile follows the sandbox's cloud broker the same way
+//! (1884 when free), where the book's surfboard monitor publishes.
 
 use super::publish_panel::PublishRequest;
 use super::{Action, App};
 use crate::mqtt::Command;
 use crate::profile::{Profile, Qos};
-use crate::sandbox::devices::VEHICLE_COMMANDS;
+use crate::sandbox::devices::BOOK_VEHICLE_COMMANDS;
 use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, example_commands};
 use egui::RichText;
 
 /// The name of the profile that connects to the embedded broker.
 pub const SANDBOX_PROFILE: &str = "Sandbox";
 
+/// The name of the profile that connects to the sandbox's cloud broker.
+pub const SANDBOX_CLOUD_PROFILE: &str = "Sandbox cloud";
+
 /// Whether `profile` is the one that follows the embedded broker.
 pub(crate) fn is_sandbox_profile(profile: &Profile) -> bool {
     profile.name == SANDBOX_PROFILE
+}
+
+/// Whether `profile` is the one that follows the cloud broker.
+pub(crate) fn is_sandbox_cloud_profile(profile: &Profile) -> bool {
+    profile.name == SANDBOX_CLOUD_PROFILE
+}
+
+/// Whether connecting with `profile` needs the sandbox running (and its
+/// port followed): the Sandbox and Sandbox cloud profiles.
+pub(crate) fn follows_sandbox(profile: &Profile) -> bool {
+    is_sandbox_profile(profile) || is_sandbox_cloud_profile(profile)
+}
+
+/// A new "Sandbox cloud" profile (its port is set when the broker starts).
+pub(crate) fn sandbox_cloud_profile() -> Profile {
+    Profile {
+        name: SANDBOX_CLOUD_PROFILE.into(),
+        host: "127.0.0.1".into(),
+        ..Profile::default()
+    }
 }
 
 /// A new "Sandbox" profile (its port is set when the broker starts).
@@ -79,6 +104,14 @@ impl SandboxHost {
             .filter(|s| s.is_running())
             .map(Sandbox::port)
     }
+
+    /// The cloud broker's port, while it runs.
+    pub(crate) fn cloud_port(&self) -> Option<u16> {
+        self.running
+            .as_ref()
+            .filter(|s| s.is_running())
+            .and_then(Sandbox::cloud_port)
+    }
 }
 
 /// What the panel asks the app to do.
@@ -88,10 +121,17 @@ pub(crate) enum SandboxAction {
     Stop,
     /// Select (or create) the Sandbox profile and connect to it.
     Explore,
+    /// Select (or create) the "Sandbox cloud" profile and connect to it.
+    ExploreCloud,
     SetDemo(DemoConfig),
 }
 
 impl App {
+    /// The port of the sandbox's cloud broker, while it runs.
+    pub fn sandbox_cloud_port(&self) -> Option<u16> {
+        self.sandbox.cloud_port()
+    }
+
     /// Starts the broker unless it runs; points every Sandbox profile at its
     /// port. On failure the connection bar and the log say why.
     pub(super) fn ensure_sandbox(&mut self) -> bool {
@@ -127,11 +167,21 @@ impl App {
         let Some(port) = self.sandbox.port() else {
             return false;
         };
+        let cloud_port = self.sandbox.cloud_port();
         let mut changed = false;
         for entry in &mut self.book.entries {
-            if is_sandbox_profile(&entry.profile) && entry.profile.port != port {
-                entry.profile.port = port;
-                entry.port_text = port.to_string();
+            let wanted = if is_sandbox_profile(&entry.profile) {
+                Some(port)
+            } else if is_sandbox_cloud_profile(&entry.profile) {
+                cloud_port
+            } else {
+                None
+            };
+            if let Some(wanted) = wanted
+                && entry.profile.port != wanted
+            {
+                entry.profile.port = wanted;
+                entry.port_text = wanted.to_string();
                 changed = true;
             }
         }
@@ -146,12 +196,13 @@ impl App {
             // A new user's publish panel starts on the vehicle's command
             // topic, ready for one of the examples.
             if publish.topic().is_empty() {
-                publish.set_topic(VEHICLE_COMMANDS);
+                publish.set_topic(BOOK_VEHICLE_COMMANDS);
             }
+            // QoS 2, as the book's remote control publishes its commands.
             for (label, topic, payload) in example_commands() {
                 publish.add_example(
                     label,
-                    PublishRequest::new(topic, payload.into_bytes(), Qos::AtLeastOnce, false),
+                    PublishRequest::new(topic, payload.into_bytes(), Qos::ExactlyOnce, false),
                 );
             }
             self.sandbox.examples_added = true;
@@ -159,10 +210,11 @@ impl App {
         true
     }
 
-    /// Disconnects the Sandbox profiles, then stops the broker.
+    /// Disconnects the Sandbox (and Sandbox cloud) profiles, then stops the
+    /// brokers.
     pub(super) fn stop_sandbox(&mut self) {
         for entry in &self.book.entries {
-            if !is_sandbox_profile(&entry.profile) {
+            if !is_sandbox_profile(&entry.profile) && !is_sandbox_cloud_profile(&entry.profile) {
                 continue;
             }
             if let Some(conn) = entry.conn
@@ -194,8 +246,7 @@ impl App {
             SandboxAction::Stop => self.stop_sandbox(),
             SandboxAction::Explore => {
                 let i = match self
-                    .book
-                    .entries
+                    .book.entries
                     .iter()
                     .position(|e| is_sandbox_profile(&e.profile))
                 {
@@ -208,6 +259,26 @@ impl App {
                 self.apply(Action::Select(i));
                 self.state.tab = super::Tab::Explorer;
                 self.connect();
+            }
+            SandboxAction::ExploreCloud => {
+                let i = match self
+                    .book.entries
+                    .iter()
+                    .position(|e| is_sandbox_cloud_profile(&e.profile))
+                {
+                    Some(i) => i,
+                    None => {
+                        self.add_entry(sandbox_cloud_profile());
+                        self.book.entries.len() - 1
+                    }
+                };
+                // Its port is set by `ensure_sandbox` (run by the next
+                // connect): select first, so the profile's port is current.
+                self.apply(Action::Select(i));
+                if self.ensure_sandbox() {
+                    self.state.tab = super::Tab::Explorer;
+                    self.connect();
+                }
             }
             SandboxAction::SetDemo(demo) => {
                 if let Some(sandbox) = &self.sandbox.running {
@@ -255,6 +326,41 @@ impl App {
         if let Some(error) = &self.sandbox.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
+        if let Some(cloud) = self.sandbox.cloud_port() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!("Cloud broker: 127.0.0.1:{cloud}"))
+                    .on_hover_text(
+                        "A second broker playing the book's cloud MQTT provider: the surfboard \
+                         monitor publishes one JSON summary per board there (topic surfboard01, …)",
+                    );
+                if let Some(stats) = self
+                    .sandbox
+                    .running
+                    .as_ref()
+                    .and_then(Sandbox::cloud_broker)
+                    .map(|b| b.stats())
+                {
+                    ui.weak(format!(
+                        "{} clients · {} received",
+                        stats.clients, stats.received
+                    ));
+                }
+                let selected_is_cloud = self
+                    .current()
+                    .is_some_and(|e| is_sandbox_cloud_profile(&e.profile));
+                if !selected_is_cloud
+                    && ui
+                        .button("Explore the cloud")
+                        .on_hover_text(format!(
+                            "Select (or create) the \"{SANDBOX_CLOUD_PROFILE}\" profile and connect to it"
+                        ))
+                        .clicked()
+                {
+                    self.actions
+                        .push(Action::Sandbox(SandboxAction::ExploreCloud));
+                }
+            });
+        }
         if let Some(port) = port {
             let command = mosquitto_sub_command(port);
             ui.horizontal(|ui| {
@@ -297,8 +403,31 @@ impl App {
             }
         });
         ui.horizontal_wrapped(|ui| {
-            ui.checkbox(&mut demo.vehicle, "Vehicle")
-                .on_hover_text("Obeys commands on vehicles/vehicle-1/commands");
+            ui.checkbox(&mut demo.vehicle, "Vehicle vehiclepi01")
+                .on_hover_text(format!(
+                    "The book's vehicle: obeys {{\"CMD\": \"TURN_ON_ENGINE\"}} and the other \
+                     commands on {BOOK_VEHICLE_COMMANDS}"
+                ));
+            ui.checkbox(&mut demo.cloud_monitor, "Cloud monitor")
+                .on_hover_text(
+                    "The book's surfboard monitor: publishes each board's JSON summary to the \
+                 cloud broker every second",
+                );
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("Extras:");
+            let mut json_boards = demo.json_surfboards > 0;
+            if ui
+                .checkbox(&mut json_boards, "JSON surfboards")
+                .on_hover_text("Boards sending JSON telemetry on surfing/board/<n>/telemetry")
+                .changed()
+            {
+                demo.json_surfboards = if json_boards { 4 } else { 0 };
+            }
+            ui.checkbox(&mut demo.demo_vehicle, "Demo vehicle")
+                .on_hover_text(
+                    "Obeys {\"cmd\":\"engine_on\"} and others on vehicles/vehicle-1/commands",
+                );
             ui.checkbox(&mut demo.flaky, "Flaky sensor")
                 .on_hover_text("Drops its connection now and then; its will says offline");
             ui.checkbox(&mut demo.retained_status, "Retained status");

@@ -464,9 +464,8 @@ pub fn extract_number(payload: &[u8], path: Option<&str>) -> Option<f64> {
     number_at(&value, path)
 }
 
-/// The number at `path` ([`extract_number`] syntax) of an already parsed or
-/// decoded tree (a MessagePack, CBOR, Protobuf or Sparkplug payload).
-pub fn number_at(value: &serde_json::Value, path: &str) -> Option<f64> {
+/// The value at `path` ([`extract_number`] syntax), whatever its type.
+pub fn value_at<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
     let steps = parse_path(path)?;
     let mut cur = value;
     for step in steps {
@@ -479,7 +478,13 @@ pub fn number_at(value: &serde_json::Value, path: &str) -> Option<f64> {
                 .find(|item| item.get(k).and_then(serde_json::Value::as_str) == Some(v))?,
         };
     }
-    match cur {
+    Some(cur)
+}
+
+/// The number at `path` ([`extract_number`] syntax) of an already parsed or
+/// decoded tree (a MessagePack, CBOR, Protobuf or Sparkplug payload).
+pub fn number_at(value: &serde_json::Value, path: &str) -> Option<f64> {
+    match value_at(value, path)? {
         serde_json::Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
         serde_json::Value::String(s) => parse_number(s),
         _ => None,

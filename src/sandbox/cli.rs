@@ -1,7 +1,7 @@
 //! `mqscope sandbox`: the sandbox broker and its devices without a window,
 //! for classrooms, trains and tests.
 
-use super::{DemoConfig, Limits, Sandbox, SandboxConfig, demo_topics};
+use super::{CloudBroker, DemoConfig, Limits, Sandbox, SandboxConfig, demo_topics};
 use clap::Args;
 
 #[derive(Args, Debug, Clone)]
@@ -12,12 +12,23 @@ pub struct SandboxArgs {
     /// Run the broker alone, without simulated devices.
     #[arg(long)]
     pub no_demo: bool,
-    /// Number of simulated surfboards.
+    /// Number of the book's surfboards (surfboard01, surfboard02, ...).
     #[arg(long, default_value_t = 4)]
     pub surfboards: usize,
-    /// Telemetry messages per second per surfboard.
+    /// Readings per second per surfboard (the book's: 1).
     #[arg(long, default_value_t = 1.0)]
     pub surf_rate: f64,
+    /// Also run the older demo devices: JSON surfboards, vehicle-1, a flaky
+    /// sensor and retained status topics.
+    #[arg(long, conflicts_with = "no_demo")]
+    pub extras: bool,
+    /// Port of the cloud broker the surfboard monitor publishes to
+    /// (default: 1884 if free, else a free port; 0: any free port).
+    #[arg(long, conflicts_with = "no_cloud")]
+    pub cloud_port: Option<u16>,
+    /// Run no cloud broker (and so no surfboard monitor).
+    #[arg(long)]
+    pub no_cloud: bool,
     /// Open connections at most (Mosquitto's max_connections).
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -37,11 +48,21 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
     let demo = if args.no_demo {
         DemoConfig::off()
     } else {
+        let base = if args.extras {
+            DemoConfig::with_extras()
+        } else {
+            DemoConfig::default()
+        };
         DemoConfig {
             surfboards: args.surfboards,
             surf_rate_hz: args.surf_rate,
-            ..DemoConfig::default()
+            ..base
         }
+    };
+    let cloud = match (args.no_cloud, args.cloud_port) {
+        (true, _) => CloudBroker::Off,
+        (false, Some(p)) => CloudBroker::Port(p),
+        (false, None) => CloudBroker::Auto,
     };
     if !(args.surf_rate.is_finite() && args.surf_rate > 0.0) {
         eprintln!("mqscope sandbox: --surf-rate must be a positive number");
@@ -59,6 +80,7 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
         SandboxConfig {
             port: args.port,
             demo,
+            cloud,
         },
         limits,
     ) {
@@ -77,6 +99,12 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
         for t in topics {
             println!("  {t}");
         }
+    }
+    if let Some(cloud) = sandbox.cloud_port() {
+        println!(
+            "cloud broker listening on 127.0.0.1:{cloud} (the surfboard monitor publishes \
+             surfboard01, ... JSON summaries there)"
+        );
     }
     println!("try: mosquitto_sub -h 127.0.0.1 -p {port} -t '#' -v");
     println!("press Ctrl-C to stop");

@@ -1,8 +1,14 @@
-//! Simulated devices that make the sandbox interesting: surfboards sending
-//! telemetry, a vehicle that obeys commands, retained status topics and a
-//! flaky sensor whose last will can be watched. Each is a real MQTT client
-//! (rumqttc) connected to the sandbox over TCP, so its packets are real.
+//! Simulated devices that make the sandbox interesting. By default they
+//! are the book's (*Hands-On MQTT Programming with Python*, see
+//! [`super::book`]): surfboards publishing plain numbers, the vehicle
+//! `vehiclepi01` obeying JSON commands, and the monitor bridging the boards
+//! to the sandbox's cloud broker. The older demo devices stay as opt-in
+//! extras: JSON surfboards, a vehicle with its own command set, retained
+//! status topics and a flaky sensor whose last will can be watched. Each is
+//! a real MQTT client (rumqttc) connected to the sandbox over TCP, so its
+//! packets are real.
 
+use super::book::{monitor, surf, vehicle as book_vehicle};
 use super::broker::Broker;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -13,6 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+pub use super::book::vehicle::{
+    COMMANDS_TOPIC as BOOK_VEHICLE_COMMANDS, ERRORS_TOPIC as BOOK_VEHICLE_ERRORS,
+    EXECUTED_TOPIC as BOOK_VEHICLE_EXECUTED, STATE_TOPIC as BOOK_VEHICLE_STATE,
+};
+
+/// The extra demo vehicle (not the book's).
 pub const VEHICLE_COMMANDS: &str = "vehicles/vehicle-1/commands";
 pub const VEHICLE_EXECUTED: &str = "vehicles/vehicle-1/executed";
 pub const VEHICLE_STATE: &str = "vehicles/vehicle-1/state";
@@ -22,7 +34,7 @@ pub const FLAKY_READING: &str = "devices/flaky-sensor/reading";
 pub const SANDBOX_INFO: &str = "sandbox/info";
 pub const COMPETITION_STATUS: &str = "surfing/competition/status";
 
-/// The telemetry topic of surfboard `n` (1-based).
+/// The telemetry topic of the extra JSON surfboard `n` (1-based).
 pub fn surfboard_topic(n: usize) -> String {
     format!("surfing/board/{n}/telemetry")
 }
@@ -30,13 +42,23 @@ pub fn surfboard_topic(n: usize) -> String {
 /// Which simulated devices run, and how fast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoConfig {
-    /// Number of surfboards (0: none).
+    /// The book's surfboards `surfboard01`… (0: none).
     pub surfboards: usize,
-    /// Telemetry messages per second, per board.
+    /// Readings per second, per board (the book's: 1).
     pub surf_rate_hz: f64,
+    /// The book's vehicle `vehiclepi01`.
     pub vehicle: bool,
+    /// The book's monitor: board summaries published to the cloud broker
+    /// (when the sandbox runs one).
+    pub cloud_monitor: bool,
+    /// Extra: JSON telemetry boards on `surfing/board/<n>/telemetry`.
+    pub json_surfboards: usize,
+    /// Extra: the demo vehicle `vehicle-1` (lower-case JSON commands,
+    /// refuses impossible ones).
+    pub demo_vehicle: bool,
+    /// Extra: a sensor that drops its connection; its will says offline.
     pub flaky: bool,
-    /// `sandbox/info` and `surfing/competition/status` (retained).
+    /// Extra: `sandbox/info` and `surfing/competition/status` (retained).
     pub retained_status: bool,
     /// The flaky sensor stays connected for a random time in this range...
     pub flaky_online: (Duration, Duration),
@@ -45,13 +67,17 @@ pub struct DemoConfig {
 }
 
 impl Default for DemoConfig {
+    /// The book's devices, no extras.
     fn default() -> Self {
         DemoConfig {
             surfboards: 4,
             surf_rate_hz: 1.0,
             vehicle: true,
-            flaky: true,
-            retained_status: true,
+            cloud_monitor: true,
+            json_surfboards: 0,
+            demo_vehicle: false,
+            flaky: false,
+            retained_status: false,
             flaky_online: (Duration::from_secs(20), Duration::from_secs(40)),
             flaky_offline: Duration::from_secs(4),
         }
@@ -64,8 +90,18 @@ impl DemoConfig {
         DemoConfig {
             surfboards: 0,
             vehicle: false,
-            flaky: false,
-            retained_status: false,
+            cloud_monitor: false,
+            ..DemoConfig::default()
+        }
+    }
+
+    /// The book's devices and every extra.
+    pub fn with_extras() -> DemoConfig {
+        DemoConfig {
+            json_surfboards: 4,
+            demo_vehicle: true,
+            flaky: true,
+            retained_status: true,
             ..DemoConfig::default()
         }
     }
@@ -74,16 +110,38 @@ impl DemoConfig {
 /// The topics the devices of `cfg` publish or listen on, for a person.
 pub fn demo_topics(cfg: &DemoConfig) -> Vec<String> {
     let mut t = Vec::new();
+    match cfg.surfboards {
+        0 => {}
+        n => {
+            let boards = if n == 1 {
+                surf::board_name(1)
+            } else {
+                format!("{{{}..{}}}", surf::board_name(1), surf::board_name(n))
+            };
+            t.push(format!(
+                "surfboards/{boards}/{{status,speedmph,altitudefeet,temperaturef}} (plain numbers)"
+            ));
+        }
+    }
+    if cfg.vehicle {
+        t.push(format!(
+            "{BOOK_VEHICLE_COMMANDS} (send {})",
+            book_vehicle::command_message("TURN_ON_ENGINE", None)
+        ));
+        t.push(BOOK_VEHICLE_EXECUTED.into());
+        t.push(format!("{BOOK_VEHICLE_STATE} (retained)"));
+        t.push(BOOK_VEHICLE_ERRORS.into());
+    }
     if cfg.retained_status {
         t.push(format!("{SANDBOX_INFO} (retained)"));
         t.push(format!("{COMPETITION_STATUS} (retained)"));
     }
-    match cfg.surfboards {
+    match cfg.json_surfboards {
         0 => {}
         1 => t.push(surfboard_topic(1)),
         n => t.push(format!("surfing/board/{{1..{n}}}/telemetry")),
     }
-    if cfg.vehicle {
+    if cfg.demo_vehicle {
         t.push(format!("{VEHICLE_COMMANDS} (send commands here)"));
         t.push(VEHICLE_EXECUTED.into());
         t.push(format!("{VEHICLE_STATE} (retained)"));
@@ -96,33 +154,45 @@ pub fn demo_topics(cfg: &DemoConfig) -> Vec<String> {
     t
 }
 
-/// Ready-made publishes for the publish panel: (label, topic, payload).
+/// Ready-made publishes for the publish panel: (label, topic, payload): the
+/// book's remote control's commands to `vehiclepi01`, and two it ignores.
 pub fn example_commands() -> Vec<(String, String, String)> {
-    [
-        ("Vehicle: engine on", r#"{"cmd":"engine_on"}"#),
-        (
-            "Vehicle: set speed 50 km/h",
-            r#"{"cmd":"set_speed","kmh":50}"#,
-        ),
-        ("Vehicle: turn left", r#"{"cmd":"turn","direction":"left"}"#),
-        (
-            "Vehicle: turn right",
-            r#"{"cmd":"turn","direction":"right"}"#,
-        ),
-        ("Vehicle: park", r#"{"cmd":"park"}"#),
-        ("Vehicle: lock doors", r#"{"cmd":"lock"}"#),
-        ("Vehicle: unlock doors", r#"{"cmd":"unlock"}"#),
-        ("Vehicle: engine off", r#"{"cmd":"engine_off"}"#),
-        ("Vehicle: unknown command (error)", r#"{"cmd":"fly"}"#),
-        ("Vehicle: not JSON (error)", "start the engine please"),
-    ]
-    .into_iter()
-    .map(|(label, payload)| (label.into(), VEHICLE_COMMANDS.into(), payload.into()))
-    .collect()
+    use book_vehicle::{KEY_DEGREES, KEY_MPH, command_message};
+    let mut out: Vec<(String, String)> = book_vehicle::COMMANDS
+        .iter()
+        .map(|cmd| {
+            let arg = match *cmd {
+                "ROTATE_RIGHT" => Some((KEY_DEGREES, 15.0)),
+                "ROTATE_LEFT" => Some((KEY_DEGREES, 15.0)),
+                "SET_MAX_SPEED" => Some((KEY_MPH, 30.0)),
+                "SET_MIN_SPEED" => Some((KEY_MPH, 8.0)),
+                _ => None,
+            };
+            let label = match arg {
+                Some((key, v)) => format!("vehiclepi01: {cmd} {v} {key}"),
+                None => format!("vehiclepi01: {cmd}"),
+            };
+            (label, command_message(cmd, arg))
+        })
+        .collect();
+    out.push((
+        "vehiclepi01: unsupported command (no answer)".into(),
+        command_message("FLY", None),
+    ));
+    out.push((
+        "vehiclepi01: not JSON (no answer)".into(),
+        "TURN_ON_ENGINE".into(),
+    ));
+    out.into_iter()
+        .map(|(label, payload)| (label, BOOK_VEHICLE_COMMANDS.into(), payload))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Device {
+    BookSurfboard(usize),
+    BookVehicle,
+    Monitor,
     Surfboard(usize),
     Vehicle,
     Flaky,
@@ -130,10 +200,11 @@ enum Device {
 }
 
 /// Keeps the running devices in line with the configuration until the
-/// sandbox stops.
+/// sandbox stops. `cloud_port`: the cloud broker the monitor publishes to.
 pub(crate) async fn run(
     broker: Broker,
     port: u16,
+    cloud_port: Option<u16>,
     started_at: SystemTime,
     mut cfg_rx: watch::Receiver<DemoConfig>,
 ) {
@@ -141,8 +212,15 @@ pub(crate) async fn run(
     let mut info_published = false;
     loop {
         let cfg = cfg_rx.borrow_and_update().clone();
-        let mut wanted: Vec<Device> = (1..=cfg.surfboards).map(Device::Surfboard).collect();
+        let mut wanted: Vec<Device> = (1..=cfg.surfboards).map(Device::BookSurfboard).collect();
         if cfg.vehicle {
+            wanted.push(Device::BookVehicle);
+        }
+        if cfg.cloud_monitor && cloud_port.is_some() {
+            wanted.push(Device::Monitor);
+        }
+        wanted.extend((1..=cfg.json_surfboards).map(Device::Surfboard));
+        if cfg.demo_vehicle {
             wanted.push(Device::Vehicle);
         }
         if cfg.flaky {
@@ -178,6 +256,12 @@ pub(crate) async fn run(
                 continue;
             }
             let task = match device {
+                Device::BookSurfboard(n) => tokio::spawn(surf::run(port, n, cfg_rx.clone())),
+                Device::BookVehicle => tokio::spawn(book_vehicle::run(port)),
+                Device::Monitor => match cloud_port {
+                    Some(cloud) => tokio::spawn(monitor::run(broker.clone(), port, cloud)),
+                    None => continue,
+                },
                 Device::Surfboard(n) => tokio::spawn(surfboard(port, n, cfg_rx.clone())),
                 Device::Vehicle => tokio::spawn(vehicle(port)),
                 Device::Flaky => tokio::spawn(flaky(port, cfg.flaky_online, cfg.flaky_offline)),
@@ -194,7 +278,7 @@ pub(crate) async fn run(
     }
 }
 
-fn options(client_id: &str, port: u16) -> MqttOptions {
+pub(crate) fn options(client_id: &str, port: u16) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     // The vehicle must survive someone publishing a big payload to its
@@ -205,7 +289,7 @@ fn options(client_id: &str, port: u16) -> MqttOptions {
 
 /// Polls a client's event loop forever, handing incoming events to
 /// `on_event`; waits a moment after errors (rumqttc retries at once).
-async fn drive(mut el: EventLoop, mut on_event: impl FnMut(Event)) {
+pub(crate) async fn drive(mut el: EventLoop, mut on_event: impl FnMut(Event)) {
     loop {
         match el.poll().await {
             Ok(ev) => on_event(ev),
@@ -312,7 +396,7 @@ async fn judge(port: u16, cfg: watch::Receiver<DemoConfig>) {
     let publisher = async {
         let mut heat = 1u32;
         loop {
-            let boards = cfg.borrow().surfboards;
+            let boards = cfg.borrow().json_surfboards;
             let status = json!({
                 "event": "Sandbox Surf Pro",
                 "heat": heat,
@@ -562,8 +646,14 @@ mod tests {
     #[test]
     fn example_commands_all_target_the_vehicle() {
         let examples = example_commands();
-        assert!(examples.len() >= 8);
-        assert!(examples.iter().all(|(_, t, _)| t == VEHICLE_COMMANDS));
+        assert_eq!(examples.len(), book_vehicle::COMMANDS.len() + 2);
+        assert!(examples.iter().all(|(_, t, _)| t == BOOK_VEHICLE_COMMANDS));
+        let mut v = book_vehicle::VehicleState::default();
+        let executed = examples
+            .iter()
+            .filter(|(_, _, payload)| v.execute(payload.as_bytes()).is_ok())
+            .count();
+        assert_eq!(executed, book_vehicle::COMMANDS.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! other). Standard clients (mosquitto_sub/pub, paho, MQTT.js) can join on
 //! the port it reports.
 
+pub mod book;
 pub mod broker;
 pub mod cli;
 mod codec;
@@ -24,6 +25,22 @@ use tokio::sync::{oneshot, watch};
 
 /// The port MQTT clients try first.
 pub const DEFAULT_PORT: u16 = 1883;
+/// The cloud broker's port when free.
+pub const DEFAULT_CLOUD_PORT: u16 = 1884;
+
+/// The sandbox's second broker, playing the book's cloud MQTT provider
+/// (PubNub in chapter 6): the surfboard monitor publishes its summaries
+/// there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CloudBroker {
+    /// 1884 if free, else any free port.
+    #[default]
+    Auto,
+    /// Exactly this port, or an error; 0: any free port.
+    Port(u16),
+    /// No cloud broker.
+    Off,
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SandboxConfig {
@@ -31,6 +48,7 @@ pub struct SandboxConfig {
     /// `Some(p)`: exactly `p`, or an error.
     pub port: Option<u16>,
     pub demo: DemoConfig,
+    pub cloud: CloudBroker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +57,10 @@ pub enum SandboxError {
         "cannot listen on 127.0.0.1:{port}: {source} (is another broker running there? choose another port)"
     )]
     Bind { port: u16, source: std::io::Error },
+    #[error(
+        "cannot listen for the sandbox's cloud broker on 127.0.0.1:{port}: {source} (choose another cloud port, or none)"
+    )]
+    CloudBind { port: u16, source: std::io::Error },
     #[error("cannot start the sandbox broker: {0}")]
     Runtime(std::io::Error),
 }
@@ -47,6 +69,8 @@ pub enum SandboxError {
 pub struct Sandbox {
     port: u16,
     broker: Broker,
+    /// The cloud broker and its port, when it runs.
+    cloud: Option<(u16, Broker)>,
     demo: watch::Sender<DemoConfig>,
     started_at: SystemTime,
     shutdown: Option<oneshot::Sender<()>>,
@@ -76,23 +100,66 @@ impl Sandbox {
             let _entered = rt.enter();
             tokio::net::TcpListener::from_std(listener).map_err(SandboxError::Runtime)?
         };
+        let cloud_listener = match config.cloud {
+            CloudBroker::Off => None,
+            CloudBroker::Auto => Some(
+                at_port(DEFAULT_CLOUD_PORT)
+                    .or_else(|_| at_port(0))
+                    .map_err(|e| cloud_error(DEFAULT_CLOUD_PORT, e))?,
+            ),
+            CloudBroker::Port(p) => Some(at_port(p).map_err(|e| cloud_error(p, e))?),
+        };
+        let cloud_listener = match cloud_listener {
+            Some(l) => {
+                let cloud_port = l.local_addr().map_err(SandboxError::Runtime)?.port();
+                l.set_nonblocking(true).map_err(SandboxError::Runtime)?;
+                let _entered = rt.enter();
+                let l = tokio::net::TcpListener::from_std(l).map_err(SandboxError::Runtime)?;
+                Some((cloud_port, l))
+            }
+            None => None,
+        };
+        let cloud = cloud_listener
+            .as_ref()
+            .map(|(p, _)| (*p, Broker::with_limits(limits.clone())));
         let broker = Broker::with_limits(limits);
         let started_at = SystemTime::now();
         let (demo_tx, demo_rx) = watch::channel(config.demo);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let b = broker.clone();
+        let cloud_served = cloud_listener.zip(cloud.as_ref().map(|(_, b)| b.clone()));
+        let cloud_port = cloud.as_ref().map(|(p, _)| *p);
         let thread = std::thread::Builder::new()
             .name("mqscope-sandbox".into())
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::spawn(b.clone().serve(listener));
-                    tokio::spawn(devices::run(b.clone(), port, started_at, demo_rx));
+                    let cloud_broker = match cloud_served {
+                        Some(((_, listener), cb)) => {
+                            tokio::spawn(cb.clone().serve(listener));
+                            Some(cb)
+                        }
+                        None => None,
+                    };
+                    tokio::spawn(devices::run(
+                        b.clone(),
+                        port,
+                        cloud_port,
+                        started_at,
+                        demo_rx,
+                    ));
                     shutdown_rx.await.ok();
                     // MQTT 5 clients are told (DISCONNECT 0x8B) before the
                     // sockets close.
                     b.shutdown();
+                    if let Some(cb) = &cloud_broker {
+                        cb.shutdown();
+                    }
+                    let clients = || {
+                        b.stats().clients + cloud_broker.as_ref().map_or(0, |c| c.stats().clients)
+                    };
                     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-                    while b.stats().clients > 0 && tokio::time::Instant::now() < deadline {
+                    while clients() > 0 && tokio::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 });
@@ -104,6 +171,7 @@ impl Sandbox {
         Ok(Sandbox {
             port,
             broker,
+            cloud,
             demo: demo_tx,
             started_at,
             shutdown: Some(shutdown_tx),
@@ -114,6 +182,16 @@ impl Sandbox {
     /// The port on 127.0.0.1 that clients connect to.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The cloud broker's port on 127.0.0.1, when it runs.
+    pub fn cloud_port(&self) -> Option<u16> {
+        self.cloud.as_ref().map(|(p, _)| *p)
+    }
+
+    /// The cloud broker itself, when it runs.
+    pub fn cloud_broker(&self) -> Option<&Broker> {
+        self.cloud.as_ref().map(|(_, b)| b)
     }
 
     pub fn started_at(&self) -> SystemTime {
@@ -158,6 +236,14 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn at_port(p: u16) -> std::io::Result<StdListener> {
+    StdListener::bind(("127.0.0.1", p))
+}
+
+fn cloud_error(port: u16, source: std::io::Error) -> SandboxError {
+    SandboxError::CloudBind { port, source }
 }
 
 fn bind(port: Option<u16>) -> Result<StdListener, SandboxError> {

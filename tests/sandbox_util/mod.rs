@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::BytesMut;
-use mqscope::sandbox::{DemoConfig, Limits, Sandbox, SandboxConfig};
+use mqscope::sandbox::{CloudBroker, DemoConfig, Limits, Sandbox, SandboxConfig};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::{ConnAck, Connect, LastWill, Packet};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -24,6 +24,7 @@ pub fn start_with(demo: DemoConfig, limits: Limits) -> Sandbox {
         SandboxConfig {
             port: Some(0),
             demo,
+            cloud: CloudBroker::Port(0),
         },
         limits,
     ) {
