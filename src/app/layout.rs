@@ -183,7 +183,7 @@ impl App {
                 ui.add_space(4.0);
                 if self
                     .current()
-                    .is_some_and(|e| super::sandbox_panel::is_sandbox_profile(&e.profile))
+                    .is_some_and(|e| super::sandbox_panel::follows_sandbox(&e.profile))
                 {
                     self.sandbox_panel_ui(ui);
                     ui.separator();
