@@ -516,4 +516,82 @@ impl App {
         }
         self.edited();
     }
+
+    /// Asks where to write the plot as PNG, then asks the window for a
+    /// screenshot: the plot's rectangle of it is written when it arrives
+    /// and [`App::take_screenshot`] says how that went.
+    pub(super) fn ask_plot_png(&mut self, ctx: &egui::Context, rect: Option<egui::Rect>) {
+        let Some(rect) = rect else {
+            self.notice = Some(Notice {
+                text: "Nothing is plotted yet: add a series first".into(),
+                is_error: true,
+            });
+            return;
+        };
+        let Some(path) = self.picker.save_file("Export the plot as PNG", "plot.png") else {
+            return;
+        };
+        let slot: PngSlot = Default::default();
+        self.pending_png = Some(slot.clone());
+        let ppp = ctx.pixels_per_point();
+        let wake = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let cropped = image.region(&rect, Some(ppp));
+            let outcome = write_png(&path, &cropped)
+                .map(|bytes| {
+                    format!(
+                        "Saved the plot ({}×{} px, {bytes} bytes) to {}",
+                        cropped.width(),
+                        cropped.height(),
+                        path.display()
+                    )
+                })
+                .map_err(|e| format!("Could not write {}: {e}", path.display()));
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(outcome);
+            }
+            wake.request_repaint();
+        });
+    }
+
+    /// Says how the plot's PNG went, once its screenshot was written.
+    pub(super) fn take_screenshot(&mut self) {
+        let Some(slot) = &self.pending_png else {
+            return;
+        };
+        let outcome = slot.lock().ok().and_then(|mut s| s.take());
+        if let Some(outcome) = outcome {
+            self.pending_png = None;
+            self.notice = Some(match outcome {
+                Ok(text) => Notice {
+                    text,
+                    is_error: false,
+                },
+                Err(text) => Notice {
+                    text,
+                    is_error: true,
+                },
+            });
+        }
+    }
+}
+
+/// Where a screenshot's callback leaves the outcome of writing the PNG.
+pub(crate) type PngSlot = std::sync::Arc<std::sync::Mutex<Option<Result<String, String>>>>;
+
+/// Encodes `image` as PNG into `path`; returns the file's size.
+pub(crate) fn write_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<usize, String> {
+    let [w, h] = image.size;
+    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
+        .ok_or_else(|| "the screenshot has no pixels".to_string())?;
+    let mut bytes = Vec::new();
+    buffer
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| e.to_string())?;
+    std::fs::write(path, &bytes).map_err(|e| e.to_string())?;
+    Ok(bytes.len())
 }

@@ -273,6 +273,9 @@ impl App {
         let changed = egui::CentralPanel::default()
             .show(ui, |ui| state.plots.ui(ui, selected.as_ref()))
             .inner;
+        let export = state.plots.take_export();
+        let csv = (export == Some(super::plots::PlotExport::Csv)).then(|| state.plots.to_csv());
+        let rect = state.plots.plot_rect();
         if changed && let Some(name) = name {
             let specs = state.plots.specs().to_vec();
             if specs.is_empty() {
@@ -280,6 +283,14 @@ impl App {
             } else {
                 self.state.plot_layouts.insert(name, specs);
             }
+        }
+        match export {
+            Some(super::plots::PlotExport::Csv) => {
+                let csv = csv.unwrap_or_default();
+                self.save_text("Export the plot's points as CSV", "plot.csv", &csv);
+            }
+            Some(super::plots::PlotExport::Png) => self.ask_plot_png(ui.ctx(), rect),
+            None => {}
         }
     }
 

@@ -71,9 +71,7 @@ impl App {
                 };
                 let shown = self.book.selected;
                 self.book.selected = i;
-                if self
-                    .current()
-                    .is_some_and(|e| follows_sandbox(&e.profile))
+                if self.current().is_some_and(|e| follows_sandbox(&e.profile))
                     && !self.ensure_sandbox()
                 {
                     self.book.selected = shown;
@@ -139,11 +137,7 @@ impl App {
     pub(super) fn connect(&mut self) {
         // The Sandbox profile connects to the embedded broker: start it
         // first (its port may differ from last time).
-        if self
-            .current()
-            .is_some_and(|e| follows_sandbox(&e.profile))
-            && !self.ensure_sandbox()
-        {
+        if self.current().is_some_and(|e| follows_sandbox(&e.profile)) && !self.ensure_sandbox() {
             return;
         }
         self.revalidate();

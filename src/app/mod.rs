@@ -246,6 +246,8 @@ pub struct App {
     pace: Pace,
     /// The Learn tab's choice of lesson.
     learn: learn::LearnView,
+    /// A PNG of the plot being written from a screenshot.
+    pending_png: Option<actions::PngSlot>,
 }
 
 impl App {
@@ -385,6 +387,7 @@ impl App {
             sandbox,
             pace,
             learn: learn::LearnView::default(),
+            pending_png: None,
         };
         app.revalidate();
         if app.sandbox.autostart
@@ -611,6 +614,7 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         frame_stats();
+        self.take_screenshot();
         if let Some(launched) = LAUNCHED.get()
             && std::env::var_os(STARTUP_PROBE_ENV).is_some()
         {

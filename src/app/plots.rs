@@ -135,6 +135,19 @@ pub struct Plots {
     /// Surfboard traffic seen on this connection, so "Surfing
     /// competition" plots what is there.
     surf_seen: SurfSeen,
+    /// An export asked for by the buttons, for the window to carry out.
+    export: Option<PlotExport>,
+    /// Where the plot was drawn in the last frame (points), for the PNG.
+    plot_rect: Option<egui::Rect>,
+}
+
+/// The plot's exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotExport {
+    /// Every point of every series: time, series, topic, value.
+    Csv,
+    /// The plot as drawn, legend included.
+    Png,
 }
 
 /// Which form of the book's surfboard data a connection carries.
@@ -212,6 +225,8 @@ impl Plots {
             lookup: Vec::new(),
             capacity: capacity.max(1),
             origin: None,
+            export: None,
+            plot_rect: None,
             unplotted: 0,
             paused_at: None,
             view: None,
@@ -569,6 +584,21 @@ impl Plots {
                 self.clear_data();
             }
             ui.separator();
+            if ui
+                .button("Export CSV…")
+                .on_hover_text("Every point of every series: time (UTC), series, topic, value")
+                .clicked()
+            {
+                self.export = Some(PlotExport::Csv);
+            }
+            if ui
+                .button("Export PNG…")
+                .on_hover_text("The plot as it is drawn, legend included")
+                .clicked()
+            {
+                self.export = Some(PlotExport::Png);
+            }
+            ui.separator();
             ui.label(format!(
                 "{} series · {} points",
                 self.series_count(),
@@ -633,6 +663,8 @@ impl Plots {
     }
 
     fn plot_ui(&mut self, ui: &mut egui::Ui) {
+        // The plot with its axes and their labels (the PNG export's frame).
+        self.plot_rect = Some(ui.available_rect_before_wrap());
         let columns = ui.available_width().max(1.0) as usize;
         let data_range = self.data_x_range();
         let range = match (self.view, self.fit) {
@@ -670,6 +702,49 @@ impl Plots {
         });
         let (auto_x, x0, x1) = response.inner;
         self.view = (!auto_x && x1 > x0).then_some(View { x: (x0, x1) });
+    }
+
+    /// The export the buttons asked for, once.
+    pub fn take_export(&mut self) -> Option<PlotExport> {
+        self.export.take()
+    }
+
+    /// Where the plot was drawn in the last frame, in points.
+    pub fn plot_rect(&self) -> Option<egui::Rect> {
+        self.plot_rect
+    }
+
+    /// Every point of every series as CSV: `time` (UTC, RFC 3339 with
+    /// microseconds), `seconds` (the plot's x), `series`, `topic`, `value`.
+    pub fn to_csv(&self) -> String {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let _ = out.write_record(["time", "seconds", "series", "topic", "value"]);
+        let format = time::format_description::well_known::Rfc3339;
+        for s in &self.series {
+            let name = self
+                .specs
+                .get(s.spec)
+                .map(SeriesSpec::label)
+                .unwrap_or_default();
+            for [x, y] in s.points.points.iter().copied() {
+                let at = self
+                    .origin
+                    .map(|o| o + std::time::Duration::from_secs_f64(x.max(0.0)))
+                    .map(time::OffsetDateTime::from)
+                    .and_then(|t| t.format(&format).ok())
+                    .unwrap_or_default();
+                let _ = out.write_record([
+                    at,
+                    format!("{x:.6}"),
+                    name.clone(),
+                    s.topic.clone(),
+                    y.to_string(),
+                ]);
+            }
+        }
+        out.into_inner()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// First and last x over all series (up to the pause).

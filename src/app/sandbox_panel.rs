@@ -246,7 +246,8 @@ impl App {
             SandboxAction::Stop => self.stop_sandbox(),
             SandboxAction::Explore => {
                 let i = match self
-                    .book.entries
+                    .book
+                    .entries
                     .iter()
                     .position(|e| is_sandbox_profile(&e.profile))
                 {
@@ -262,7 +263,8 @@ impl App {
             }
             SandboxAction::ExploreCloud => {
                 let i = match self
-                    .book.entries
+                    .book
+                    .entries
                     .iter()
                     .position(|e| is_sandbox_cloud_profile(&e.profile))
                 {
