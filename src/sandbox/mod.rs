@@ -6,12 +6,16 @@
 //! other). Standard clients (mosquitto_sub/pub, paho, MQTT.js) can join on
 //! the port it reports.
 
+pub mod auth;
 pub mod broker;
+pub mod certs;
 pub mod cli;
 mod codec;
 pub mod devices;
 pub mod sys;
+pub mod tls;
 mod trie;
+pub mod ws;
 
 pub use broker::{Broker, BrokerStats, Limits};
 pub use cli::{SandboxArgs, run_sandbox};
