@@ -249,6 +249,7 @@ fn main() {
         SandboxConfig {
             port: Some(0),
             demo: DemoConfig::off(),
+            ..SandboxConfig::default()
         },
         Limits::default(),
     ) {

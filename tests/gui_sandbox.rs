@@ -23,6 +23,7 @@ fn fast_demo() -> SandboxConfig {
             surf_rate_hz: 10.0,
             ..DemoConfig::default()
         },
+        ..SandboxConfig::default()
     }
 }
 
@@ -272,6 +273,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
                 SandboxConfig {
                     port: Some(port),
                     demo: DemoConfig::off(),
+                    ..SandboxConfig::default()
                 },
             )
         });

@@ -27,6 +27,7 @@ fn a_session_taken_over_hears_disconnect_0x8e_in_words() {
     let sandbox = Sandbox::start(SandboxConfig {
         port: Some(0),
         demo: DemoConfig::off(),
+        ..SandboxConfig::default()
     })
     .expect("the sandbox starts");
     let first = Worker::spawn(None);

@@ -24,6 +24,7 @@ pub fn start_with(demo: DemoConfig, limits: Limits) -> Sandbox {
         SandboxConfig {
             port: Some(0),
             demo,
+            ..SandboxConfig::default()
         },
         limits,
     ) {
