@@ -149,8 +149,13 @@ impl CertFolder {
         Ok((crt_path, key_path))
     }
 
-    /// The CA, from `ca.key` when there is one (its `ca.crt` is rewritten
-    /// if missing), else a new one.
+    /// The sandbox CA as an rcgen issuer, to sign other certificates with
+    /// (from `ca.key` when there is one, its `ca.crt` rewritten if missing;
+    /// else a new CA).
+    pub fn issuer(&self) -> Result<Issuer<'static, KeyPair>, CertError> {
+        self.ca()
+    }
+
     fn ca(&self) -> Result<Issuer<'static, KeyPair>, CertError> {
         let key_path = self.ca_key();
         let key = if key_path.exists() {
