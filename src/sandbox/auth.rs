@@ -263,12 +263,12 @@ impl AclFile {
             return false;
         }
         rules.iter().any(|r| {
-            let granted = match (access, r.grant) {
-                (_, Grant::ReadWrite) => true,
-                (Access::Read | Access::Subscribe, Grant::Read) => true,
-                (Access::Write, Grant::Write) => true,
-                _ => false,
-            };
+            let granted = matches!(
+                (access, r.grant),
+                (_, Grant::ReadWrite)
+                    | (Access::Read | Access::Subscribe, Grant::Read)
+                    | (Access::Write, Grant::Write)
+            );
             granted && covers(r)
         })
     }

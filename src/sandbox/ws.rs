@@ -60,6 +60,8 @@ async fn handshake(
     // Any path (MQTT.js uses /mqtt, others /); the `mqtt` subprotocol is
     // echoed when offered, as browsers refuse a socket whose requested
     // subprotocol is not confirmed.
+    // (tungstenite's callback type fixes the error type.)
+    #[allow(clippy::result_large_err)]
     let answer = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let offered = req
             .headers()
