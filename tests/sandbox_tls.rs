@@ -346,3 +346,102 @@ fn mqscope_s_own_client_connects_with_board001_and_is_told_when_it_has_none() {
     );
     wait_log(&t.sandbox, "no client certificate");
 }
+
+#[test]
+fn mqscope_sandbox_prints_tls_command_lines_that_work_and_logs_who_was_refused() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let mut child = common::mqscope()
+        .args(["sandbox", "-p", "0", "--no-demo", "--tls-port", "0"])
+        .args([
+            "--require-certificate",
+            "--client-cert",
+            "surf01",
+            "--certs",
+        ])
+        .arg(&certs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mqscope sandbox");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).ok();
+        text
+    });
+    let mut lines = Vec::new();
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    while let Some(Ok(line)) = out.next() {
+        let done = line.contains("press Ctrl-C");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    assert!(text.contains("(client certificate required)"), "{text}");
+    assert!(
+        text.contains(&format!("certificates in {}", certs.display())),
+        "{text}"
+    );
+    assert!(certs.join("surf01.crt").exists() && certs.join("surf01.key").exists());
+    let find = |prefix: &str| {
+        lines
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| l.starts_with(prefix) && l.contains("--cafile"))
+            .unwrap_or_else(|| panic!("no TLS {prefix} line in:\n{text}"))
+            .to_string()
+    };
+    let (sub_line, pub_line) = (find("mosquitto_sub"), find("mosquitto_pub"));
+    let sub = Client::spawn("sh", &["-c", &format!("{sub_line} -C 1 -W 10")]);
+    // Publish until the subscriber (connecting meanwhile) has one.
+    let mut got = None;
+    for _ in 0..25 {
+        let (ok, _, err) = run("sh", &["-c", &pub_line]);
+        assert!(ok, "the printed mosquitto_pub line failed: {err}");
+        got = sub.wait_for(Duration::from_millis(200), |l| l.contains("hello over TLS"));
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(got.is_some(), "the printed mosquitto_sub line got nothing");
+    // A client without a certificate: refused, and the log says who.
+    let port = pub_line
+        .split_whitespace()
+        .skip_while(|w| *w != "-p")
+        .nth(1)
+        .expect("a port in the line")
+        .to_string();
+    let ca = certs.join("ca.crt").display().to_string();
+    let (ok, _, _) = run(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "-t",
+            "x",
+            "-m",
+            "y",
+        ],
+    );
+    assert!(!ok, "a client without a certificate got in");
+    std::thread::sleep(Duration::from_millis(600));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait");
+    let log = err_reader.join().unwrap_or_default();
+    assert!(status.success(), "exit status {status:?}; stderr:\n{log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("sandbox: 127.0.0.1:")
+            && l.contains("TLS refused: no client certificate")),
+        "{log}"
+    );
+}
