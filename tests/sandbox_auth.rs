@@ -293,3 +293,59 @@ fn an_unreadable_password_file_stops_the_start_with_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn the_sandbox_s_own_devices_are_not_locked_out_by_its_password_file_or_acl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl_file = dir.path().join("acl");
+    std::fs::write(&acl_file, ACL).expect("write acl");
+    let s = Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig {
+            surf_rate_hz: 20.0,
+            ..DemoConfig::default()
+        },
+        auth: AuthOptions {
+            password_file: Some(passwords(dir.path()).into()),
+            acl_file: Some(acl_file),
+            allow_anonymous: false,
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the sandbox did not start: {e}"));
+    let p = s.port().to_string();
+    let watcher = Client::spawn(
+        "mosquitto_sub",
+        &[
+            "-p",
+            &p,
+            "-u",
+            "watcher",
+            "-P",
+            "w4tch",
+            "-t",
+            "surfing/#",
+            "-v",
+        ],
+    );
+    let line = watcher.wait_for(WAIT, |l| l.starts_with("surfing/board/"));
+    assert!(line.is_some(), "the surfboards' telemetry did not arrive");
+    // Someone else using the devices' user name gets nowhere.
+    let (ok, _, _) = run(
+        "mosquitto_pub",
+        &[
+            "-p",
+            &p,
+            "-u",
+            mqscope::sandbox::broker::DEVICE_USER,
+            "-P",
+            "guess",
+            "-t",
+            "x",
+            "-m",
+            "y",
+        ],
+    );
+    assert!(!ok, "a guessed device password got in");
+    assert_eq!(s.stats().denied, 0, "no device publish was denied");
+}

@@ -112,6 +112,21 @@ impl Default for Limits {
     }
 }
 
+/// The user name the sandbox's own simulated devices log in with (with a
+/// secret made per broker): they are let in and not limited by the ACL,
+/// whatever the password file says.
+pub const DEVICE_USER: &str = "mqscope-sandbox-device";
+
+/// Device logins by the plain port of their broker (the devices know only
+/// the port; several sandboxes can run in one process).
+static DEVICE_LOGINS: Mutex<BTreeMap<u16, String>> = Mutex::new(BTreeMap::new());
+
+/// The user name and password the devices of the sandbox on `port` use.
+pub(crate) fn device_login(port: u16) -> Option<(&'static str, String)> {
+    let logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+    logins.get(&port).map(|p| (DEVICE_USER, p.clone()))
+}
+
 /// Who may connect and what they may do: Mosquitto's `password_file`,
 /// `acl_file` and `allow_anonymous`.
 #[derive(Debug, Default)]
@@ -364,6 +379,8 @@ struct Session {
     client_id: String,
     /// The user name it logged in with (for the ACL).
     user: Option<String>,
+    /// The sandbox's own device: not limited by the ACL.
+    trusted: bool,
     /// Seconds the session outlives its connection (`u32::MAX`: forever).
     expiry: u32,
     /// When an offline session ends.
@@ -404,6 +421,7 @@ impl Session {
         Session {
             client_id,
             user: None,
+            trusted: false,
             expiry,
             expires_at: None,
             filters: HashMap::new(),
@@ -423,9 +441,10 @@ impl Session {
 
     /// Whether the ACL lets this client receive a message on `topic`.
     fn may_read(&self, topic: &str, shared: &Shared) -> bool {
-        shared.security.acl.as_ref().is_none_or(|acl| {
-            acl.allows(self.user.as_deref(), &self.client_id, topic, Access::Read)
-        })
+        self.trusted
+            || shared.security.acl.as_ref().is_none_or(|acl| {
+                acl.allows(self.user.as_deref(), &self.client_id, topic, Access::Read)
+            })
     }
 
     fn owned_by(&self, conn_id: u64) -> bool {
@@ -868,6 +887,8 @@ impl BrokerState {
 }
 
 struct Shared {
+    /// The devices' password (see [`DEVICE_USER`]).
+    device_secret: String,
     state: Mutex<BrokerState>,
     counters: Counters,
     limits: Limits,
@@ -908,8 +929,13 @@ impl Broker {
 
     /// A broker with users and ACLs.
     pub fn with_security(limits: Limits, security: Security) -> Broker {
+        let secret: [u8; 24] = rand::random();
         Broker {
             shared: Arc::new(Shared {
+                device_secret: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    secret,
+                ),
                 state: Mutex::new(BrokerState {
                     sessions: HashMap::new(),
                     by_client: HashMap::new(),
@@ -939,6 +965,20 @@ impl Broker {
 
     pub fn security(&self) -> &Security {
         &self.shared.security
+    }
+
+    /// Lets this broker's simulated devices (which connect to `port`) log
+    /// in as [`DEVICE_USER`]; until [`Broker::forget_device_login`].
+    pub(crate) fn register_device_login(&self, port: u16) {
+        let mut logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+        logins.insert(port, self.shared.device_secret.clone());
+    }
+
+    pub(crate) fn forget_device_login(&self, port: u16) {
+        let mut logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+        if logins.get(&port) == Some(&self.shared.device_secret) {
+            logins.remove(&port);
+        }
     }
 
     pub(crate) fn counters(&self) -> &Counters {
@@ -1193,7 +1233,7 @@ impl Broker {
                 "enhanced authentication is not supported".into(),
             ));
         }
-        self.authenticate(&connect)?;
+        let trusted = self.authenticate(&connect)?;
         let limits = &self.shared.limits;
         let mut keep_alive = connect.keep_alive;
         let mut server_keep_alive = None;
@@ -1279,6 +1319,7 @@ impl Broker {
         };
         session.expiry = connect.session_expiry;
         session.user = connect.username.clone();
+        session.trusted = trusted;
         session.expires_at = None;
         session.conn = Some(link);
         session.last_conn = conn_id;
@@ -1328,6 +1369,7 @@ impl Broker {
                 0
             }),
             user: connect.username.clone(),
+            trusted,
             wake,
             kick,
         })
@@ -1335,8 +1377,23 @@ impl Broker {
 
     /// Mosquitto's checks: the password file (unless anonymous clients are
     /// allowed and this one gave no user name), then the ACL for the will.
-    fn authenticate(&self, connect: &ConnectReq) -> Result<(), Refusal> {
+    /// `Ok(true)` for the sandbox's own devices, which pass both.
+    fn authenticate(&self, connect: &ConnectReq) -> Result<bool, Refusal> {
         let security = &self.shared.security;
+        if connect.username.as_deref() == Some(DEVICE_USER) {
+            let given = connect.password.as_deref().unwrap_or("").as_bytes();
+            let secret = self.shared.device_secret.as_bytes();
+            if aws_lc_rs::constant_time::verify_slices_are_equal(given, secret).is_ok() {
+                return Ok(true);
+            }
+            return Err(Refusal::Code(
+                reason::BAD_USER_NAME_OR_PASSWORD,
+                format!(
+                    "client '{}': wrong password for the sandbox's device user '{DEVICE_USER}'",
+                    connect.client_id
+                ),
+            ));
+        }
         if let Some(passwords) = &security.passwords {
             match &connect.username {
                 None if !security.allow_anonymous => {
@@ -1379,7 +1436,7 @@ impl Broker {
                 ),
             ));
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
@@ -1656,6 +1713,7 @@ impl Broker {
                 }
                 add(&shared.counters.received, 1);
                 if let Some(acl) = &shared.security.acl
+                    && !conn.trusted
                     && !acl.allows(
                         conn.user.as_deref(),
                         &conn.client_id,
@@ -1807,7 +1865,7 @@ impl Broker {
                         codes.push(reason::TOPIC_FILTER_INVALID);
                         continue;
                     }
-                    if let Some(acl) = &shared.security.acl {
+                    if let Some(acl) = shared.security.acl.as_ref().filter(|_| !conn.trusted) {
                         let inner = shared_filter(&f.filter).map_or(&*f.filter, |(_, i)| i);
                         if !acl.allows(
                             conn.user.as_deref(),
@@ -2038,6 +2096,8 @@ struct Conn {
     /// MQTT 5 topic aliases the sandbox has set toward this client.
     out_aliases: OutAliases,
     user: Option<String>,
+    /// The sandbox's own device: not limited by the ACL.
+    trusted: bool,
     wake: Arc<Notify>,
     kick: Arc<Notify>,
 }

@@ -162,6 +162,9 @@ impl Sandbox {
             .transpose()
             .map_err(SandboxError::Runtime)?;
         let broker = Broker::with_security(limits, security);
+        // The devices log in with the broker's own secret: a password file
+        // or an ACL never locks the sandbox out of its own demo.
+        broker.register_device_login(port);
         let started_at = SystemTime::now();
         let (demo_tx, demo_rx) = watch::channel(config.demo);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -289,6 +292,7 @@ impl Sandbox {
 
     /// Stops the broker and the devices; returns when the port is free.
     pub fn stop(&mut self) {
+        self.broker.forget_device_login(self.port);
         if let Some(tx) = self.shutdown.take() {
             tx.send(()).ok();
         }
