@@ -38,6 +38,7 @@ fn app(config_dir: &Path, certs: &Path) -> Harness<'static, App> {
                         port: Some(0),
                         require_certificate: true,
                         certs: Some(certs),
+                        wss_port: None,
                     }),
                     ..SandboxConfig::default()
                 },

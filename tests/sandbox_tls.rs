@@ -31,6 +31,7 @@ impl Tls {
                 port: Some(0),
                 require_certificate,
                 certs: Some(certs.clone()),
+                wss_port: None,
             }),
             ..SandboxConfig::default()
         })

@@ -5,7 +5,7 @@
 
 mod sandbox_util;
 
-use mqscope::sandbox::{DemoConfig, Sandbox, SandboxConfig};
+use mqscope::sandbox::{DemoConfig, Sandbox, SandboxConfig, TlsOptions};
 use rumqttc::mqttbytes::QoS;
 use sandbox_util::{Client, WAIT, run, wait_log, wait_subscriptions};
 use std::io::Write as _;
@@ -38,14 +38,22 @@ fn mqttjs() -> PathBuf {
 }
 
 const SCRIPT: &str = r#"
-const mqtt = require(process.env.MQTTJS);
-const [url, version, aliasMax, count] = process.argv.slice(2);
+const mqtt = require(MQTTJS_PATH);
+const fs = require('fs');
+const [url, version, aliasMax, count, certs, client] = process.argv.slice(2);
 const opts = {
   protocolVersion: Number(version),
   clientId: 'mqttjs-' + version,
   reconnectPeriod: 0,
   connectTimeout: 5000,
 };
+if (certs) {
+  opts.ca = fs.readFileSync(certs + '/ca.crt');
+  if (client) {
+    opts.cert = fs.readFileSync(certs + '/' + client + '.crt');
+    opts.key = fs.readFileSync(certs + '/' + client + '.key');
+  }
+}
 if (Number(aliasMax) > 0) opts.properties = { topicAliasMaximum: Number(aliasMax) };
 const c = mqtt.connect(url, opts);
 let n = 0;
@@ -65,22 +73,31 @@ c.on('error', (e) => { console.log('error ' + e.message); process.exit(3); });
 "#;
 
 fn node(url: &str, version: u8, alias_max: u16, count: usize) -> (Client, tempfile::TempDir) {
+    node_tls(url, version, alias_max, count, &[])
+}
+
+/// `tls`: the certificate folder, and a client certificate's name.
+fn node_tls(
+    url: &str,
+    version: u8,
+    alias_max: u16,
+    count: usize,
+    tls: &[&str],
+) -> (Client, tempfile::TempDir) {
     let package = mqttjs();
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("client.js");
-    std::fs::write(&script, SCRIPT).expect("write the script");
-    // SAFETY: set before the child starts; read by it only.
-    unsafe { std::env::set_var("MQTTJS", &package) };
-    let client = Client::spawn(
-        "node",
-        &[
-            &script.display().to_string(),
-            url,
-            &version.to_string(),
-            &alias_max.to_string(),
-            &count.to_string(),
-        ],
+    let path = serde_json::to_string(&package.display().to_string()).expect("a JSON string");
+    std::fs::write(&script, SCRIPT.replace("MQTTJS_PATH", &path)).expect("write the script");
+    let script = script.display().to_string();
+    let (version, alias_max, count) = (
+        version.to_string(),
+        alias_max.to_string(),
+        count.to_string(),
     );
+    let mut args = vec![script.as_str(), url, &version, &alias_max, &count];
+    args.extend_from_slice(tls);
+    let client = Client::spawn("node", &args);
     (client, dir)
 }
 
@@ -177,4 +194,37 @@ fn a_plain_http_request_on_the_websocket_port_is_refused_and_logged() {
     // The broker still serves websocket clients.
     let (js, _dir) = node(&format!("ws://127.0.0.1:{ws}/mqtt"), 4, 0, 1);
     assert_eq!(js.next_line(WAIT).as_deref(), Some("subscribed 1"));
+}
+
+#[test]
+fn mqttjs_over_wss_needs_a_certificate_from_the_sandbox_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let s = Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig::off(),
+        tls: Some(TlsOptions {
+            port: Some(0),
+            require_certificate: true,
+            certs: Some(certs.clone()),
+            wss_port: Some(0),
+        }),
+        ..SandboxConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the sandbox did not start: {e}"));
+    let wss = s.wss_port().expect("a wss port");
+    let url = format!("wss://localhost:{wss}/mqtt");
+    let certs = certs.display().to_string();
+    let (js, _dir) = node_tls(&url, 4, 0, 1, &[&certs, "board001"]);
+    assert_eq!(js.next_line(WAIT).as_deref(), Some("subscribed 1"));
+    assert_eq!(
+        js.next_line(WAIT).as_deref(),
+        Some("message js/from-mqttjs hello from MQTT.js")
+    );
+    // Without a client certificate: refused, and the log says who.
+    let (js, _dir) = node_tls(&url, 4, 0, 1, &[&certs]);
+    let line = js.next_line(WAIT).unwrap_or_default();
+    assert!(line.starts_with("error"), "MQTT.js got in: {line}");
+    let log = wait_log(&s, "(wss): TLS refused");
+    assert!(log.contains("no client certificate"), "{log}");
 }

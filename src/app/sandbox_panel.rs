@@ -484,6 +484,9 @@ impl App {
             "client certificate optional"
         };
         ui.label(format!("TLS: localhost:{tls_port} ({cert})"));
+        if let Some(wss) = sandbox.wss_port() {
+            ui.label(format!("Websockets over TLS: wss://localhost:{wss}/mqtt"));
+        }
         let dir = certs.dir.display().to_string();
         let clients = certs.clients();
         let lines = sandbox.example_command_lines();

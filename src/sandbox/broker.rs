@@ -2119,6 +2119,7 @@ pub(crate) enum Via {
     Tcp,
     Tls,
     WebSocket,
+    SecureWebSocket,
 }
 
 impl Via {
@@ -2127,6 +2128,7 @@ impl Via {
             Via::Tcp => "",
             Via::Tls => ", TLS",
             Via::WebSocket => ", websocket",
+            Via::SecureWebSocket => ", websocket over TLS",
         }
     }
 }

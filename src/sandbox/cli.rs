@@ -47,6 +47,9 @@ pub struct SandboxArgs {
     /// (repeatable; board001 and device001 are always there).
     #[arg(long, value_name = "NAME")]
     pub client_cert: Vec<String>,
+    /// Add a websocket-over-TLS listener (wss://, the TLS certificates; turns TLS on; 0: any free port).
+    #[arg(long, value_name = "PORT")]
+    pub wss_port: Option<u16>,
     /// Add a websocket listener (MQTT over ws://HOST:PORT/mqtt; 0: any free port).
     #[arg(long, value_name = "PORT")]
     pub ws_port: Option<u16>,
@@ -87,11 +90,13 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
     let tls_on = args.tls_port.is_some()
         || args.require_certificate
         || args.certs.is_some()
+        || args.wss_port.is_some()
         || !args.client_cert.is_empty();
     let tls = tls_on.then(|| TlsOptions {
         port: args.tls_port.flatten(),
         require_certificate: args.require_certificate,
         certs: args.certs.clone(),
+        wss_port: args.wss_port,
     });
     let mut sandbox = match Sandbox::start_with(
         SandboxConfig {
@@ -205,6 +210,9 @@ fn print_secure_parts(sandbox: &Sandbox, client_certs: &[String]) -> Option<i32>
     }
     if let Some(ws) = sandbox.ws_port() {
         println!("websockets listening on ws://127.0.0.1:{ws}/mqtt");
+    }
+    if let Some(wss) = sandbox.wss_port() {
+        println!("websockets over TLS listening on wss://localhost:{wss}/mqtt");
     }
     let security = sandbox.broker().security();
     if let Some(p) = &security.passwords {

@@ -56,6 +56,9 @@ pub struct TlsOptions {
     pub require_certificate: bool,
     /// Where the certificates live; `None`: [`certs::default_dir`].
     pub certs: Option<PathBuf>,
+    /// Also MQTT over websockets inside TLS (wss://) on this port (`0`:
+    /// any free port), with the same certificates and client rule.
+    pub wss_port: Option<u16>,
 }
 
 /// Mosquitto's `password_file`, `acl_file` and `allow_anonymous`.
@@ -97,6 +100,7 @@ pub struct Sandbox {
     port: u16,
     tls_port: Option<u16>,
     ws_port: Option<u16>,
+    wss_port: Option<u16>,
     /// The certificate folder, when TLS is on.
     certs: Option<CertFolder>,
     require_certificate: bool,
@@ -125,7 +129,8 @@ impl Sandbox {
                 let folder = CertFolder::ensure(&dir).map_err(tls::TlsError::from)?;
                 let acceptor = tls::acceptor(&folder, t.require_certificate)?;
                 let listener = bind(t.port, tls::DEFAULT_TLS_PORT)?;
-                Some((folder, acceptor, listener))
+                let wss = t.wss_port.map(|p| bind(Some(p), 0)).transpose()?;
+                Some((folder, acceptor, listener, wss))
             }
             None => None,
         };
@@ -142,7 +147,11 @@ impl Sandbox {
             .build()
             .map_err(SandboxError::Runtime)?;
         let local_port = |l: &StdListener| l.local_addr().map(|a| a.port()).ok();
-        let tls_port = tls.as_ref().and_then(|(_, _, l)| local_port(l));
+        let tls_port = tls.as_ref().and_then(|(_, _, l, _)| local_port(l));
+        let wss_port = tls
+            .as_ref()
+            .and_then(|(_, _, _, w)| w.as_ref())
+            .and_then(local_port);
         let ws_port = ws.as_ref().and_then(local_port);
         let to_tokio = |l: StdListener| {
             let _entered = rt.enter();
@@ -151,9 +160,15 @@ impl Sandbox {
         };
         let listener = to_tokio(listener).map_err(SandboxError::Runtime)?;
         let (certs, tls) = match tls {
-            Some((folder, acceptor, l)) => (
+            Some((folder, acceptor, l, wss)) => (
                 Some(folder),
-                Some((acceptor, to_tokio(l).map_err(SandboxError::Runtime)?)),
+                Some((
+                    acceptor,
+                    to_tokio(l).map_err(SandboxError::Runtime)?,
+                    wss.map(to_tokio)
+                        .transpose()
+                        .map_err(SandboxError::Runtime)?,
+                )),
             ),
             None => (None, None),
         };
@@ -174,7 +189,10 @@ impl Sandbox {
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::spawn(b.clone().serve(listener));
-                    if let Some((acceptor, l)) = tls {
+                    if let Some((acceptor, l, wss)) = tls {
+                        if let Some(w) = wss {
+                            tokio::spawn(ws::serve_tls(b.clone(), w, acceptor.clone()));
+                        }
                         tokio::spawn(tls::serve(b.clone(), l, acceptor));
                     }
                     if let Some(l) = ws {
@@ -199,6 +217,7 @@ impl Sandbox {
             port,
             tls_port,
             ws_port,
+            wss_port,
             require_certificate: config.tls.as_ref().is_some_and(|t| t.require_certificate),
             certs,
             broker,
@@ -222,6 +241,11 @@ impl Sandbox {
     /// The websocket listener's port on 127.0.0.1, if there is one.
     pub fn ws_port(&self) -> Option<u16> {
         self.ws_port
+    }
+
+    /// The websocket-over-TLS listener's port, if there is one.
+    pub fn wss_port(&self) -> Option<u16> {
+        self.wss_port
     }
 
     /// The certificate folder (CA, server and client certificates), when
@@ -263,6 +287,11 @@ impl Sandbox {
         }
         if let Some(ws) = self.ws_port {
             lines.push(format!("MQTT.js: mqtt.connect('ws://127.0.0.1:{ws}/mqtt')"));
+        }
+        if let Some(wss) = self.wss_port {
+            lines.push(format!(
+                "MQTT.js: mqtt.connect('wss://localhost:{wss}/mqtt', {{ ca, cert, key }})"
+            ));
         }
         lines
     }

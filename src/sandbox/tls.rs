@@ -104,7 +104,7 @@ pub async fn serve(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor)
 }
 
 /// Why a handshake failed, worded for the person reading the sandbox log.
-fn refusal(e: &std::io::Error) -> String {
+pub(crate) fn refusal(e: &std::io::Error) -> String {
     let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -1,5 +1,6 @@
 //! MQTT over websockets (MQTT 5 §6, 3.1.1 §6): binary frames, subprotocol
-//! `mqtt`, for browsers' MQTT.js clients. The websocket is adapted into a
+//! `mqtt`, for browsers' MQTT.js clients; plain (ws://) or inside TLS
+//! (wss://, with the TLS listener's certificates). The websocket is adapted into a
 //! byte stream so the broker's one connection handler serves it like TCP.
 
 use super::broker::{Broker, Via};
@@ -10,7 +11,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -48,10 +50,51 @@ pub async fn serve(broker: Broker, listener: TcpListener) {
     }
 }
 
-async fn handshake(
+/// Accepts websocket-over-TLS clients (wss://) until the task is dropped.
+pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                stream.set_nodelay(true).ok();
+                let broker = broker.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let timeout = broker.limits().connect_timeout;
+                    let both = async {
+                        let tls = acceptor
+                            .accept(stream)
+                            .await
+                            .map_err(|e| format!("TLS refused: {}", super::tls::refusal(&e)))?;
+                        handshake(&broker, tls).await.map_err(|e| {
+                            format!(
+                                "websocket handshake refused: {e} (MQTT clients use wss://host:port/mqtt)"
+                            )
+                        })
+                    };
+                    match tokio::time::timeout(timeout, both).await {
+                        Ok(Ok(ws)) => {
+                            let (rd, wr) = tokio::io::split(WsIo::new(ws));
+                            broker.connection(rd, wr, peer, Via::SecureWebSocket).await;
+                        }
+                        Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
+                        Err(_) => broker.log(format!(
+                            "{peer} (wss): no TLS and websocket handshake within {timeout:?}, closed"
+                        )),
+                    }
+                });
+            }
+            Err(e) => {
+                broker.log(format!("wss accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     broker: &Broker,
-    stream: TcpStream,
-) -> Result<WebSocketStream<TcpStream>, WsError> {
+    stream: S,
+) -> Result<WebSocketStream<S>, WsError> {
     // A whole MQTT packet may come as one websocket message.
     let max = broker.limits().max_packet_size.saturating_add(64);
     let config = WebSocketConfig::default()
