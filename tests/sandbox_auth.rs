@@ -213,6 +213,30 @@ fn a_publish_the_acl_denies_is_dropped_and_v5_hears_0x87() {
     // MQTT 5: PUBACK 0x87.
     let (_, out, _) = publish("5", "vehicles/secret/key", "denied-5");
     assert!(out.contains("received PUBACK (Mid: 1, RC:135)"), "{out}");
+    // QoS 2: PUBREC 0x87, and the flow ends there.
+    let (_, out, err) = run(
+        "mosquitto_pub",
+        &[
+            "-V",
+            "5",
+            "-p",
+            &p,
+            "-u",
+            "board001",
+            "-q",
+            "2",
+            "-t",
+            "public/x",
+            "-m",
+            "denied-q2",
+            "-d",
+        ],
+    );
+    // (mosquitto_pub 2.0.11 prints no RC for PUBREC: it sends no PUBREL
+    // and says why.)
+    assert!(out.contains("received PUBREC (Mid: 1)"), "{out}");
+    assert!(!out.contains("sending PUBREL"), "{out}");
+    assert!(err.contains("Publish 1 failed: Not authorized"), "{err}");
     let (ok, _, err) = publish("mqttv311", "vehicles/v1/speed", "allowed");
     assert!(ok, "{err}");
     // The allowed message is the first (and only) one the watcher gets:
@@ -222,7 +246,7 @@ fn a_publish_the_acl_denies_is_dropped_and_v5_hears_0x87() {
         Some("vehicles/v1/speed allowed")
     );
     assert_eq!(sub.next_line(Duration::from_millis(300)), None);
-    assert_eq!(s.stats().denied, 2);
+    assert_eq!(s.stats().denied, 3);
     wait_log(&s, "PUBLISH to 'public/news' denied by the ACL, dropped");
 }
 

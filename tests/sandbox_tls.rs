@@ -346,6 +346,24 @@ fn mqscope_s_own_client_connects_with_board001_and_is_told_when_it_has_none() {
         "mqscope's client does not say why: {text}"
     );
     wait_log(&t.sandbox, "no client certificate");
+
+    // A profile that trusts another CA: mqscope says so.
+    let other = common::Pki::generate();
+    let mut wrong = tls_profile(&t, Some("board001"));
+    wrong.tls.ca_file = Some(other.ca_cert.clone());
+    let worker = Worker::spawn(None);
+    worker.send(Command::Connect {
+        conn: 3,
+        profile: Box::new(wrong),
+    });
+    let status = common::wait_status(&worker, 3, Duration::from_secs(10), |s| {
+        matches!(
+            s,
+            ConnStatus::Disconnected { reason: Some(_) } | ConnStatus::Reconnecting { .. }
+        )
+    });
+    let text = format!("{status:?}");
+    assert!(text.contains("not signed by a trusted CA"), "{text}");
 }
 
 #[test]
