@@ -250,6 +250,7 @@ fn main() {
             port: Some(0),
             demo: DemoConfig::off(),
             cloud: CloudBroker::Off,
+            ..SandboxConfig::default()
         },
         Limits::default(),
     ) {

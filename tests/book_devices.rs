@@ -544,6 +544,7 @@ fn the_cloud_broker_has_its_own_port_and_can_be_off() {
         port: Some(0),
         demo: DemoConfig::off(),
         cloud: CloudBroker::Port(0),
+        ..SandboxConfig::default()
     })
     .expect("starts");
     let cloud = s.cloud_port().expect("cloud runs");
@@ -569,6 +570,7 @@ fn the_cloud_broker_has_its_own_port_and_can_be_off() {
         port: Some(0),
         demo: DemoConfig::off(),
         cloud: CloudBroker::Port(port),
+        ..SandboxConfig::default()
     });
     let Err(e) = refused else {
         panic!("started on a taken cloud port");
@@ -583,6 +585,7 @@ fn the_cloud_broker_has_its_own_port_and_can_be_off() {
         port: Some(0),
         demo: DemoConfig::default(),
         cloud: CloudBroker::Off,
+        ..SandboxConfig::default()
     })
     .expect("starts");
     assert_eq!(s.cloud_port(), None);
@@ -778,6 +781,7 @@ fn on_the_wire_the_vehicle_subscribes_at_qos2_and_answers_at_qos0() {
             ..DemoConfig::default()
         },
         cloud: CloudBroker::Off,
+        ..SandboxConfig::default()
     })
     .expect("the sandbox starts");
     wait_vehicle(&s);
@@ -880,6 +884,7 @@ fn the_cloud_broker_moves_to_a_free_port_when_1884_is_taken() {
         port: Some(0),
         demo: DemoConfig::off(),
         cloud: CloudBroker::Auto,
+        ..SandboxConfig::default()
     })
     .expect("starts although 1884 is taken");
     let cloud = s.cloud_port().expect("a cloud broker");

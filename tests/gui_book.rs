@@ -34,6 +34,7 @@ fn app(config_dir: &Path) -> Harness<'static, App> {
                         ..DemoConfig::default()
                     },
                     cloud: CloudBroker::Port(0),
+                    ..SandboxConfig::default()
                 },
             )
         });

@@ -24,6 +24,7 @@ fn fast_demo() -> SandboxConfig {
             ..DemoConfig::default()
         },
         cloud: CloudBroker::Port(0),
+        ..SandboxConfig::default()
     }
 }
 
@@ -282,6 +283,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
                     port: Some(port),
                     demo: DemoConfig::off(),
                     cloud: CloudBroker::Off,
+                    ..SandboxConfig::default()
                 },
             )
         });

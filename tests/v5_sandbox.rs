@@ -28,6 +28,7 @@ fn a_session_taken_over_hears_disconnect_0x8e_in_words() {
         port: Some(0),
         demo: DemoConfig::off(),
         cloud: CloudBroker::Off,
+        ..SandboxConfig::default()
     })
     .expect("the sandbox starts");
     let first = Worker::spawn(None);

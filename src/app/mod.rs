@@ -270,7 +270,7 @@ impl App {
             problem,
             Box::new(RfdPicker),
             state,
-            Some(SandboxConfig::default()),
+            Some(SandboxConfig::gui_default()),
         )
     }
 

@@ -3,27 +3,32 @@
 //! clients, the simulated devices' switches and rates, and its counters.
 //!
 //! The "Sandbox" profile is recognised by its name: its port follows the
-//! port the broker got at each start (1883 when free, else another). The
+//! port the broker got at each start (1883 when free, else another). So
+//! does "Sandbox (TLS)", made by the panel's button, with the TLS port, the
+//! sandbox CA and a client certificate from the sandbox's folder. The
 //! "Sandbox cloud" profile follows the sandbox's cloud broker the same way
 //! (1884 when free), where the book's surfboard monitor publishes.
 
 use super::publish_panel::PublishRequest;
 use super::{Action, App};
 use crate::mqtt::Command;
-use crate::profile::{Profile, Qos};
+use crate::profile::{Profile, Qos, TlsSettings, TransportKind};
 use crate::sandbox::devices::BOOK_VEHICLE_COMMANDS;
-use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, example_commands};
+use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, SandboxError, example_commands};
 use egui::RichText;
 
 /// The name of the profile that connects to the embedded broker.
 pub const SANDBOX_PROFILE: &str = "Sandbox";
+/// The name of the profile that connects to its TLS listener.
+pub const SANDBOX_TLS_PROFILE: &str = "Sandbox (TLS)";
 
 /// The name of the profile that connects to the sandbox's cloud broker.
 pub const SANDBOX_CLOUD_PROFILE: &str = "Sandbox cloud";
 
-/// Whether `profile` is the one that follows the embedded broker.
+/// Whether `profile` connects to the embedded broker (plain or TLS): it
+/// starts the broker first and follows its ports.
 pub(crate) fn is_sandbox_profile(profile: &Profile) -> bool {
-    profile.name == SANDBOX_PROFILE
+    profile.name == SANDBOX_PROFILE || profile.name == SANDBOX_TLS_PROFILE
 }
 
 /// Whether `profile` is the one that follows the cloud broker.
@@ -79,6 +84,12 @@ pub(crate) struct SandboxHost {
     pub(crate) window_open: bool,
     /// The surfboard count to restore when "Surfboards" is switched on again.
     surfboards: usize,
+    /// The client certificate the "Sandbox (TLS)" profile gets.
+    pub(crate) tls_client: String,
+    /// The name typed for a new client certificate.
+    pub(crate) new_cert: String,
+    /// The outcome of the last certificate action: (is an error, text).
+    pub(crate) cert_note: Option<(bool, String)>,
 }
 
 impl SandboxHost {
@@ -94,6 +105,9 @@ impl SandboxHost {
             last_port: None,
             examples_added: false,
             window_open: false,
+            tls_client: "board001".into(),
+            new_cert: String::new(),
+            cert_note: None,
         }
     }
 
@@ -124,6 +138,13 @@ pub(crate) enum SandboxAction {
     /// Select (or create) the "Sandbox cloud" profile and connect to it.
     ExploreCloud,
     SetDemo(DemoConfig),
+    /// Create (or refresh) the "Sandbox (TLS)" profile, select it and
+    /// connect.
+    TlsProfile,
+    /// Make a client certificate with this name in the sandbox's folder.
+    CreateClientCert(String),
+    /// Show the certificate folder in the file manager.
+    OpenCertFolder,
 }
 
 impl App {
@@ -139,21 +160,37 @@ impl App {
             // A broker whose thread ended by itself: let it go.
             self.sandbox.running = None;
             let wished = self.sandbox.config.clone();
-            let started = match self.sandbox.last_port {
+            let start = |config: SandboxConfig| match self.sandbox.last_port {
                 Some(port) => Sandbox::start(SandboxConfig {
                     port: Some(port),
-                    ..wished.clone()
+                    ..config.clone()
                 })
-                .or_else(|_| Sandbox::start(wished)),
-                None => Sandbox::start(wished),
+                .or_else(|_| Sandbox::start(config)),
+                None => Sandbox::start(config),
+            };
+            let mut tls_problem = None;
+            let started = match start(wished.clone()) {
+                // No certificates (no data folder, a broken CA key): the
+                // plain listener still serves; the panel says why TLS is off.
+                Err(e @ SandboxError::Tls(_)) => {
+                    tls_problem = Some(format!("The TLS listener is off: {e}"));
+                    start(SandboxConfig {
+                        tls: None,
+                        ..wished
+                    })
+                }
+                other => other,
             };
             match started {
                 Ok(sandbox) => {
                     let port = sandbox.port();
                     self.sandbox.running = Some(sandbox);
                     self.sandbox.last_port = Some(port);
-                    self.sandbox.error = None;
+                    self.sandbox.error = tls_problem.clone();
                     self.log_selected(format!("Sandbox broker started on 127.0.0.1:{port}"), false);
+                    if let Some(problem) = tls_problem {
+                        self.log_selected(problem, true);
+                    }
                 }
                 Err(e) => {
                     let text = format!("The sandbox broker could not start: {e}");
@@ -167,21 +204,21 @@ impl App {
         let Some(port) = self.sandbox.port() else {
             return false;
         };
+        let tls_port = self.sandbox.running.as_ref().and_then(Sandbox::tls_port);
         let cloud_port = self.sandbox.cloud_port();
         let mut changed = false;
         for entry in &mut self.book.entries {
-            let wanted = if is_sandbox_profile(&entry.profile) {
-                Some(port)
-            } else if is_sandbox_cloud_profile(&entry.profile) {
-                cloud_port
-            } else {
-                None
+            let follows = match entry.profile.name.as_str() {
+                SANDBOX_PROFILE => Some(port),
+                SANDBOX_TLS_PROFILE => tls_port,
+                SANDBOX_CLOUD_PROFILE => cloud_port,
+                _ => None,
             };
-            if let Some(wanted) = wanted
-                && entry.profile.port != wanted
+            if let Some(port) = follows
+                && entry.profile.port != port
             {
-                entry.profile.port = wanted;
-                entry.port_text = wanted.to_string();
+                entry.profile.port = port;
+                entry.port_text = port.to_string();
                 changed = true;
             }
         }
@@ -249,7 +286,7 @@ impl App {
                     .book
                     .entries
                     .iter()
-                    .position(|e| is_sandbox_profile(&e.profile))
+                    .position(|e| e.profile.name == SANDBOX_PROFILE)
                 {
                     Some(i) => i,
                     None => {
@@ -288,7 +325,84 @@ impl App {
                 }
                 self.sandbox.config.demo = demo;
             }
+            SandboxAction::TlsProfile => self.tls_profile(),
+            SandboxAction::CreateClientCert(name) => {
+                let Some(certs) = self.sandbox.running.as_ref().and_then(Sandbox::certs) else {
+                    return;
+                };
+                self.sandbox.cert_note = Some(match certs.create_client(name.trim()) {
+                    Ok((crt, key)) => {
+                        self.sandbox.tls_client = name.trim().to_string();
+                        self.sandbox.new_cert.clear();
+                        (
+                            false,
+                            format!("Made {} and {}", crt.display(), key.display()),
+                        )
+                    }
+                    Err(e) => (true, e.to_string()),
+                });
+            }
+            SandboxAction::OpenCertFolder => {
+                let Some(certs) = self.sandbox.running.as_ref().and_then(Sandbox::certs) else {
+                    return;
+                };
+                if let Err(e) = open_folder(&certs.dir) {
+                    self.sandbox.cert_note =
+                        Some((true, format!("Cannot open {}: {e}", certs.dir.display())));
+                }
+            }
         }
+    }
+
+    /// Creates or refreshes the "Sandbox (TLS)" profile (TLS port, the
+    /// sandbox CA, the chosen client certificate), selects it, connects.
+    fn tls_profile(&mut self) {
+        let Some(sandbox) = self.sandbox.running.as_ref() else {
+            return;
+        };
+        let (Some(port), Some(certs)) = (sandbox.tls_port(), sandbox.certs()) else {
+            return;
+        };
+        let (cert, key) = certs.client(&self.sandbox.tls_client);
+        let tls = TlsSettings {
+            ca_file: Some(certs.ca_cert()),
+            client_cert: Some(cert),
+            client_key: Some(key),
+            ..TlsSettings::default()
+        };
+        let i = match self
+            .book
+            .entries
+            .iter()
+            .position(|e| e.profile.name == SANDBOX_TLS_PROFILE)
+        {
+            Some(i) => {
+                let entry = &mut self.book.entries[i];
+                entry.profile.host = "localhost".into();
+                entry.profile.port = port;
+                entry.port_text = port.to_string();
+                entry.profile.transport = TransportKind::Tls;
+                entry.profile.tls = tls;
+                self.revalidate();
+                self.mark_dirty();
+                i
+            }
+            None => {
+                self.add_entry(Profile {
+                    name: SANDBOX_TLS_PROFILE.into(),
+                    // The name the server certificate is made for.
+                    host: "localhost".into(),
+                    port,
+                    transport: TransportKind::Tls,
+                    tls,
+                    ..Profile::default()
+                });
+                self.book.entries.len() - 1
+            }
+        };
+        self.apply(Action::Select(i));
+        self.state.tab = super::Tab::Explorer;
+        self.connect();
     }
 
     /// The panel: where the broker listens, Start / Stop, the devices and
@@ -376,6 +490,7 @@ impl App {
                 }
             });
         }
+        self.secure_listeners_ui(ui);
 
         let mut demo = self.sandbox.config.demo.clone();
         ui.horizontal_wrapped(|ui| {
@@ -476,6 +591,103 @@ impl App {
         }
     }
 
+    /// The TLS and websocket listeners, the certificate folder, the
+    /// "Sandbox (TLS)" profile button and the command lines with real paths.
+    fn secure_listeners_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(sandbox) = self.sandbox.running.as_ref().filter(|s| s.is_running()) else {
+            return;
+        };
+        if let Some(ws) = sandbox.ws_port() {
+            ui.label(format!("Websockets: ws://127.0.0.1:{ws}/mqtt"));
+        }
+        let (Some(tls_port), Some(certs)) = (sandbox.tls_port(), sandbox.certs()) else {
+            return;
+        };
+        let cert = if sandbox.requires_certificate() {
+            "client certificate required"
+        } else {
+            "client certificate optional"
+        };
+        ui.label(format!("TLS: localhost:{tls_port} ({cert})"));
+        if let Some(wss) = sandbox.wss_port() {
+            ui.label(format!("Websockets over TLS: wss://localhost:{wss}/mqtt"));
+        }
+        let dir = certs.dir.display().to_string();
+        let clients = certs.clients();
+        let lines = sandbox.example_command_lines();
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Certificates:");
+            ui.label(RichText::new(&dir).monospace());
+            if ui
+                .small_button("Copy path")
+                .on_hover_text("ca.crt, server.crt, and the client certificates are here")
+                .clicked()
+            {
+                ui.ctx().copy_text(dir.clone());
+            }
+            if ui.small_button("Open folder").clicked() {
+                self.actions
+                    .push(Action::Sandbox(SandboxAction::OpenCertFolder));
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("Client certificate");
+            egui::ComboBox::from_id_salt("sandbox-tls-client")
+                .selected_text(&self.sandbox.tls_client)
+                .show_ui(ui, |ui| {
+                    for name in &clients {
+                        ui.selectable_value(&mut self.sandbox.tls_client, name.clone(), name);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if ui
+                .button("Connect with TLS")
+                .on_hover_text(format!(
+                    "Create the \"{SANDBOX_TLS_PROFILE}\" profile (sandbox CA and this client certificate) and connect"
+                ))
+                .clicked()
+            {
+                self.actions
+                    .push(Action::Sandbox(SandboxAction::TlsProfile));
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("New client certificate");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.sandbox.new_cert)
+                    .hint_text("e.g. surfboard01")
+                    .desired_width(120.0),
+            )
+            .labelled_by(label.id);
+            let name = self.sandbox.new_cert.trim().to_string();
+            if ui
+                .add_enabled(!name.is_empty(), egui::Button::new("Create certificate"))
+                .clicked()
+            {
+                self.actions
+                    .push(Action::Sandbox(SandboxAction::CreateClientCert(name)));
+            }
+        });
+        if let Some((is_error, note)) = &self.sandbox.cert_note {
+            if *is_error {
+                ui.colored_label(ui.visuals().error_fg_color, note);
+            } else {
+                ui.weak(note);
+            }
+        }
+        egui::CollapsingHeader::new("Command lines for other clients")
+            .id_salt("sandbox-command-lines")
+            .show(ui, |ui| {
+                for line in &lines {
+                    ui.label(RichText::new(line).monospace());
+                }
+                if ui.small_button("Copy command lines").clicked() {
+                    ui.ctx().copy_text(lines.join("\n"));
+                }
+            });
+    }
+
     /// The "Sandbox" window opened from the tab strip.
     pub(super) fn sandbox_window_ui(&mut self, ctx: &egui::Context) {
         if !self.sandbox.window_open {
@@ -492,4 +704,24 @@ impl App {
             });
         self.sandbox.window_open = open;
     }
+}
+
+/// Opens `dir` in the desktop's file manager (without waiting for it).
+fn open_folder(dir: &std::path::Path) -> std::io::Result<()> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let mut child = std::process::Command::new(program)
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // Reap it in the background so no zombie is left.
+    std::thread::spawn(move || child.wait().ok());
+    Ok(())
 }

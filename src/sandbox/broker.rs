@@ -29,6 +29,7 @@
 //!   retain handling, shared subscriptions, receive maximum and maximum
 //!   packet size both ways, assigned client identifiers.
 
+use super::auth::{Access, AclFile, PasswordFile};
 use super::codec::{
     self, ConnectReq, FrameExtras, In, MsgProps, Out, Proto, PublishIn, ReadError, SubReq, reason,
 };
@@ -44,9 +45,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -112,6 +112,32 @@ impl Default for Limits {
     }
 }
 
+/// The user name the sandbox's own simulated devices log in with (with a
+/// secret made per broker): they are let in and not limited by the ACL,
+/// whatever the password file says.
+pub const DEVICE_USER: &str = "mqscope-sandbox-device";
+
+/// Device logins by the plain port of their broker (the devices know only
+/// the port; several sandboxes can run in one process).
+static DEVICE_LOGINS: Mutex<BTreeMap<u16, String>> = Mutex::new(BTreeMap::new());
+
+/// The user name and password the devices of the sandbox on `port` use.
+pub(crate) fn device_login(port: u16) -> Option<(&'static str, String)> {
+    let logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+    logins.get(&port).map(|p| (DEVICE_USER, p.clone()))
+}
+
+/// Who may connect and what they may do: Mosquitto's `password_file`,
+/// `acl_file` and `allow_anonymous`.
+#[derive(Debug, Default)]
+pub struct Security {
+    /// With a password file, clients must log in as one of its users.
+    pub passwords: Option<PasswordFile>,
+    pub acl: Option<AclFile>,
+    /// With a password file: clients without a user name are let in too.
+    pub allow_anonymous: bool,
+}
+
 /// Counters a user can watch (the GUI shows them beside the sandbox, and
 /// `$SYS` publishes them).
 #[derive(Debug, Default)]
@@ -123,6 +149,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
     pub expired: AtomicU64,
+    /// Publishes and subscriptions the ACL refused.
+    pub denied: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
@@ -147,6 +175,8 @@ pub struct BrokerStats {
     pub dropped: u64,
     /// Messages not delivered because their MQTT 5 expiry interval passed.
     pub expired: u64,
+    /// Publishes and subscriptions refused by the ACL file.
+    pub denied: u64,
     /// Retained messages held (not counting the broker's own `$SYS`).
     pub retained: u64,
     /// Subscriptions held, over all sessions (online or not).
@@ -207,6 +237,19 @@ impl Msg {
         self.topic.len() + self.payload.len() + 8 + self.props.as_ref().map_or(0, MsgProps::cost)
     }
 
+    /// An MQTT 5 PUBLISH frame that sets (`known` false) or uses a topic
+    /// alias: the topic is sent only when setting it.
+    fn aliased_frame(&self, q: &Queued, now: Instant, alias: u16, known: bool) -> Option<Bytes> {
+        let extras = FrameExtras {
+            props: self.props.as_ref(),
+            sub_ids: &q.sub_ids,
+            expiry: self.expiry_left(now),
+            alias: Some(alias),
+        };
+        let topic = if known { "" } else { &self.topic };
+        codec::publish_frame(Proto::V5, topic, &self.payload, q.qos, q.retain, &extras)
+    }
+
     /// The PUBLISH frame for `q` (packet id 1 for QoS 1/2, patched later):
     /// shared unless this delivery carries its own properties.
     fn frame(&self, proto: Proto, q: &Queued, now: Instant) -> Option<Bytes> {
@@ -224,6 +267,7 @@ impl Msg {
                 } else {
                     None
                 },
+                alias: None,
             };
             codec::publish_frame(proto, &self.topic, &self.payload, q.qos, q.retain, &extras)
         };
@@ -232,6 +276,42 @@ impl Msg {
         }
         let slot = usize::from(proto == Proto::V5) * 6 + q.qos as usize * 2 + usize::from(q.retain);
         self.frames[slot].get_or_init(encode).clone()
+    }
+}
+
+/// Topic aliases the sandbox sends to one MQTT 5 connection (MQTT 5
+/// §3.3.2.3.4): the first `max` topics get one each, sent with the topic
+/// once, then with an empty topic. Later topics go without an alias.
+struct OutAliases {
+    max: u16,
+    by_topic: HashMap<String, u16>,
+}
+
+impl OutAliases {
+    fn new(max: u16) -> Self {
+        OutAliases {
+            max,
+            by_topic: HashMap::new(),
+        }
+    }
+
+    /// The alias for `topic` and whether the client already knows it.
+    fn pick(&self, topic: &str) -> Option<(u16, bool)> {
+        if self.max == 0 {
+            return None;
+        }
+        match self.by_topic.get(topic) {
+            Some(&a) => Some((a, true)),
+            None => {
+                let next = u16::try_from(self.by_topic.len() + 1).ok()?;
+                (next <= self.max).then_some((next, false))
+            }
+        }
+    }
+
+    /// Records that the client was told `alias` stands for `topic`.
+    fn set(&mut self, topic: &str, alias: u16) {
+        self.by_topic.insert(topic.to_string(), alias);
     }
 }
 
@@ -297,6 +377,10 @@ struct SubOpts {
 
 struct Session {
     client_id: String,
+    /// The user name it logged in with (for the ACL).
+    user: Option<String>,
+    /// The sandbox's own device: not limited by the ACL.
+    trusted: bool,
     /// Seconds the session outlives its connection (`u32::MAX`: forever).
     expiry: u32,
     /// When an offline session ends.
@@ -336,6 +420,8 @@ impl Session {
     fn new(client_id: String, expiry: u32) -> Session {
         Session {
             client_id,
+            user: None,
+            trusted: false,
             expiry,
             expires_at: None,
             filters: HashMap::new(),
@@ -351,6 +437,14 @@ impl Session {
             next_seq: 0,
             dropped: 0,
         }
+    }
+
+    /// Whether the ACL lets this client receive a message on `topic`.
+    fn may_read(&self, topic: &str, shared: &Shared) -> bool {
+        self.trusted
+            || shared.security.acl.as_ref().is_none_or(|acl| {
+                acl.allows(self.user.as_deref(), &self.client_id, topic, Access::Read)
+            })
     }
 
     fn owned_by(&self, conn_id: u64) -> bool {
@@ -631,6 +725,9 @@ impl BrokerState {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
+            if !session.may_read(&msg.topic, shared) {
+                continue;
+            }
             let q = Queued {
                 msg: msg.clone(),
                 qos: min_qos(qos, granted),
@@ -669,6 +766,9 @@ impl BrokerState {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
+            if !session.may_read(&msg.topic, shared) {
+                continue;
+            }
             let mut q = Queued::new(
                 msg.clone(),
                 min_qos(qos, o.qos),
@@ -787,9 +887,12 @@ impl BrokerState {
 }
 
 struct Shared {
+    /// The devices' password (see [`DEVICE_USER`]).
+    device_secret: String,
     state: Mutex<BrokerState>,
     counters: Counters,
     limits: Limits,
+    security: Security,
     log: Mutex<LogRing>,
     started: Instant,
     /// Set when the sandbox stops: MQTT 5 clients get DISCONNECT 0x8B.
@@ -821,8 +924,18 @@ impl Broker {
     }
 
     pub fn with_limits(limits: Limits) -> Broker {
+        Self::with_security(limits, Security::default())
+    }
+
+    /// A broker with users and ACLs.
+    pub fn with_security(limits: Limits, security: Security) -> Broker {
+        let secret: [u8; 24] = rand::random();
         Broker {
             shared: Arc::new(Shared {
+                device_secret: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    secret,
+                ),
                 state: Mutex::new(BrokerState {
                     sessions: HashMap::new(),
                     by_client: HashMap::new(),
@@ -838,6 +951,7 @@ impl Broker {
                 }),
                 counters: Counters::default(),
                 limits,
+                security,
                 log: Mutex::new(LogRing::default()),
                 started: Instant::now(),
                 shutdown: watch::Sender::new(false),
@@ -847,6 +961,24 @@ impl Broker {
 
     pub fn limits(&self) -> &Limits {
         &self.shared.limits
+    }
+
+    pub fn security(&self) -> &Security {
+        &self.shared.security
+    }
+
+    /// Lets this broker's simulated devices (which connect to `port`) log
+    /// in as [`DEVICE_USER`]; until [`Broker::forget_device_login`].
+    pub(crate) fn register_device_login(&self, port: u16) {
+        let mut logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+        logins.insert(port, self.shared.device_secret.clone());
+    }
+
+    pub(crate) fn forget_device_login(&self, port: u16) {
+        let mut logins = DEVICE_LOGINS.lock().unwrap_or_else(|e| e.into_inner());
+        if logins.get(&port) == Some(&self.shared.device_secret) {
+            logins.remove(&port);
+        }
     }
 
     pub(crate) fn counters(&self) -> &Counters {
@@ -937,6 +1069,7 @@ impl Broker {
             sent: c.sent.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             expired: c.expired.load(Ordering::Relaxed),
+            denied: c.denied.load(Ordering::Relaxed),
             retained,
             subscriptions,
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
@@ -967,7 +1100,10 @@ impl Broker {
                 Ok((stream, peer)) => {
                     stream.set_nodelay(true).ok();
                     let broker = self.clone();
-                    tokio::spawn(async move { broker.connection(stream, peer).await });
+                    tokio::spawn(async move {
+                        let (rd, wr) = stream.into_split();
+                        broker.connection(rd, wr, peer, Via::Tcp).await
+                    });
                 }
                 // Out of file descriptors and the like: wait, don't spin.
                 Err(e) => {
@@ -978,18 +1114,23 @@ impl Broker {
         }
     }
 
-    async fn connection(self, stream: TcpStream, peer: SocketAddr) {
+    /// Serves one client over any byte stream (TCP, TLS, websocket).
+    pub(crate) async fn connection<R, W>(self, mut rd: R, mut wr: W, peer: SocketAddr, via: Via)
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
+        let who = format!("{peer}{}", via.suffix());
         let counters = &self.shared.counters;
         let _socket = SocketCount::new(counters);
         let limits = &self.shared.limits;
         if counters.sockets.load(Ordering::Relaxed) > limits.max_connections as u64 {
             self.log(format!(
-                "{peer}: refused, already {} connections (max_connections)",
+                "{who}: refused, already {} connections (max_connections)",
                 limits.max_connections
             ));
             return;
         }
-        let (mut rd, mut wr) = stream.into_split();
         let mut buf = BytesMut::with_capacity(4096);
         let first = tokio::time::timeout(
             limits.connect_timeout,
@@ -1000,7 +1141,7 @@ impl Broker {
             Ok(Ok(Ok(c))) => c,
             Ok(Ok(Err(level))) => {
                 self.log(format!(
-                    "{peer}: protocol level {level} not supported, CONNACK refused"
+                    "{who}: protocol level {level} not supported, CONNACK refused"
                 ));
                 let mut out = BytesMut::new();
                 let ack = Out::ConnAck {
@@ -1017,22 +1158,22 @@ impl Broker {
             }
             Ok(Err(ReadError::Closed)) => return,
             Ok(Err(e)) => {
-                self.log(format!("{peer}: closed before CONNECT: {e}"));
+                self.log(format!("{who}: closed before CONNECT: {e}"));
                 return;
             }
             Err(_) => {
                 self.log(format!(
-                    "{peer}: no CONNECT within {:?}, closed",
+                    "{who}: no CONNECT within {:?}, closed",
                     limits.connect_timeout
                 ));
                 return;
             }
         };
         let proto = connect.proto;
-        let mut conn = match self.accept(connect, peer) {
+        let mut conn = match self.accept(connect, peer, via) {
             Ok(conn) => conn,
             Err(Refusal::Code(code, why)) => {
-                self.log(format!("{peer}: CONNECT refused: {why}"));
+                self.log(format!("{who}: CONNECT refused: {why}"));
                 let ack = Out::ConnAck {
                     session_present: false,
                     code,
@@ -1045,7 +1186,7 @@ impl Broker {
             }
             Err(Refusal::Close(why)) => {
                 // A protocol violation: no CONNACK, no will, no takeover.
-                self.log(format!("{peer}: CONNECT refused, closed: {why}"));
+                self.log(format!("{who}: CONNECT refused, closed: {why}"));
                 return;
             }
         };
@@ -1071,7 +1212,7 @@ impl Broker {
 
     /// Registers the session for a CONNECT, or says why not. Nothing of the
     /// broker changes for a refused CONNECT (no takeover, no will).
-    fn accept(&self, connect: ConnectReq, peer: SocketAddr) -> Result<Conn, Refusal> {
+    fn accept(&self, connect: ConnectReq, peer: SocketAddr, via: Via) -> Result<Conn, Refusal> {
         if let Some(will) = &connect.will
             && validate_topic_name(&will.topic).is_err()
         {
@@ -1092,6 +1233,7 @@ impl Broker {
                 "enhanced authentication is not supported".into(),
             ));
         }
+        let trusted = self.authenticate(&connect)?;
         let limits = &self.shared.limits;
         let mut keep_alive = connect.keep_alive;
         let mut server_keep_alive = None;
@@ -1176,6 +1318,8 @@ impl Broker {
             return Err(Refusal::Close("session vanished".into()));
         };
         session.expiry = connect.session_expiry;
+        session.user = connect.username.clone();
+        session.trusted = trusted;
         session.expires_at = None;
         session.conn = Some(link);
         session.last_conn = conn_id;
@@ -1209,6 +1353,7 @@ impl Broker {
             key,
             client_id,
             peer,
+            via,
             proto: connect.proto,
             keep_alive,
             will: connect.will,
@@ -1218,16 +1363,87 @@ impl Broker {
                 props,
             },
             aliases: HashMap::new(),
+            out_aliases: OutAliases::new(if connect.proto == Proto::V5 {
+                connect.topic_alias_max
+            } else {
+                0
+            }),
+            user: connect.username.clone(),
+            trusted,
             wake,
             kick,
         })
     }
 
-    async fn run(
+    /// Mosquitto's checks: the password file (unless anonymous clients are
+    /// allowed and this one gave no user name), then the ACL for the will.
+    /// `Ok(true)` for the sandbox's own devices, which pass both.
+    fn authenticate(&self, connect: &ConnectReq) -> Result<bool, Refusal> {
+        let security = &self.shared.security;
+        if connect.username.as_deref() == Some(DEVICE_USER) {
+            let given = connect.password.as_deref().unwrap_or("").as_bytes();
+            let secret = self.shared.device_secret.as_bytes();
+            if aws_lc_rs::constant_time::verify_slices_are_equal(given, secret).is_ok() {
+                return Ok(true);
+            }
+            return Err(Refusal::Code(
+                reason::BAD_USER_NAME_OR_PASSWORD,
+                format!(
+                    "client '{}': wrong password for the sandbox's device user '{DEVICE_USER}'",
+                    connect.client_id
+                ),
+            ));
+        }
+        if let Some(passwords) = &security.passwords {
+            match &connect.username {
+                None if !security.allow_anonymous => {
+                    return Err(Refusal::Code(
+                        reason::NOT_AUTHORIZED,
+                        format!(
+                            "client '{}' gave no user name (the sandbox has a password file; --allow-anonymous lets such clients in)",
+                            connect.client_id
+                        ),
+                    ));
+                }
+                None => {}
+                Some(user) => {
+                    let password = connect.password.as_deref().unwrap_or("");
+                    if !passwords.check(user, password.as_bytes()) {
+                        return Err(Refusal::Code(
+                            reason::BAD_USER_NAME_OR_PASSWORD,
+                            format!(
+                                "client '{}': wrong user name or password for user '{user}'",
+                                connect.client_id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let (Some(acl), Some(will)) = (&security.acl, &connect.will)
+            && !acl.allows(
+                connect.username.as_deref(),
+                &connect.client_id,
+                &will.topic,
+                Access::Write,
+            )
+        {
+            return Err(Refusal::Code(
+                reason::NOT_AUTHORIZED,
+                format!(
+                    "client '{}': the ACL denies writing its will topic '{}'",
+                    connect.client_id, will.topic
+                ),
+            ));
+        }
+        Ok(false)
+    }
+
+    async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &self,
         conn: &mut Conn,
-        rd: &mut OwnedReadHalf,
-        wr: &mut OwnedWriteHalf,
+        rd: &mut R,
+        wr: &mut W,
         buf: &mut BytesMut,
     ) -> End {
         let limits = &self.shared.limits;
@@ -1293,7 +1509,7 @@ impl Broker {
                     if batch.is_empty() {
                         continue;
                     }
-                    match self.write_batch(wr, conn.proto, max_packet, &batch).await {
+                    match self.write_batch(wr, conn.proto, max_packet, &mut conn.out_aliases, &batch).await {
                         Ok(too_large) => {
                             if too_large.count > 0 {
                                 self.forget_too_large(conn, &too_large);
@@ -1315,9 +1531,9 @@ impl Broker {
                 }
                 _ = sleep_until(deadline), if blocked.is_empty() => {
                     // Bytes waiting unread (we were busy writing) keep it alive.
-                    match rd.try_read_buf(buf) {
-                        Ok(n) if n > 0 => {
-                            add(&counters.bytes_received, n as u64);
+                    // (A zero timeout still polls the read once.)
+                    match tokio::time::timeout(Duration::ZERO, fill(rd, buf, counters)).await {
+                        Ok(Ok(())) => {
                             deadline = idle_limit.map(|d| Instant::now() + d);
                         }
                         _ => {
@@ -1374,11 +1590,12 @@ impl Broker {
 
     /// Writes a batch; says which messages were dropped because they
     /// exceed the client's Maximum Packet Size.
-    async fn write_batch(
+    async fn write_batch<W: AsyncWrite + Unpin>(
         &self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut W,
         proto: Proto,
         max_packet: Option<u32>,
+        aliases: &mut OutAliases,
         batch: &[Wire],
     ) -> std::io::Result<TooLarge> {
         let counters = &self.shared.counters;
@@ -1389,7 +1606,11 @@ impl Broker {
         for w in batch {
             match w {
                 Wire::Publish { q, pkid, dup } => {
-                    let frame = q.msg.frame(proto, q, now);
+                    let alias = aliases.pick(&q.msg.topic);
+                    let frame = match alias {
+                        Some((alias, known)) => q.msg.aliased_frame(q, now, alias, known),
+                        None => q.msg.frame(proto, q, now),
+                    };
                     let fits = |f: &Bytes| max_packet.is_none_or(|m| f.len() <= m as usize);
                     let Some(frame) = frame.filter(fits) else {
                         // MQTT-3.1.2-25: discarded as if delivered; counted.
@@ -1400,10 +1621,19 @@ impl Broker {
                         }
                         continue;
                     };
+                    // The client knows the alias from here on.
+                    let topic_len = match alias {
+                        Some((_, true)) => 0,
+                        Some((alias, false)) => {
+                            aliases.set(&q.msg.topic, alias);
+                            q.msg.topic.len()
+                        }
+                        None => q.msg.topic.len(),
+                    };
                     let start = out.len();
                     out.extend_from_slice(&frame);
                     if *pkid != 0 {
-                        let at = start + codec::pkid_offset(&frame, q.msg.topic.len());
+                        let at = start + codec::pkid_offset(&frame, topic_len);
                         out[at..at + 2].copy_from_slice(&pkid.to_be_bytes());
                     }
                     if *dup {
@@ -1482,6 +1712,35 @@ impl Broker {
                     return Step::End(End::Violation(reason::TOPIC_NAME_INVALID));
                 }
                 add(&shared.counters.received, 1);
+                if let Some(acl) = &shared.security.acl
+                    && !conn.trusted
+                    && !acl.allows(
+                        conn.user.as_deref(),
+                        &conn.client_id,
+                        &p.topic,
+                        Access::Write,
+                    )
+                {
+                    add(&shared.counters.denied, 1);
+                    self.log(format!(
+                        "{}: PUBLISH to '{}' denied by the ACL, dropped",
+                        conn.who(),
+                        p.topic
+                    ));
+                    // 3.1.1 has no way to say no: acknowledged and dropped,
+                    // as Mosquitto does; MQTT 5 hears 0x87.
+                    let rc = if v5 {
+                        reason::NOT_AUTHORIZED
+                    } else {
+                        reason::SUCCESS
+                    };
+                    match p.qos {
+                        QoS::AtMostOnce => {}
+                        QoS::AtLeastOnce => replies.push(Out::PubAck(p.pkid, rc)),
+                        QoS::ExactlyOnce => replies.push(Out::PubRec(p.pkid, rc)),
+                    }
+                    return Step::Continue;
+                }
                 let mut msg =
                     Msg::new(std::mem::take(&mut p.topic), p.payload.clone()).with_expiry(p.expiry);
                 msg.props = p.props.take();
@@ -1606,6 +1865,24 @@ impl Broker {
                         codes.push(reason::TOPIC_FILTER_INVALID);
                         continue;
                     }
+                    if let Some(acl) = shared.security.acl.as_ref().filter(|_| !conn.trusted) {
+                        let inner = shared_filter(&f.filter).map_or(&*f.filter, |(_, i)| i);
+                        if !acl.allows(
+                            conn.user.as_deref(),
+                            &conn.client_id,
+                            inner,
+                            Access::Subscribe,
+                        ) {
+                            add(&shared.counters.denied, 1);
+                            self.log(format!(
+                                "{}: SUBSCRIBE to '{}' denied by the ACL",
+                                conn.who(),
+                                f.filter
+                            ));
+                            codes.push(reason::NOT_AUTHORIZED);
+                            continue;
+                        }
+                    }
                     codes.push(f.qos as u8);
                     let opts = SubOpts {
                         qos: f.qos,
@@ -1633,7 +1910,9 @@ impl Broker {
                         continue;
                     }
                     let mut send = |topic: &String, r: &Retained| {
-                        if r.expires_at.is_some_and(|t| t <= now) {
+                        if r.expires_at.is_some_and(|t| t <= now)
+                            || !session.may_read(topic, shared)
+                        {
                             return;
                         }
                         let mut msg = Msg::new(topic.clone(), r.payload.clone());
@@ -1807,19 +2086,50 @@ struct Conn {
     key: SessionKey,
     client_id: String,
     peer: SocketAddr,
+    via: Via,
     proto: Proto,
     keep_alive: u16,
     will: Option<codec::WillReq>,
     connack: Out,
     /// MQTT 5 topic aliases this client has set.
     aliases: HashMap<u16, String>,
+    /// MQTT 5 topic aliases the sandbox has set toward this client.
+    out_aliases: OutAliases,
+    user: Option<String>,
+    /// The sandbox's own device: not limited by the ACL.
+    trusted: bool,
     wake: Arc<Notify>,
     kick: Arc<Notify>,
 }
 
 impl Conn {
     fn who(&self) -> String {
-        format!("client '{}' ({})", self.client_id, self.peer)
+        format!(
+            "client '{}' ({}{})",
+            self.client_id,
+            self.peer,
+            self.via.suffix()
+        )
+    }
+}
+
+/// Which listener a client came in through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Tcp,
+    Tls,
+    WebSocket,
+    SecureWebSocket,
+}
+
+impl Via {
+    fn suffix(self) -> &'static str {
+        match self {
+            Via::Tcp => "",
+            Via::Tls => ", TLS",
+            Via::WebSocket => ", websocket",
+            Via::SecureWebSocket => ", websocket over TLS",
+        }
     }
 }
 
@@ -1881,8 +2191,8 @@ async fn wait_room(blocked: &mut [watch::Receiver<u64>]) {
 
 /// Reads more bytes into `buf`, growing it by what arrives (a header that
 /// announces a huge packet reserves nothing until the bytes come).
-async fn fill(
-    rd: &mut OwnedReadHalf,
+async fn fill<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     counters: &Counters,
 ) -> Result<(), ReadError> {
@@ -1900,9 +2210,9 @@ async fn fill(
 
 /// Reads one whole packet. All partial state lives in `buf`, so dropping
 /// this future (in `select!`) loses nothing.
-async fn read_packet(
+async fn read_packet<R: AsyncRead + Unpin>(
     proto: Proto,
-    rd: &mut OwnedReadHalf,
+    rd: &mut R,
     buf: &mut BytesMut,
     max: usize,
     counters: &Counters,
@@ -1917,8 +2227,8 @@ async fn read_packet(
 
 /// The first packet must be a CONNECT; `Ok(Err(level))` for a protocol
 /// level the sandbox does not speak (3.1 and older).
-async fn read_connect(
-    rd: &mut OwnedReadHalf,
+async fn read_connect<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     max: usize,
     counters: &Counters,
@@ -1931,8 +2241,8 @@ async fn read_connect(
 
 /// Writes all of `bytes`; fails with `TimedOut` when the peer accepts
 /// nothing for `timeout` (progress, however slow, resets it).
-async fn write_timed(
-    wr: &mut OwnedWriteHalf,
+async fn write_timed<W: AsyncWrite + Unpin>(
+    wr: &mut W,
     mut bytes: &[u8],
     timeout: Duration,
     counters: &Counters,
@@ -1948,11 +2258,15 @@ async fn write_timed(
             Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
         }
     }
-    Ok(())
+    // TLS and websocket streams hold bytes back until flushed (a no-op on TCP).
+    match tokio::time::timeout(timeout, wr.flush()).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
-async fn write_outs(
-    wr: &mut OwnedWriteHalf,
+async fn write_outs<W: AsyncWrite + Unpin>(
+    wr: &mut W,
     proto: Proto,
     outs: &[Out],
     limits: &Limits,

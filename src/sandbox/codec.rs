@@ -89,6 +89,10 @@ pub struct ConnectReq {
     pub request_response_info: bool,
     pub auth_method: Option<String>,
     pub will: Option<WillReq>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// MQTT 5: how many topic aliases the client accepts from the server.
+    pub topic_alias_max: u16,
 }
 
 pub struct PublishIn {
@@ -147,6 +151,8 @@ pub mod reason {
     pub const UNSUPPORTED_PROTOCOL_VERSION: u8 = 0x84;
     pub const CLIENT_ID_NOT_VALID: u8 = 0x85;
     pub const SERVER_UNAVAILABLE: u8 = 0x88;
+    pub const BAD_USER_NAME_OR_PASSWORD: u8 = 0x86;
+    pub const NOT_AUTHORIZED: u8 = 0x87;
     pub const BAD_AUTHENTICATION_METHOD: u8 = 0x8C;
     pub const SERVER_SHUTTING_DOWN: u8 = 0x8B;
     pub const KEEP_ALIVE_TIMEOUT: u8 = 0x8D;
@@ -262,6 +268,17 @@ pub fn parse_connect(buf: &mut BytesMut, max: usize) -> Result<Result<ConnectReq
         4 => match guarded(|| m4::v4::Packet::read(buf, max))? {
             Ok(m4::v4::Packet::Connect(c)) => Ok(Ok(ConnectReq {
                 proto: Proto::V4,
+                username: c
+                    .login
+                    .as_ref()
+                    .map(|l| l.username.clone())
+                    .filter(|u| !u.is_empty()),
+                password: c
+                    .login
+                    .as_ref()
+                    .map(|l| l.password.clone())
+                    .filter(|p| !p.is_empty()),
+                topic_alias_max: 0,
                 clean_start: c.clean_session,
                 keep_alive: c.keep_alive,
                 session_expiry: if c.clean_session { 0 } else { u32::MAX },
@@ -284,7 +301,7 @@ pub fn parse_connect(buf: &mut BytesMut, max: usize) -> Result<Result<ConnectReq
             Err(e) => Err(ReadError::Protocol(e.to_string())),
         },
         5 => match guarded(|| v5::Packet::read(buf, Some(max as u32)))? {
-            Ok(v5::Packet::Connect(c, will, _login)) => {
+            Ok(v5::Packet::Connect(c, will, login)) => {
                 let props = c.properties.unwrap_or_default();
                 let will = match will {
                     Some(w) => {
@@ -321,6 +338,12 @@ pub fn parse_connect(buf: &mut BytesMut, max: usize) -> Result<Result<ConnectReq
                     request_response_info: props.request_response_info == Some(1),
                     auth_method: props.authentication_method,
                     will,
+                    username: login
+                        .as_ref()
+                        .map(|l| l.username.clone())
+                        .filter(|u| !u.is_empty()),
+                    password: login.map(|l| l.password).filter(|p| !p.is_empty()),
+                    topic_alias_max: props.topic_alias_max.unwrap_or(0),
                 }))
             }
             Ok(_) => Err(ReadError::Protocol("unreadable CONNECT".into())),
@@ -491,6 +514,8 @@ fn connack_code5(code: u8) -> v5::ConnectReturnCode {
         reason::SERVER_UNAVAILABLE => C::ServerUnavailable,
         0x89 => C::ServerBusy,
         reason::BAD_AUTHENTICATION_METHOD => C::BadAuthenticationMethod,
+        reason::BAD_USER_NAME_OR_PASSWORD => C::BadUserNamePassword,
+        reason::NOT_AUTHORIZED => C::NotAuthorized,
         reason::TOPIC_NAME_INVALID => C::TopicNameInvalid,
         reason::PACKET_TOO_LARGE => C::PacketTooLarge,
         _ => C::UnspecifiedError,
@@ -503,8 +528,8 @@ fn connack_code4(code: u8) -> m4::v4::ConnectReturnCode {
         reason::SUCCESS => C::Success,
         reason::UNSUPPORTED_PROTOCOL_VERSION => C::RefusedProtocolVersion,
         reason::CLIENT_ID_NOT_VALID => C::BadClientId,
-        0x86 => C::BadUserNamePassword,
-        0x87 => C::NotAuthorized,
+        reason::BAD_USER_NAME_OR_PASSWORD => C::BadUserNamePassword,
+        reason::NOT_AUTHORIZED => C::NotAuthorized,
         _ => C::ServiceUnavailable,
     }
 }
@@ -517,6 +542,7 @@ fn suback_code5(code: u8) -> v5::SubscribeReasonCode {
         2 => C::Success(m5::QoS::ExactlyOnce),
         reason::TOPIC_FILTER_INVALID => C::TopicFilterInvalid,
         reason::QUOTA_EXCEEDED => C::QuotaExceeded,
+        reason::NOT_AUTHORIZED => C::NotAuthorized,
         _ => C::Unspecified,
     }
 }
@@ -571,19 +597,19 @@ fn write5(out: &Out, buf: &mut BytesMut) {
         }),
         Out::PubAck(id, rc) => {
             let mut a = v5::PubAck::new(*id, None);
-            a.reason = if *rc == reason::NO_MATCHING_SUBSCRIBERS {
-                v5::PubAckReason::NoMatchingSubscribers
-            } else {
-                v5::PubAckReason::Success
+            a.reason = match *rc {
+                reason::NO_MATCHING_SUBSCRIBERS => v5::PubAckReason::NoMatchingSubscribers,
+                reason::NOT_AUTHORIZED => v5::PubAckReason::NotAuthorized,
+                _ => v5::PubAckReason::Success,
             };
             v5::Packet::PubAck(a)
         }
         Out::PubRec(id, rc) => {
             let mut a = v5::PubRec::new(*id, None);
-            a.reason = if *rc == reason::NO_MATCHING_SUBSCRIBERS {
-                v5::PubRecReason::NoMatchingSubscribers
-            } else {
-                v5::PubRecReason::Success
+            a.reason = match *rc {
+                reason::NO_MATCHING_SUBSCRIBERS => v5::PubRecReason::NoMatchingSubscribers,
+                reason::NOT_AUTHORIZED => v5::PubRecReason::NotAuthorized,
+                _ => v5::PubRecReason::Success,
             };
             v5::Packet::PubRec(a)
         }
@@ -664,6 +690,9 @@ pub struct FrameExtras<'a> {
     pub sub_ids: &'a [usize],
     /// MQTT 5: the message expiry interval left, in seconds.
     pub expiry: Option<u32>,
+    /// MQTT 5: a topic alias for this client (the topic is then sent only
+    /// when `topic` is not empty).
+    pub alias: Option<u16>,
 }
 
 /// One PUBLISH frame with packet id 1 for QoS 1/2 (patched per subscriber
@@ -690,7 +719,7 @@ pub fn publish_frame(
             let props = v5::PublishProperties {
                 payload_format_indicator: extras.props.and_then(|p| p.payload_format_indicator),
                 message_expiry_interval: extras.expiry,
-                topic_alias: None,
+                topic_alias: extras.alias,
                 response_topic: extras.props.and_then(|p| p.response_topic.clone()),
                 correlation_data: extras.props.and_then(|p| p.correlation_data.clone()),
                 user_properties: extras

@@ -280,6 +280,10 @@ pub(crate) async fn run(
 
 pub(crate) fn options(client_id: &str, port: u16) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+    // The sandbox's own login: its password file and ACL do not apply.
+    if let Some((user, password)) = super::broker::device_login(port) {
+        o.set_credentials(user, password);
+    }
     o.set_keep_alive(Duration::from_secs(30));
     // The vehicle must survive someone publishing a big payload to its
     // command topic: rumqttc's 10 KiB default would make it reconnect.

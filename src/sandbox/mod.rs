@@ -4,21 +4,29 @@
 //! `Sandbox::start` runs the broker on 127.0.0.1 on its own thread and tokio
 //! runtime (separate from the GUI worker's, so stopping one never stalls the
 //! other). Standard clients (mosquitto_sub/pub, paho, MQTT.js) can join on
-//! the port it reports.
+//! the port it reports; optionally also over TLS (with the sandbox's own
+//! CA, [`certs`]) and websockets, with Mosquitto-format users and ACLs
+//! ([`auth`]).
 
+pub mod auth;
 pub mod book;
 pub mod broker;
+pub mod certs;
 pub mod cli;
 mod codec;
 pub mod devices;
 pub mod sys;
+pub mod tls;
 mod trie;
+pub mod ws;
 
-pub use broker::{Broker, BrokerStats, Limits};
+pub use broker::{Broker, BrokerStats, Limits, Security};
+pub use certs::CertFolder;
 pub use cli::{SandboxArgs, run_sandbox};
 pub use devices::{DemoConfig, demo_topics, example_commands};
 
 use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
@@ -49,6 +57,46 @@ pub struct SandboxConfig {
     pub port: Option<u16>,
     pub demo: DemoConfig,
     pub cloud: CloudBroker,
+    /// A TLS listener beside the plain one.
+    pub tls: Option<TlsOptions>,
+    /// A websocket listener (MQTT over ws://): `Some(0)` any free port.
+    pub ws_port: Option<u16>,
+    /// Password and ACL files (Mosquitto's formats).
+    pub auth: AuthOptions,
+}
+
+/// The TLS listener's settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsOptions {
+    /// `None`: 8883 if free, else any free port. `Some(0)`: any free port.
+    pub port: Option<u16>,
+    /// Refuse clients without a certificate signed by the sandbox CA.
+    pub require_certificate: bool,
+    /// Where the certificates live; `None`: [`certs::default_dir`].
+    pub certs: Option<PathBuf>,
+    /// Also MQTT over websockets inside TLS (wss://) on this port (`0`:
+    /// any free port), with the same certificates and client rule.
+    pub wss_port: Option<u16>,
+}
+
+/// Mosquitto's `password_file`, `acl_file` and `allow_anonymous`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthOptions {
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    /// With a password file: let clients without a user name in.
+    pub allow_anonymous: bool,
+}
+
+impl SandboxConfig {
+    /// What the window starts: the plain listener and a TLS one with the
+    /// certificates in the user's data folder.
+    pub fn gui_default() -> SandboxConfig {
+        SandboxConfig {
+            tls: Some(TlsOptions::default()),
+            ..SandboxConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +111,21 @@ pub enum SandboxError {
     CloudBind { port: u16, source: std::io::Error },
     #[error("cannot start the sandbox broker: {0}")]
     Runtime(std::io::Error),
+    #[error("sandbox TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("sandbox users: {0}")]
+    Auth(#[from] auth::AuthFileError),
 }
 
 /// A running sandbox broker (and its devices). Stops on `stop()` or drop.
 pub struct Sandbox {
     port: u16,
+    tls_port: Option<u16>,
+    ws_port: Option<u16>,
+    wss_port: Option<u16>,
+    /// The certificate folder, when TLS is on.
+    certs: Option<CertFolder>,
+    require_certificate: bool,
     broker: Broker,
     /// The cloud broker and its port, when it runs.
     cloud: Option<(u16, Broker)>,
@@ -85,7 +143,23 @@ impl Sandbox {
     /// Starts with other bounds than Mosquitto-like defaults (tests, the
     /// CLI's `--max-connections` and friends).
     pub fn start_with(config: SandboxConfig, limits: Limits) -> Result<Sandbox, SandboxError> {
-        let listener = bind(config.port)?;
+        let security = config.auth.load()?;
+        let tls = match &config.tls {
+            Some(t) => {
+                let dir = match &t.certs {
+                    Some(d) => d.clone(),
+                    None => certs::default_dir().map_err(tls::TlsError::from)?,
+                };
+                let folder = CertFolder::ensure(&dir).map_err(tls::TlsError::from)?;
+                let acceptor = tls::acceptor(&folder, t.require_certificate)?;
+                let listener = bind(t.port, tls::DEFAULT_TLS_PORT)?;
+                let wss = t.wss_port.map(|p| bind(Some(p), 0)).transpose()?;
+                Some((folder, acceptor, listener, wss))
+            }
+            None => None,
+        };
+        let ws = config.ws_port.map(|p| bind(Some(p), 0)).transpose()?;
+        let listener = bind(config.port, DEFAULT_PORT)?;
         let port = listener.local_addr().map_err(SandboxError::Runtime)?.port();
         listener
             .set_nonblocking(true)
@@ -96,10 +170,36 @@ impl Sandbox {
             .enable_all()
             .build()
             .map_err(SandboxError::Runtime)?;
-        let listener = {
+        let local_port = |l: &StdListener| l.local_addr().map(|a| a.port()).ok();
+        let tls_port = tls.as_ref().and_then(|(_, _, l, _)| local_port(l));
+        let wss_port = tls
+            .as_ref()
+            .and_then(|(_, _, _, w)| w.as_ref())
+            .and_then(local_port);
+        let ws_port = ws.as_ref().and_then(local_port);
+        let to_tokio = |l: StdListener| {
             let _entered = rt.enter();
-            tokio::net::TcpListener::from_std(listener).map_err(SandboxError::Runtime)?
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
         };
+        let listener = to_tokio(listener).map_err(SandboxError::Runtime)?;
+        let (certs, tls) = match tls {
+            Some((folder, acceptor, l, wss)) => (
+                Some(folder),
+                Some((
+                    acceptor,
+                    to_tokio(l).map_err(SandboxError::Runtime)?,
+                    wss.map(to_tokio)
+                        .transpose()
+                        .map_err(SandboxError::Runtime)?,
+                )),
+            ),
+            None => (None, None),
+        };
+        let ws = ws
+            .map(to_tokio)
+            .transpose()
+            .map_err(SandboxError::Runtime)?;
         let cloud_listener = match config.cloud {
             CloudBroker::Off => None,
             CloudBroker::Auto => Some(
@@ -112,17 +212,17 @@ impl Sandbox {
         let cloud_listener = match cloud_listener {
             Some(l) => {
                 let cloud_port = l.local_addr().map_err(SandboxError::Runtime)?.port();
-                l.set_nonblocking(true).map_err(SandboxError::Runtime)?;
-                let _entered = rt.enter();
-                let l = tokio::net::TcpListener::from_std(l).map_err(SandboxError::Runtime)?;
-                Some((cloud_port, l))
+                Some((cloud_port, to_tokio(l).map_err(SandboxError::Runtime)?))
             }
             None => None,
         };
         let cloud = cloud_listener
             .as_ref()
             .map(|(p, _)| (*p, Broker::with_limits(limits.clone())));
-        let broker = Broker::with_limits(limits);
+        let broker = Broker::with_security(limits, security);
+        // The devices log in with the broker's own secret: a password file
+        // or an ACL never locks the sandbox out of its own demo.
+        broker.register_device_login(port);
         let started_at = SystemTime::now();
         let (demo_tx, demo_rx) = watch::channel(config.demo);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -134,6 +234,15 @@ impl Sandbox {
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::spawn(b.clone().serve(listener));
+                    if let Some((acceptor, l, wss)) = tls {
+                        if let Some(w) = wss {
+                            tokio::spawn(ws::serve_tls(b.clone(), w, acceptor.clone()));
+                        }
+                        tokio::spawn(tls::serve(b.clone(), l, acceptor));
+                    }
+                    if let Some(l) = ws {
+                        tokio::spawn(ws::serve(b.clone(), l));
+                    }
                     let cloud_broker = match cloud_served {
                         Some(((_, listener), cb)) => {
                             tokio::spawn(cb.clone().serve(listener));
@@ -170,6 +279,11 @@ impl Sandbox {
             .map_err(SandboxError::Runtime)?;
         Ok(Sandbox {
             port,
+            tls_port,
+            ws_port,
+            wss_port,
+            require_certificate: config.tls.as_ref().is_some_and(|t| t.require_certificate),
+            certs,
             broker,
             cloud,
             demo: demo_tx,
@@ -192,6 +306,69 @@ impl Sandbox {
     /// The cloud broker itself, when it runs.
     pub fn cloud_broker(&self) -> Option<&Broker> {
         self.cloud.as_ref().map(|(_, b)| b)
+    }
+
+    /// The TLS listener's port on 127.0.0.1, if there is one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// The websocket listener's port on 127.0.0.1, if there is one.
+    pub fn ws_port(&self) -> Option<u16> {
+        self.ws_port
+    }
+
+    /// The websocket-over-TLS listener's port, if there is one.
+    pub fn wss_port(&self) -> Option<u16> {
+        self.wss_port
+    }
+
+    /// The certificate folder (CA, server and client certificates), when
+    /// the TLS listener is on.
+    pub fn certs(&self) -> Option<&CertFolder> {
+        self.certs.as_ref()
+    }
+
+    /// Whether TLS clients must present a certificate.
+    pub fn requires_certificate(&self) -> bool {
+        self.require_certificate
+    }
+
+    /// The command lines (the book's style) that work against this sandbox
+    /// as it runs: plain, and over TLS with the CA and board001's
+    /// certificate.
+    pub fn example_command_lines(&self) -> Vec<String> {
+        let port = self.port;
+        let topic = "vehicles/vehiclepi01/executedcommands";
+        let mut lines = vec![
+            format!("mosquitto_sub -V mqttv311 -h 127.0.0.1 -p {port} -t '#' -v"),
+            format!("mosquitto_pub -V mqttv311 -h 127.0.0.1 -p {port} -t {topic} -m 'hello'"),
+        ];
+        if let (Some(tls), Some(c)) = (self.tls_port, &self.certs) {
+            let ca = c.ca_cert();
+            let (crt, key) = c.client("board001");
+            let creds = format!(
+                "--cafile {} --cert {} --key {}",
+                shell_quote(&ca.display().to_string()),
+                shell_quote(&crt.display().to_string()),
+                shell_quote(&key.display().to_string())
+            );
+            lines.push(format!(
+                "mosquitto_sub -V mqttv311 -h localhost -p {tls} {creds} -t {topic} -d"
+            ));
+            lines.push(format!(
+                "mosquitto_pub -V mqttv311 -h localhost -p {tls} {creds} -t {topic} -m 'hello over TLS' -d"
+            ));
+        }
+        if let Some(ws) = self.ws_port {
+            lines.push(format!("MQTT.js: mqtt.connect('ws://127.0.0.1:{ws}/mqtt')"));
+        }
+        if let Some(wss) = self.wss_port {
+            lines.push(format!(
+                "MQTT.js: mqtt.connect('wss://localhost:{wss}/mqtt', {{ ca, cert, key }})"
+            ));
+        }
+        lines
     }
 
     pub fn started_at(&self) -> SystemTime {
@@ -219,6 +396,7 @@ impl Sandbox {
 
     /// Stops the broker and the devices; returns when the port is free.
     pub fn stop(&mut self) {
+        self.broker.forget_device_login(self.port);
         if let Some(tx) = self.shutdown.take() {
             tx.send(()).ok();
         }
@@ -246,12 +424,43 @@ fn cloud_error(port: u16, source: std::io::Error) -> SandboxError {
     SandboxError::CloudBind { port, source }
 }
 
-fn bind(port: Option<u16>) -> Result<StdListener, SandboxError> {
+/// `None`: `default` if free, else any free port.
+fn bind(port: Option<u16>, default: u16) -> Result<StdListener, SandboxError> {
     let at = |p: u16| {
         StdListener::bind(("127.0.0.1", p)).map_err(|source| SandboxError::Bind { port: p, source })
     };
     match port {
         Some(p) => at(p),
-        None => at(DEFAULT_PORT).or_else(|_| at(0)),
+        None => at(default).or_else(|_| at(0)),
+    }
+}
+
+/// A path as a shell word (quoted only when it needs it).
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+impl AuthOptions {
+    fn load(&self) -> Result<Security, auth::AuthFileError> {
+        Ok(Security {
+            passwords: self
+                .password_file
+                .as_deref()
+                .map(auth::PasswordFile::load)
+                .transpose()?,
+            acl: self
+                .acl_file
+                .as_deref()
+                .map(auth::AclFile::load)
+                .transpose()?,
+            allow_anonymous: self.allow_anonymous,
+        })
     }
 }

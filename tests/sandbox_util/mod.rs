@@ -25,6 +25,7 @@ pub fn start_with(demo: DemoConfig, limits: Limits) -> Sandbox {
             port: Some(0),
             demo,
             cloud: CloudBroker::Port(0),
+            ..SandboxConfig::default()
         },
         limits,
     ) {
