@@ -1,0 +1,66 @@
+// A websocket MQTT endpoint for mqscope's tests, on a free port of 127.0.0.1.
+//
+//   node broker.mjs [--path /mqtt] [--cert CERT.pem --key KEY.pem]
+//                   [--bridge HOST:PORT] [--require-header NAME:VALUE]
+//
+// Without --bridge it is Aedes, a real MQTT 3.1.1 broker, behind a `ws`
+// websocket server. With --bridge it is a websocket gateway in front of a TCP
+// broker (the way nginx or websockify put Mosquitto on websockets): every
+// websocket is piped to a new TCP connection, so MQTT 5 works too.
+// An upgrade on another path gets HTTP 404; without the required header,
+// HTTP 401. Prints `listening PORT` once it accepts connections.
+import { createServer as createHttp } from 'node:http'
+import { createServer as createHttps } from 'node:https'
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import { Aedes } from 'aedes'
+
+const opts = { path: '/mqtt' }
+const argv = process.argv.slice(2)
+for (let i = 0; i < argv.length; i += 2) opts[argv[i].replace(/^--/, '')] = argv[i + 1]
+
+const server = opts.cert
+  ? createHttps({ cert: readFileSync(opts.cert), key: readFileSync(opts.key) })
+  : createHttp()
+server.on('request', (req, res) => { res.writeHead(404); res.end() })
+
+const wss = new WebSocketServer({
+  noServer: true,
+  handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false)
+})
+
+function refuse (socket, status) {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+}
+
+server.on('upgrade', (req, socket, head) => {
+  const url = new URL(req.url, 'http://localhost')
+  if (url.pathname !== opts.path) return refuse(socket, '404 Not Found')
+  if (opts['require-header']) {
+    const [name, value] = opts['require-header'].split(/:(.*)/s)
+    if (req.headers[name.toLowerCase()] !== value) return refuse(socket, '401 Unauthorized')
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+})
+
+const aedes = opts.bridge ? null : await Aedes.createBroker()
+
+wss.on('connection', (ws, req) => {
+  const stream = createWebSocketStream(ws)
+  stream.on('error', () => stream.destroy())
+  if (aedes) {
+    aedes.handle(stream, req)
+    return
+  }
+  const [host, port] = opts.bridge.split(':')
+  const tcp = net.connect(Number(port), host)
+  tcp.on('error', () => stream.destroy())
+  stream.on('close', () => tcp.destroy())
+  tcp.on('close', () => stream.destroy())
+  stream.pipe(tcp).pipe(stream)
+})
+
+server.listen(0, '127.0.0.1', () => {
+  console.log(`listening ${server.address().port}`)
+})
