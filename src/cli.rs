@@ -101,7 +101,8 @@ pub struct ConnArgs {
     /// --capath); implies TLS.
     #[arg(long = "tls-use-os-certs")]
     pub tls_use_os_certs: bool,
-    /// Speak only this TLS version: tlsv1.2 or tlsv1.3.
+    /// The TLS version, as mosquitto's --tls-version: tlsv1.2 (1.2 or
+    /// newer) or tlsv1.3 (1.3 only).
     #[arg(long = "tls-version", value_parser = parse_tls_version)]
     pub tls_version: Option<TlsVersion>,
     /// Connect over websockets: ws://, or wss:// with the TLS flags.
@@ -880,6 +881,11 @@ fn sub_loop(
             && Instant::now() >= d
         {
             out.flush().ok();
+            // As mosquitto_sub: a clean DISCONNECT, then the exit code.
+            if ever_connected {
+                worker.send(Command::Disconnect { conn: CONN });
+                drain_trace(worker, &mut packets, &mut out);
+            }
             eprintln!(
                 "mqscope sub: timed out after {} s",
                 args.timeout.unwrap_or(0)
@@ -1217,10 +1223,14 @@ fn publish(args: PubArgs) -> Result<(), CliError> {
                 settled += 1;
                 if let PublishOutcome::Failed(why) = outcome {
                     if !args.lines {
-                        return Err(CliError(why));
+                        // As mosquitto_pub: the refusal ends the session
+                        // with a clean DISCONNECT.
+                        input_done = true;
+                        failure = Some(CliError(why));
+                    } else {
+                        eprintln!("mqscope pub: {why}");
+                        failure.get_or_insert(CliError("a publish failed".into()));
                     }
-                    eprintln!("mqscope pub: {why}");
-                    failure.get_or_insert(CliError("a publish failed".into()));
                 }
             }
             EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {

@@ -371,8 +371,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OptionsError> {
 fn tls_config(profile: &Profile) -> Result<ClientConfig, OptionsError> {
     let tls = &profile.tls;
     let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.version {
-        TlsVersion::Any => rustls::DEFAULT_VERSIONS,
-        TlsVersion::V12 => &[&rustls::version::TLS12],
+        TlsVersion::Any | TlsVersion::V12 => rustls::DEFAULT_VERSIONS,
         TlsVersion::V13 => &[&rustls::version::TLS13],
     };
     let builder =

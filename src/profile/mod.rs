@@ -55,9 +55,10 @@ pub enum TlsVersion {
     /// TLS 1.2 or 1.3, whichever the broker prefers.
     #[default]
     Any,
-    /// TLS 1.2 only.
+    /// TLS 1.2 or newer, as mosquitto's `--tls-version tlsv1.2` (the
+    /// library speaks nothing older, so this is the same as `Any`).
     V12,
-    /// TLS 1.3 only.
+    /// TLS 1.3 only, as mosquitto's `--tls-version tlsv1.3`.
     V13,
 }
 

@@ -3,6 +3,8 @@
 //   node broker.mjs [--path /mqtt] [--cert CERT.pem --key KEY.pem [--alpn P]]
 //                   [--bridge HOST:PORT] [--require-header NAME:VALUE]
 //   node broker.mjs --mode proxy [--require-header Proxy-Authorization:VALUE]
+//   node broker.mjs --mode tls --bridge HOST:PORT --cert C --key K
+//                   [--tls-min TLSv1.3] [--tls-max TLSv1.2]
 //
 // Without --bridge it is Aedes, a real MQTT 3.1.1 broker, behind a `ws`
 // websocket server. With --bridge it is a websocket gateway in front of a TCP
@@ -11,11 +13,13 @@
 // An upgrade on another path gets HTTP 404; without the required header,
 // HTTP 401. With --alpn the TLS server accepts only that ALPN protocol.
 // `--mode proxy` is an HTTP CONNECT proxy instead (HTTP 407 without the
-// required header). Prints `listening PORT` once it accepts connections.
+// required header); `--mode tls` a plain TLS front to the TCP broker, limited
+// to the TLS versions given (Mosquitto 2.0 can only set a minimum). Prints `listening PORT` once it accepts connections.
 import { createServer as createHttp } from 'node:http'
 import { createServer as createHttps } from 'node:https'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
+import tlsNet from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { Aedes } from 'aedes'
 
@@ -33,6 +37,19 @@ const tls = opts.cert
   ? { cert: readFileSync(opts.cert), key: readFileSync(opts.key) }
   : null
 if (tls && opts.alpn) tls.ALPNProtocols = [opts.alpn]
+if (tls && opts['tls-min']) tls.minVersion = opts['tls-min']
+if (tls && opts['tls-max']) tls.maxVersion = opts['tls-max']
+
+if (opts.mode === 'tls') {
+  const [host, port] = opts.bridge.split(':')
+  const front = tlsNet.createServer(tls, (socket) => {
+    const tcp = net.connect(Number(port), host)
+    tcp.on('error', () => socket.destroy())
+    socket.on('error', () => tcp.destroy())
+    socket.pipe(tcp).pipe(socket)
+  })
+  front.listen(0, '127.0.0.1', () => console.log(`listening ${front.address().port}`))
+} else {
 const server = tls ? createHttps(tls) : createHttp()
 server.on('request', (req, res) => { res.writeHead(404); res.end() })
 
@@ -86,3 +103,4 @@ wss.on('connection', (ws, req) => {
 server.listen(0, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`)
 })
+}

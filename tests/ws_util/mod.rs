@@ -61,6 +61,16 @@ impl WsBroker {
         WsBroker::start(&args)
     }
 
+    /// A plain TLS front (no websocket) to the TCP broker at
+    /// 127.0.0.1:`port`, with `extra` options (`--cert`, `--key`,
+    /// `--tls-min`, `--tls-max`).
+    pub fn tls_gateway(port: u16, extra: &[&str]) -> WsBroker {
+        let to = format!("127.0.0.1:{port}");
+        let mut args = vec!["--mode", "tls", "--bridge", to.as_str()];
+        args.extend_from_slice(extra);
+        WsBroker::start(&args)
+    }
+
     /// An HTTP CONNECT proxy (with `--require-header Proxy-Authorization:…`
     /// it wants credentials).
     pub fn http_proxy(extra: &[&str]) -> WsBroker {
