@@ -1275,3 +1275,33 @@ fn read_lines() -> std::sync::mpsc::Receiver<Result<Vec<u8>, String>> {
     });
     rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_mqtt_gives_credentials_host_port_and_topic() {
+        let u = parse_url("mqtt://alice:pw@broker.lan:1884/a/b").unwrap();
+        assert_eq!(u.transport, TransportKind::Tcp);
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("broker.lan", 1884, "a/b")
+        );
+        assert_eq!(u.credentials, Some(("alice".into(), Some("pw".into()))));
+        assert_eq!(parse_url("mqtts://h/t").unwrap().port, 8883);
+        assert!(
+            parse_url("mqtt://h").is_err(),
+            "mosquitto's -L needs a topic"
+        );
+        assert!(parse_url("http://h/t").is_err());
+    }
+
+    #[test]
+    fn url_ws_gives_the_websocket_path() {
+        let u = parse_url("wss://h/gateway").unwrap();
+        assert_eq!(u.transport, TransportKind::Wss);
+        assert_eq!((u.port, u.path.as_str()), (443, "/gateway"));
+        assert_eq!(parse_url("ws://h:9001").unwrap().path, "/mqtt");
+    }
+}

@@ -354,14 +354,26 @@ fn worker_connects_over_wss_with_the_profile_tls_settings() {
 
 #[test]
 fn window_profile_with_websocket_transport_connects() {
-    let broker = WsBroker::aedes(&["--path", "/ws"]);
+    // The broker wants the path /ws and a header: both come from the form.
+    let broker = WsBroker::aedes(&["--path", "/ws", "--require-header", "X-Site:plant 7"]);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut harness = common::gui::app(dir.path());
     click(&mut harness, "Add");
+    set_text(&mut harness, "Name", "websocket broker");
     set_text(&mut harness, "Host", "127.0.0.1");
-    set_text(&mut harness, "Port", &broker.port.to_string());
+    // A fixed port for the picture; the broker's own one after it.
+    set_text(&mut harness, "Port", "8080");
     click(&mut harness, "WebSocket");
     set_text(&mut harness, "Path", "/ws");
+    click(&mut harness, "Add header");
+    set_text(&mut harness, "Header name 1", "X-Site");
+    set_text(&mut harness, "Header value 1", "plant 7");
+    set_text(&mut harness, "Client ID", "mqscope-snapshot");
+    harness.key_press(egui::Key::Escape);
+    harness.remove_cursor();
+    harness.run_ok();
+    harness.snapshot("profile_websocket");
+    set_text(&mut harness, "Port", &broker.port.to_string());
     click(&mut harness, "Connect");
     step_until(
         &mut harness,
@@ -376,4 +388,8 @@ fn window_profile_with_websocket_transport_connects() {
         .expect("the profile is saved");
     assert_eq!(p.transport, TransportKind::Ws);
     assert_eq!(p.ws.path, "/ws");
+    assert_eq!(
+        p.ws.headers,
+        [("X-Site".to_string(), "plant 7".to_string())]
+    );
 }

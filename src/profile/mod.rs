@@ -342,3 +342,35 @@ pub fn generate_client_id() -> String {
         .collect();
     format!("mqscope-{tail}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_url_with_credentials_and_default_port() {
+        assert_eq!(
+            parse_proxy_url("http://alice:s3cret@proxy.lan").unwrap(),
+            ProxyUrl {
+                tls: false,
+                host: "proxy.lan".into(),
+                port: 8080,
+                credentials: Some(("alice".into(), "s3cret".into())),
+            }
+        );
+        let p = parse_proxy_url("https://[::1]:3128/").unwrap();
+        assert!(p.tls);
+        assert_eq!((p.host.as_str(), p.port), ("::1", 3128));
+        assert!(parse_proxy_url("proxy.lan:3128").is_err());
+        assert!(parse_proxy_url("http://proxy.lan:99999").is_err());
+    }
+
+    #[test]
+    fn profile_file_without_websocket_fields_loads_with_the_mqtt_path() {
+        let p: Profile = ron::from_str("(name: \"old\", transport: Ws)").unwrap();
+        assert_eq!(p.ws.path, "/mqtt");
+        assert!(p.ws.headers.is_empty());
+        assert_eq!(p.tls.version, TlsVersion::Any);
+        assert!(p.proxy.is_empty());
+    }
+}

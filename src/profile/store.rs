@@ -525,6 +525,7 @@ mod tests {
                 path: "/gateway/mqtt".into(),
                 headers: vec![("X-Site".into(), "plant 7".into())],
             },
+            proxy: "http://gateway.plant7:3128".into(),
             max_packet_size: 1 << 20,
             subscriptions: vec![
                 SubscriptionSpec::new("factory/#", Qos::AtLeastOnce),

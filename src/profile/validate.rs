@@ -893,4 +893,64 @@ mod tests {
         assert_eq!(fields(&p), vec![Field::CaFile]);
         assert!(message_for(&p, Field::CaFile).contains("no file chosen"));
     }
+
+    fn ws_profile(path: &str, headers: &[(&str, &str)]) -> Profile {
+        Profile {
+            transport: TransportKind::Ws,
+            ws: crate::profile::WsSettings {
+                path: path.into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn websocket_path_starts_with_a_slash_and_has_no_blanks() {
+        assert!(fields(&ws_profile("/mqtt", &[])).is_empty());
+        assert_eq!(fields(&ws_profile("mqtt", &[])), vec![Field::WsPath]);
+        assert_eq!(fields(&ws_profile("/my path", &[])), vec![Field::WsPath]);
+        // Only checked when the transport is a websocket.
+        let mut tcp = ws_profile("mqtt", &[]);
+        tcp.transport = TransportKind::Tcp;
+        assert!(fields(&tcp).is_empty());
+    }
+
+    #[test]
+    fn websocket_headers_need_a_token_name_and_a_one_line_value() {
+        assert!(fields(&ws_profile("/mqtt", &[("Authorization", "Bearer x")])).is_empty());
+        for bad in [("", "v"), ("Bad Name", "v"), ("X-A", "two\nlines")] {
+            assert_eq!(
+                fields(&ws_profile("/mqtt", &[bad])),
+                vec![Field::WsHeaders],
+                "{bad:?}"
+            );
+        }
+        let p = ws_profile("/mqtt", &[("sec-websocket-protocol", "x")]);
+        assert!(message_for(&p, Field::WsHeaders).contains("websocket handshake itself"));
+    }
+
+    #[test]
+    fn websocket_host_with_a_path_points_at_the_path_field() {
+        let mut p = ws_profile("/mqtt", &[]);
+        p.host = "broker.example.com/mqtt".into();
+        assert!(message_for(&p, Field::Host).contains("Path field"));
+    }
+
+    #[test]
+    fn socks_proxy_is_refused_with_the_reason() {
+        let p = Profile {
+            proxy: "socks5h://127.0.0.1:1080".into(),
+            ..Profile::default()
+        };
+        assert!(message_for(&p, Field::Proxy).contains("HTTP CONNECT"));
+        let ok = Profile {
+            proxy: "http://user:pw@proxy.lan:3128".into(),
+            ..Profile::default()
+        };
+        assert!(fields(&ok).is_empty());
+    }
 }
