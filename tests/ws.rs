@@ -393,3 +393,28 @@ fn window_profile_with_websocket_transport_connects() {
         [("X-Site".to_string(), "plant 7".to_string())]
     );
 }
+
+#[test]
+fn plain_mqtt_to_a_websocket_port_suggests_the_websocket_transport() {
+    let broker = WsBroker::aedes(&[]);
+    for version in ["311", "5"] {
+        let done = run_pub(&strings(&[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-V",
+            version,
+            "-t",
+            "a",
+            "-m",
+            "x",
+        ]));
+        assert_eq!(done.code, Some(1));
+        assert!(
+            done.stderr.contains("not valid MQTT") && done.stderr.contains("--ws"),
+            "-V {version}: {}",
+            done.stderr
+        );
+    }
+}

@@ -71,6 +71,7 @@ pub fn describe_connection_error(
             rumqttc::StateError::AwaitPingResp => {
                 "the broker did not answer PINGREQ (keep-alive timed out)".into()
             }
+            rumqttc::StateError::Deserialization(e) => not_mqtt(e, host, port),
             other => format!("protocol error: {other}"),
         },
         ConnectionError::NotConnAck(p) => format!("the broker answered CONNECT with {p:?}"),
@@ -210,6 +211,14 @@ fn describe_proxy(err: &(dyn std::error::Error + 'static)) -> String {
         ),
         None => format!("proxy: {text}"),
     }
+}
+
+/// Bytes that do not decode as MQTT: often an HTTP or websocket port.
+fn not_mqtt(err: &dyn std::fmt::Display, host: &str, port: u16) -> String {
+    format!(
+        "the server sent bytes that are not valid MQTT ({err}); if {host}:{port} is a \
+         websocket (HTTP) port, use the WebSocket transport (--ws)"
+    )
 }
 
 fn unreachable_refused() -> String {
@@ -385,6 +394,7 @@ pub fn describe_connection_error_v5(
             S::IncomingPacketTooLarge { pkt_size, max } => format!(
                 "the broker sent a packet of {pkt_size} bytes, larger than this profile's maximum packet size of {max} bytes"
             ),
+            S::Deserialization(e) => not_mqtt(e, host, port),
             S::WrongPacket => {
                 "the broker sent a packet this client cannot handle (an AUTH packet: enhanced authentication is not supported)".into()
             }
