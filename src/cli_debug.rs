@@ -10,8 +10,9 @@ use crate::model::packet::{Direction, PacketKind, PacketRecord};
 pub struct DebugLog {
     /// The client id, as CONNECT sent it (or the broker assigned it).
     id: String,
-    /// mosquitto numbers QoS 0 publishes too: `m1`, `m2`, …
-    qos0_mid: u16,
+    /// The last message id sent: mosquitto numbers QoS 0 publishes too, from
+    /// the one counter its SUBSCRIBEs and publishes share.
+    last_mid: u16,
     /// mosquitto_sub also prints `Subscribed (mid: N): QOS, …` after SUBACK.
     subscriber: bool,
 }
@@ -59,13 +60,16 @@ impl DebugLog {
             )
         };
         let rc = d.reason.unwrap_or(0);
+        if r.dir == Out && mid != 0 {
+            self.last_mid = mid;
+        }
         match (r.dir, r.kind) {
             (Out, K::Connect) => vec![format!("{who} sending CONNECT")],
             (In, K::Connack) => vec![format!("{who} received CONNACK ({})", connack_code(r))],
             (Out, K::Publish) => {
-                let mid = if r.qos.unwrap_or(0) == 0 || mid == 0 {
-                    self.qos0_mid = self.qos0_mid.wrapping_add(1).max(1);
-                    self.qos0_mid
+                let mid = if mid == 0 {
+                    self.last_mid = self.last_mid.wrapping_add(1).max(1);
+                    self.last_mid
                 } else {
                     mid
                 };
@@ -174,6 +178,17 @@ mod tests {
         p.detail.topic = Some("t".into());
         p.detail.payload_bytes = Some(2);
         assert!(log.lines(&p)[0].contains("m1,"));
+        assert!(log.lines(&p)[0].contains("m2,"));
+    }
+
+    #[test]
+    fn a_qos0_publish_after_a_subscribe_takes_the_next_id_as_in_mosquitto_rr() {
+        let mut log = DebugLog::new(true);
+        let mut s = rec(Direction::Out, PacketKind::Subscribe, Some(1));
+        s.detail.filters = vec![("resp".into(), 0)];
+        log.lines(&s);
+        let mut p = rec(Direction::Out, PacketKind::Publish, None);
+        p.qos = Some(0);
         assert!(log.lines(&p)[0].contains("m2,"));
     }
 

@@ -18,8 +18,14 @@ use std::time::{Duration, Instant};
 pub struct RrArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Topic the request is published to.
-    #[arg(short = 't', long = "topic")]
+    /// Topic the request is published to (or the topic of an
+    /// `mqtt://host/topic` URL given with -L).
+    #[arg(
+        short = 't',
+        long = "topic",
+        required_unless_present = "url",
+        default_value = ""
+    )]
     pub topic: String,
     /// Response topic: subscribed to, and sent as the request's Response
     /// Topic property.
@@ -72,7 +78,12 @@ fn fresh_correlation() -> Bytes {
     Bytes::from(format!("mqscope-rr-{}-{nanos:x}", std::process::id()))
 }
 
-fn rr(args: RrArgs) -> Result<i32, CliError> {
+fn rr(mut args: RrArgs) -> Result<i32, CliError> {
+    if args.topic.is_empty()
+        && let Some(t) = args.conn.url_topic()?
+    {
+        args.topic = t;
+    }
     crate::profile::validate_topic_name(&args.topic)
         .map_err(|why| CliError(format!("invalid request topic '{}': {why}", args.topic)))?;
     crate::profile::validate_topic_name(&args.response_topic).map_err(|why| {
@@ -113,7 +124,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
-    let mut packets = Packets::new(&conn, true);
+    let mut packets = Packets::new(&conn, false);
     let mut request = Some((payload, Box::new(props)));
     let mut sent_at: Option<(Instant, Option<u64>)> = None;
     let mut last_in_publish: Option<(u64, u64)> = None;

@@ -612,3 +612,19 @@ fn proxy_http_connect_with_credentials_and_socks_refused() {
         done.stderr
     );
 }
+
+#[test]
+fn rr_debug_lines_match_mosquitto_rr_when_nobody_answers() {
+    let broker = Broker::start();
+    let args = [
+        "-d", "-i", "asker", "-t", "req", "-e", "resp", "-m", "ping", "-W", "1",
+    ];
+    let theirs = run(Mosquitto, "rr", broker.port, &args);
+    let mut ours_args = args.to_vec();
+    ours_args.extend(["-V", "5"]);
+    let ours = run(Mqscope, "rr", broker.port, &ours_args);
+    assert!(theirs.stdout.contains("m2, 'req'"), "{}", theirs.stdout);
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(ours.code, Some(27));
+    assert_eq!(theirs.code, Some(27));
+}
