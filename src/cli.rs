@@ -897,6 +897,7 @@ fn sub_loop(
             continue;
         };
         let mut ready = Vec::new();
+        let mut closed = None;
         match kind {
             EventKind::Message(m) => {
                 if packets.debug() && m.qos != Qos::AtMostOnce {
@@ -921,9 +922,13 @@ fn sub_loop(
                     return Err(CliError(reason));
                 }
                 eprintln!("mqscope sub: connection lost: {reason}; reconnecting");
+                // -d: a message whose acknowledgement never went out is
+                // still shown, not lost with the connection.
+                ready.append(&mut held);
             }
             EventKind::Status(ConnStatus::Disconnected { reason }) => {
-                return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
+                ready.append(&mut held);
+                closed = Some(reason.unwrap_or_else(|| "disconnected".into()));
             }
             EventKind::Subscribed {
                 filter,
@@ -1021,6 +1026,10 @@ fn sub_loop(
                 drain_trace(worker, &mut packets, &mut out);
                 return Ok(0);
             }
+        }
+        if let Some(reason) = closed {
+            out.flush().ok();
+            return Err(CliError(reason));
         }
         let subscribed = !args.topics.is_empty() && acked >= args.topics.len();
         let only_unsubscribing = args.topics.is_empty() && unsubscribed >= args.unsubscribe.len();
