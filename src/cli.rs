@@ -377,6 +377,13 @@ pub struct SubArgs {
     /// Exit once every subscription has been acknowledged.
     #[arg(short = 'E')]
     pub exit_after_sub: bool,
+    /// Only print retained messages; exit at the first message that is not.
+    #[arg(long = "retained-only")]
+    pub retained_only: bool,
+    /// Clear every retained message received (publish an empty retained
+    /// message, QoS 1, to its topic); -T keeps topics out of it.
+    #[arg(long = "remove-retained")]
+    pub remove_retained: bool,
     /// Keep messages in the same Store the window uses and print its figures
     /// on stderr at exit: messages, topics, bytes, time, msg/s, evictions,
     /// memory.
@@ -876,6 +883,8 @@ fn sub_loop(
     // -d: as mosquitto_sub, a QoS 1/2 message is printed once its PUBACK /
     // PUBCOMP has gone out.
     let mut held: Vec<crate::mqtt::Message> = Vec::new();
+    // --remove-retained: empty retained publishes not yet acknowledged.
+    let mut removals = 0u64;
     loop {
         if let Some(d) = deadline
             && Instant::now() >= d
@@ -975,6 +984,12 @@ fn sub_loop(
                     }
                 }
             }
+            EventKind::Published { outcome, .. } => {
+                removals = removals.saturating_sub(1);
+                if let PublishOutcome::Failed(why) = outcome {
+                    eprintln!("mqscope sub: a retained message was not removed: {why}");
+                }
+            }
             EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
             EventKind::Dropped { messages, packets } => eprintln!(
                 "mqscope sub: {messages} messages and {packets} packet records dropped: output could not keep up"
@@ -982,6 +997,14 @@ fn sub_loop(
             _ => {}
         }
         for m in ready {
+            // --retained-only: the first live message ends the run.
+            if args.retained_only && !m.retain {
+                out.flush().ok();
+                qos2.finish(worker, &mut removals, &mut packets, &mut out);
+                worker.send(Command::Disconnect { conn: CONN });
+                drain_trace(worker, &mut packets, &mut out);
+                return Ok(0);
+            }
             // -R and -T: not printed and not counted, as mosquitto_sub.
             if (args.no_retained && m.retain)
                 || args
@@ -991,6 +1014,18 @@ fn sub_loop(
             {
                 continue;
             }
+            if args.remove_retained && m.retain {
+                removals += 1;
+                worker.send(Command::Publish {
+                    conn: CONN,
+                    token: removals,
+                    topic: m.topic.clone(),
+                    payload: Vec::new(),
+                    qos: Qos::AtLeastOnce,
+                    retain: true,
+                    props: None,
+                });
+            }
             if let Some(stats) = stats.as_deref_mut() {
                 stats.add(&m);
             }
@@ -999,9 +1034,11 @@ fn sub_loop(
             let written = if let Some(f) = format {
                 f.write(&m, &mut out)
             } else if args.verbose {
+                // An empty payload reads "(null)", as mosquitto_sub -v prints it.
+                let shown: &[u8] = if payload.is_empty() { b"(null)" } else { payload };
                 out.write_all(m.topic.as_bytes())
                     .and_then(|_| out.write_all(b" "))
-                    .and_then(|_| out.write_all(payload))
+                    .and_then(|_| out.write_all(shown))
             } else {
                 out.write_all(payload)
             };
@@ -1019,7 +1056,7 @@ fn sub_loop(
                 out.flush().ok();
                 // A QoS 2 delivery ends with our PUBCOMP: let it finish
                 // so the broker does not keep the message half delivered.
-                qos2.finish(worker, &mut packets, &mut out);
+                qos2.finish(worker, &mut removals, &mut packets, &mut out);
                 worker.send(Command::Disconnect { conn: CONN });
                 // The acknowledgements of the last message and the
                 // DISCONNECT cross the wire after it: trace them too.
@@ -1059,11 +1096,18 @@ impl OpenQos2 {
         }
     }
 
-    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP,
-    /// printing the packets when tracing.
-    fn finish(&mut self, worker: &Worker, packets: &mut Packets, out: &mut dyn Write) {
+    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP and
+    /// the `publishes` still open are answered, printing the packets when
+    /// tracing.
+    fn finish(
+        &mut self,
+        worker: &Worker,
+        publishes: &mut u64,
+        packets: &mut Packets,
+        out: &mut dyn Write,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !self.0.is_empty() {
+        while !self.0.is_empty() || *publishes > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(ev) = worker.recv_timeout(left) else {
                 return;
@@ -1072,6 +1116,12 @@ impl OpenQos2 {
                 EventKind::Packet(r) => {
                     self.track(&r);
                     packets.print(&r, out);
+                }
+                EventKind::Published { outcome, .. } => {
+                    *publishes = publishes.saturating_sub(1);
+                    if let PublishOutcome::Failed(why) = outcome {
+                        eprintln!("mqscope sub: a retained message was not removed: {why}");
+                    }
                 }
                 EventKind::Status(
                     ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. },

@@ -220,16 +220,37 @@ fn sub_output(
     args.extend_from_slice(sub_args);
     let mut c = cmd(tool, "sub", broker.port, &args);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = c.spawn().expect("subscriber");
+    let mut child = c.spawn().expect("subscriber");
+    // stdout read whole (bytes as written: -N leaves no newline).
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).ok();
+        text
+    });
     broker.wait_subscribed(id, filter);
     publish();
-    let out = child.wait_with_output().expect("subscriber output");
+    let deadline = std::time::Instant::now() + LIMIT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).ok();
+    }
     assert!(
-        out.status.success(),
-        "{tool:?} sub {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        status.is_some_and(|s| s.success()),
+        "{tool:?} sub {args:?} failed or hung ({status:?}): {err}"
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    reader.join().unwrap_or_default()
 }
 
 #[test]
@@ -627,4 +648,85 @@ fn rr_debug_lines_match_mosquitto_rr_when_nobody_answers() {
     assert_eq!(ours.stdout, theirs.stdout);
     assert_eq!(ours.code, Some(27));
     assert_eq!(theirs.code, Some(27));
+}
+
+/// A fresh broker holding three retained messages under rr/.
+fn retained_broker() -> Broker {
+    let broker = Broker::start();
+    for (t, m) in [("rr/a", "A"), ("rr/b", "B"), ("rr/keep", "K")] {
+        mosquitto_pub(&broker, &["-t", t, "-m", m, "-r", "-q", "1"]);
+    }
+    broker
+}
+
+/// The retained messages left under rr/.
+fn retained_left(broker: &Broker) -> String {
+    run(
+        Mosquitto,
+        "sub",
+        broker.port,
+        &["-t", "rr/#", "-v", "--retained-only", "-W", "1"],
+    )
+    .stdout
+}
+
+#[test]
+fn retained_only_prints_the_retained_messages_like_mosquitto_sub() {
+    let mut outputs = Vec::new();
+    for tool in [Mosquitto, Mqscope] {
+        let broker = retained_broker();
+        let out = sub_output(
+            &broker,
+            tool,
+            "ret",
+            "rr/#",
+            &["--retained-only", "-v", "-q", "1"],
+            &|| {
+                mosquitto_pub(&broker, &["-t", "rr/live", "-m", "L", "-q", "1"]);
+            },
+        );
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], "rr/a A\nrr/b B\nrr/keep K\n");
+    assert_eq!(outputs[1], outputs[0]);
+}
+
+#[test]
+fn remove_retained_clears_all_but_the_filtered_out_like_mosquitto_sub() {
+    let mut results = Vec::new();
+    for tool in [Mosquitto, Mqscope] {
+        let broker = retained_broker();
+        // -W: mosquitto_sub 2.0.11 does not exit after -C with
+        // --remove-retained (it sends DISCONNECT and hangs).
+        let done = run(
+            tool,
+            "sub",
+            broker.port,
+            &[
+                "-t",
+                "rr/#",
+                "--remove-retained",
+                "-T",
+                "rr/keep",
+                "-v",
+                "-q",
+                "1",
+                "-W",
+                "2",
+            ],
+        );
+        // Its own empty publishes come back as live messages: "(null)".
+        let mut lines: Vec<&str> = done.stdout.lines().collect();
+        lines.sort();
+        results.push((lines.join("\n"), done.code, retained_left(&broker)));
+    }
+    assert_eq!(
+        results[0].0, "rr/a (null)\nrr/a A\nrr/b (null)\nrr/b B",
+        "what mosquitto_sub printed"
+    );
+    assert_eq!(
+        results[0].2, "rr/keep K\n",
+        "only the filtered-out topic keeps its message"
+    );
+    assert_eq!(results[1], results[0]);
 }
