@@ -6,7 +6,7 @@ use crate::model::packet::PacketRecord;
 use crate::model::protocol::{Properties, ProtocolVersion};
 use crate::model::store::{HistoryLimits, Store};
 use crate::mqtt::{Command, ConnStatus, Event, EventKind, PublishOutcome, Worker};
-use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, TransportKind};
+use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, TlsVersion, TransportKind};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -90,9 +90,44 @@ pub struct ConnArgs {
     /// Do not verify the broker's certificate (TLS); implies TLS.
     #[arg(long)]
     pub insecure: bool,
-    /// ALPN protocol(s), comma separated.
-    #[arg(long)]
+    /// ALPN protocol(s), comma separated (mosquitto's --tls-alpn).
+    #[arg(long, visible_alias = "tls-alpn")]
     pub alpn: Option<String>,
+    /// A directory of CA certificates (PEM files) to verify the broker
+    /// with; implies TLS.
+    #[arg(long)]
+    pub capath: Option<PathBuf>,
+    /// Trust the system's root certificates too (beside --cafile or
+    /// --capath); implies TLS.
+    #[arg(long = "tls-use-os-certs")]
+    pub tls_use_os_certs: bool,
+    /// The TLS version, as mosquitto's --tls-version: tlsv1.2 (1.2 or
+    /// newer) or tlsv1.3 (1.3 only).
+    #[arg(long = "tls-version", value_parser = parse_tls_version)]
+    pub tls_version: Option<TlsVersion>,
+    /// Connect over websockets: ws://, or wss:// with the TLS flags.
+    #[arg(long)]
+    pub ws: bool,
+    /// The websocket path (default /mqtt).
+    #[arg(long = "ws-path", value_name = "PATH")]
+    pub ws_path: Option<String>,
+    /// An extra HTTP header for the websocket upgrade, `Name: value`
+    /// (repeatable).
+    #[arg(long = "ws-header", value_name = "NAME: VALUE")]
+    pub ws_headers: Vec<String>,
+    /// The broker as a URL: mqtt(s)://[user[:password]@]host[:port]/topic
+    /// as mosquitto's -L, or ws(s)://[user[:password]@]host[:port]/path
+    /// (the path is the websocket path; give the topic with -t).
+    #[arg(short = 'L', long = "url", value_name = "URL")]
+    pub url: Option<String>,
+    /// Reach the broker through an HTTP CONNECT proxy:
+    /// http://[user[:password]@]host[:port]. (SOCKS, which mosquitto's
+    /// --proxy speaks, is not supported by the MQTT library.)
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Print every control packet as mosquitto_sub/pub -d do, on stdout.
+    #[arg(short = 'd', long = "debug")]
+    pub debug: bool,
     #[arg(long = "will-topic")]
     pub will_topic: Option<String>,
     #[arg(long = "will-payload")]
@@ -112,6 +147,83 @@ pub struct ConnArgs {
     /// property takes KEY VALUE) or `-D connect session-expiry-interval 60`.
     #[arg(short = 'D', long = "property", num_args = 3..=4, value_names = ["COMMAND", "IDENTIFIER", "VALUE"], action = clap::ArgAction::Append)]
     pub properties: Vec<String>,
+}
+
+fn parse_tls_version(s: &str) -> Result<TlsVersion, String> {
+    match s {
+        "tlsv1.2" => Ok(TlsVersion::V12),
+        "tlsv1.3" => Ok(TlsVersion::V13),
+        "tlsv1.1" | "tlsv1" => Err(format!(
+            "{s} is not supported: it is insecure and the TLS library speaks only tlsv1.2 and tlsv1.3"
+        )),
+        other => Err(format!(
+            "unknown TLS version '{other}': use tlsv1.2 or tlsv1.3"
+        )),
+    }
+}
+
+/// What `-L URL` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerUrl {
+    pub transport: TransportKind,
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, Option<String>)>,
+    /// mqtt(s)://: the topic; ws(s)://: the websocket path.
+    pub path: String,
+}
+
+/// Reads `-L`: `mqtt(s)://[user[:password]@]host[:port]/topic` or the same
+/// with `ws(s)://` and a websocket path.
+pub fn parse_url(url: &str) -> Result<BrokerUrl, CliError> {
+    let bad = |why: &str| CliError(format!("-L {url}: {why}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected mqtt://, mqtts://, ws:// or wss://"))?;
+    let (transport, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        "mqtt" => (TransportKind::Tcp, 1883),
+        "mqtts" => (TransportKind::Tls, 8883),
+        "ws" => (TransportKind::Ws, 80),
+        "wss" => (TransportKind::Wss, 443),
+        _ => {
+            return Err(bad(
+                "unsupported scheme: use mqtt://, mqtts://, ws:// or wss://",
+            ));
+        }
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (credentials, hostport) = match authority.rsplit_once('@') {
+        Some((cred, hp)) => {
+            let (user, pass) = match cred.split_once(':') {
+                Some((u, p)) => (u.to_string(), Some(p.to_string())),
+                None => (cred.to_string(), None),
+            };
+            (Some((user, pass)), hp)
+        }
+        None => (None, authority),
+    };
+    let (host, port) = crate::profile::split_host_port(hostport).map_err(|e| bad(&e))?;
+    let path = match transport {
+        TransportKind::Tcp | TransportKind::Tls => {
+            let topic = path.strip_prefix('/').unwrap_or(path);
+            if topic.is_empty() {
+                return Err(bad("no topic: mqtt://host[:port]/topic"));
+            }
+            topic.to_string()
+        }
+        _ if path.is_empty() => "/mqtt".to_string(),
+        _ => path.to_string(),
+    };
+    Ok(BrokerUrl {
+        transport,
+        host,
+        port: port.unwrap_or(default_port),
+        credentials,
+        path,
+    })
 }
 
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
@@ -226,7 +338,7 @@ pub struct SubArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Topic filter (repeatable).
-    #[arg(short = 't', long = "topic", required = true)]
+    #[arg(short = 't', long = "topic", required_unless_present_any = ["url", "unsubscribe"])]
     pub topics: Vec<String>,
     /// QoS of the subscriptions.
     #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
@@ -251,6 +363,27 @@ pub struct SubArgs {
     /// No end of line after each message.
     #[arg(short = 'N')]
     pub no_eol: bool,
+    /// Do not print stale retained messages (those with the retain flag).
+    #[arg(short = 'R')]
+    pub no_retained: bool,
+    /// Do not print messages whose topic matches this filter (repeatable).
+    #[arg(short = 'T', long = "filter-out", value_name = "FILTER")]
+    pub filter_out: Vec<String>,
+    /// Unsubscribe from this filter after connecting (repeatable); with -c
+    /// and -i it removes a persistent subscription. Alone (no -t), exits
+    /// once the broker has acknowledged every UNSUBSCRIBE.
+    #[arg(short = 'U', long = "unsubscribe", value_name = "FILTER")]
+    pub unsubscribe: Vec<String>,
+    /// Exit once every subscription has been acknowledged.
+    #[arg(short = 'E')]
+    pub exit_after_sub: bool,
+    /// Only print retained messages; exit at the first message that is not.
+    #[arg(long = "retained-only")]
+    pub retained_only: bool,
+    /// Clear every retained message received (publish an empty retained
+    /// message, QoS 1, to its topic); -T keeps topics out of it.
+    #[arg(long = "remove-retained")]
+    pub remove_retained: bool,
     /// Keep messages in the same Store the window uses and print its figures
     /// on stderr at exit: messages, topics, bytes, time, msg/s, evictions,
     /// memory.
@@ -268,8 +401,12 @@ pub struct SubArgs {
 pub struct PubArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[arg(short = 't', long = "topic")]
-    pub topic: String,
+    #[arg(short = 't', long = "topic", required_unless_present = "url")]
+    pub topic: Option<String>,
+    /// Read standard input and send one message per line (without its end
+    /// of line; empty lines are sent as empty messages).
+    #[arg(short = 'l', long = "stdin-line", conflicts_with_all = ["message", "file", "null", "stdin"])]
+    pub lines: bool,
     #[command(flatten)]
     pub payload: PayloadArgs,
     #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0")]
@@ -302,6 +439,20 @@ impl ConnArgs {
             },
         };
         p.subscriptions.clear();
+        let url = self.url.as_deref().map(parse_url).transpose()?;
+        if let Some(u) = &url {
+            p.host = u.host.clone();
+            p.transport = u.transport;
+            if matches!(u.transport, TransportKind::Ws | TransportKind::Wss) {
+                p.ws.path = u.path.clone();
+            }
+            if let Some((user, pass)) = &u.credentials {
+                p.username = user.clone();
+                if let Some(pass) = pass {
+                    p.password = pass.clone();
+                }
+            }
+        }
         if let Some(h) = &self.host {
             p.host = h.clone();
         }
@@ -320,9 +471,54 @@ impl ConnArgs {
         if self.no_clean {
             p.clean_session = false;
         }
-        let tls = self.tls || self.cafile.is_some() || self.insecure || self.cert.is_some();
-        if tls {
-            p.transport = TransportKind::Tls;
+        let tls = self.tls
+            || self.cafile.is_some()
+            || self.capath.is_some()
+            || self.tls_use_os_certs
+            || self.tls_version.is_some()
+            || self.insecure
+            || self.cert.is_some();
+        let ws = self.ws || matches!(p.transport, TransportKind::Ws | TransportKind::Wss);
+        let tls = tls || matches!(p.transport, TransportKind::Tls | TransportKind::Wss);
+        if self.ws || tls || url.is_some() {
+            p.transport = match (ws, tls) {
+                (false, false) => TransportKind::Tcp,
+                (false, true) => TransportKind::Tls,
+                (true, false) => TransportKind::Ws,
+                (true, true) => TransportKind::Wss,
+            };
+        }
+        if let Some(path) = &self.ws_path {
+            if !ws {
+                return Err(CliError("--ws-path needs --ws (or a ws:// URL)".into()));
+            }
+            p.ws.path = path.clone();
+        }
+        if !self.ws_headers.is_empty() {
+            if !ws {
+                return Err(CliError("--ws-header needs --ws (or a ws:// URL)".into()));
+            }
+            for h in &self.ws_headers {
+                let Some((name, value)) = h.split_once(':') else {
+                    return Err(CliError(format!("--ws-header '{h}': expected NAME: VALUE")));
+                };
+                p.ws.headers
+                    .push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        if self.capath.is_some() {
+            p.tls.ca_path = self.capath.clone();
+        }
+        if self.tls_use_os_certs {
+            p.tls.use_os_certs = true;
+        }
+        if let Some(v) = self.tls_version {
+            p.tls.version = v;
+        }
+        if let Some(proxy) = &self.proxy {
+            crate::profile::parse_proxy_url(proxy)
+                .map_err(|e| CliError(format!("--proxy: {e}")))?;
+            p.proxy = proxy.clone();
         }
         if self.cafile.is_some() {
             p.tls.ca_file = self.cafile.clone();
@@ -339,16 +535,18 @@ impl ConnArgs {
         if let Some(a) = &self.alpn {
             p.tls.alpn = a.clone();
         }
-        match self.port {
-            Some(port) => p.port = port,
-            None if self.profile.is_none() => {
-                p.port = if p.transport == TransportKind::Tls {
-                    8883
-                } else {
-                    1883
+        match (self.port, &url) {
+            (Some(port), _) => p.port = port,
+            (None, Some(u)) => p.port = u.port,
+            (None, None) if self.profile.is_none() => {
+                p.port = match p.transport {
+                    TransportKind::Tcp => 1883,
+                    TransportKind::Tls => 8883,
+                    TransportKind::Ws => 80,
+                    TransportKind::Wss => 443,
                 }
             }
-            None => {}
+            (None, None) => {}
         }
         if let Some(t) = &self.will_topic {
             p.will.enabled = true;
@@ -410,6 +608,17 @@ impl ConnArgs {
     }
 }
 
+impl ConnArgs {
+    /// The topic of an `mqtt(s)://host/topic` URL given with -L.
+    pub fn url_topic(&self) -> Result<Option<String>, CliError> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let u = parse_url(url)?;
+        Ok(matches!(u.transport, TransportKind::Tcp | TransportKind::Tls).then_some(u.path))
+    }
+}
+
 fn load_profile(name: &str) -> Result<Profile, CliError> {
     let mut store = ProfileStore::open_default().map_err(|e| CliError(e.to_string()))?;
     let profiles = store.load().map_err(|e| CliError(e.to_string()))?;
@@ -432,16 +641,52 @@ pub(crate) fn trace(record: &PacketRecord) {
     }
 }
 
+/// Where packet records go: `--trace` (JSON lines on stderr) and `-d`
+/// (mosquitto's debug lines on stdout, between the messages).
+pub(crate) struct Packets {
+    trace: bool,
+    debug: Option<crate::cli_debug::DebugLog>,
+}
+
+impl Packets {
+    pub(crate) fn new(conn: &ConnArgs, subscriber: bool) -> Packets {
+        Packets {
+            trace: conn.trace,
+            debug: conn
+                .debug
+                .then(|| crate::cli_debug::DebugLog::new(subscriber)),
+        }
+    }
+
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.is_some()
+    }
+
+    /// Prints the record; `out` is the stdout the messages go to.
+    pub(crate) fn print(&mut self, record: &PacketRecord, out: &mut dyn Write) {
+        if self.trace {
+            trace(record);
+        }
+        if let Some(log) = &mut self.debug {
+            for line in log.lines(record) {
+                writeln!(out, "{line}").ok();
+            }
+            out.flush().ok();
+        }
+    }
+}
+
 /// After a DISCONNECT was asked for: prints every packet until the socket
 /// is closed, so a trace holds the whole connection.
-pub(crate) fn drain_trace(worker: &Worker, print: bool) {
+pub(crate) fn drain_trace(worker: &Worker, packets: &mut Packets, out: &mut dyn Write) {
     while let Some(ev) = worker.recv_timeout(Duration::from_secs(3)) {
         match ev.kind {
-            EventKind::Packet(r) if print => trace(&r),
+            EventKind::Packet(r) => packets.print(&r, out),
             EventKind::Status(ConnStatus::Disconnected { .. }) => break,
             _ => {}
         }
     }
+    out.flush().ok();
 }
 
 /// Runs `mqscope sub`; returns the process exit code.
@@ -455,10 +700,24 @@ pub fn run_sub(args: SubArgs) -> i32 {
     }
 }
 
-fn sub(args: SubArgs) -> Result<i32, CliError> {
-    for t in &args.topics {
+fn sub(mut args: SubArgs) -> Result<i32, CliError> {
+    if let Some(topic) = args.conn.url_topic()? {
+        args.topics.insert(0, topic);
+    }
+    if args.topics.is_empty() && args.unsubscribe.is_empty() {
+        return Err(CliError(
+            "no topic: give -t FILTER (or a topic in the -L URL, or -U FILTER)".into(),
+        ));
+    }
+    for (flag, t) in args
+        .topics
+        .iter()
+        .map(|t| ("", t))
+        .chain(args.filter_out.iter().map(|t| ("-T ", t)))
+        .chain(args.unsubscribe.iter().map(|t| ("-U ", t)))
+    {
         crate::profile::validate_topic_filter(t)
-            .map_err(|why| CliError(format!("invalid topic filter '{t}': {why}")))?;
+            .map_err(|why| CliError(format!("{flag}invalid topic filter '{t}': {why}")))?;
     }
     let format = args
         .format
@@ -613,16 +872,29 @@ fn sub_loop(
         .map(|s| Instant::now() + Duration::from_secs(s));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut packets = Packets::new(&args.conn, true);
     let mut received = 0u64;
     let mut ever_connected = false;
     let mut refused = 0usize;
+    let mut acked = 0usize;
+    let mut unsubscribed = 0usize;
     let mut last_flush = Instant::now();
     let mut qos2 = OpenQos2::default();
+    // -d: as mosquitto_sub, a QoS 1/2 message is printed once its PUBACK /
+    // PUBCOMP has gone out.
+    let mut held: Vec<crate::mqtt::Message> = Vec::new();
+    // --remove-retained: empty retained publishes not yet acknowledged.
+    let mut removals = 0u64;
     loop {
         if let Some(d) = deadline
             && Instant::now() >= d
         {
             out.flush().ok();
+            // As mosquitto_sub: a clean DISCONNECT, then the exit code.
+            if ever_connected {
+                worker.send(Command::Disconnect { conn: CONN });
+                drain_trace(worker, &mut packets, &mut out);
+            }
             eprintln!(
                 "mqscope sub: timed out after {} s",
                 args.timeout.unwrap_or(0)
@@ -633,53 +905,39 @@ fn sub_loop(
             out.flush().ok();
             continue;
         };
+        let mut ready = Vec::new();
+        let mut closed = None;
         match kind {
             EventKind::Message(m) => {
-                if let Some(stats) = stats.as_deref_mut() {
-                    stats.add(&m);
-                }
-                let decoded = decoder.as_mut().map(|d| d.line(&m));
-                let payload = decoded.as_deref().unwrap_or(&m.payload);
-                let written = if let Some(f) = format {
-                    f.write(&m, &mut out)
-                } else if args.verbose {
-                    out.write_all(m.topic.as_bytes())
-                        .and_then(|_| out.write_all(b" "))
-                        .and_then(|_| out.write_all(payload))
+                if packets.debug() && m.qos != Qos::AtMostOnce {
+                    held.push(m);
                 } else {
-                    out.write_all(payload)
-                };
-                let eol: &[u8] = if args.no_eol { b"" } else { b"\n" };
-                // stdout closed (e.g. piped into `head`): stop quietly.
-                if written.and_then(|_| out.write_all(eol)).is_err() {
-                    return Ok(0);
-                }
-                received += 1;
-                if last_flush.elapsed() > Duration::from_millis(100) {
-                    out.flush().ok();
-                    last_flush = Instant::now();
-                }
-                if args.count.is_some_and(|c| received >= c) {
-                    out.flush().ok();
-                    // A QoS 2 delivery ends with our PUBCOMP: let it finish
-                    // so the broker does not keep the message half delivered.
-                    qos2.finish(worker, args.conn.trace);
-                    worker.send(Command::Disconnect { conn: CONN });
-                    // The acknowledgements of the last message and the
-                    // DISCONNECT cross the wire after it: trace them too.
-                    drain_trace(worker, args.conn.trace);
-                    return Ok(0);
+                    ready.push(m);
                 }
             }
-            EventKind::Status(ConnStatus::Connected { .. }) => ever_connected = true,
+            EventKind::Status(ConnStatus::Connected { .. }) => {
+                if !ever_connected {
+                    for filter in &args.unsubscribe {
+                        worker.send(Command::Unsubscribe {
+                            conn: CONN,
+                            filter: filter.clone(),
+                        });
+                    }
+                }
+                ever_connected = true;
+            }
             EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {
                 if !ever_connected {
                     return Err(CliError(reason));
                 }
                 eprintln!("mqscope sub: connection lost: {reason}; reconnecting");
+                // -d: a message whose acknowledgement never went out is
+                // still shown, not lost with the connection.
+                ready.append(&mut held);
             }
             EventKind::Status(ConnStatus::Disconnected { reason }) => {
-                return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
+                ready.append(&mut held);
+                closed = Some(reason.unwrap_or_else(|| "disconnected".into()));
             }
             EventKind::Subscribed {
                 filter,
@@ -698,11 +956,38 @@ fn sub_loop(
                 if refused == args.topics.len() {
                     return Err(CliError("all subscription requests were denied".into()));
                 }
+                acked += 1;
+            }
+            EventKind::Subscribed { .. } => acked += 1,
+            EventKind::Unsubscribed { filter, reason } => {
+                if let Some(why) = reason {
+                    eprintln!("mqscope sub: unsubscribing from '{filter}': {why}");
+                }
+                unsubscribed += 1;
             }
             EventKind::Packet(record) => {
                 qos2.track(&record);
-                if args.conn.trace {
-                    trace(&record);
+                packets.print(&record, &mut out);
+                if packets.debug()
+                    && record.dir == crate::model::packet::Direction::Out
+                    && let Some(id) = record.pkid
+                {
+                    let done = match record.kind {
+                        crate::model::packet::PacketKind::Puback => Some(Qos::AtLeastOnce),
+                        crate::model::packet::PacketKind::Pubcomp => Some(Qos::ExactlyOnce),
+                        _ => None,
+                    };
+                    if let Some(q) = done
+                        && let Some(i) = held.iter().position(|m| m.pkid == id && m.qos == q)
+                    {
+                        ready.push(held.remove(i));
+                    }
+                }
+            }
+            EventKind::Published { outcome, .. } => {
+                removals = removals.saturating_sub(1);
+                if let PublishOutcome::Failed(why) = outcome {
+                    eprintln!("mqscope sub: a retained message was not removed: {why}");
                 }
             }
             EventKind::Error(e) => eprintln!("mqscope sub: {e}"),
@@ -710,6 +995,89 @@ fn sub_loop(
                 "mqscope sub: {messages} messages and {packets} packet records dropped: output could not keep up"
             ),
             _ => {}
+        }
+        for m in ready {
+            // --retained-only: the first live message ends the run.
+            if args.retained_only && !m.retain {
+                out.flush().ok();
+                qos2.finish(worker, &mut removals, &mut packets, &mut out);
+                worker.send(Command::Disconnect { conn: CONN });
+                drain_trace(worker, &mut packets, &mut out);
+                return Ok(0);
+            }
+            // -R and -T: not printed and not counted, as mosquitto_sub.
+            if (args.no_retained && m.retain)
+                || args
+                    .filter_out
+                    .iter()
+                    .any(|f| crate::model::topic::matches(f, &m.topic))
+            {
+                continue;
+            }
+            if args.remove_retained && m.retain {
+                removals += 1;
+                worker.send(Command::Publish {
+                    conn: CONN,
+                    token: removals,
+                    topic: m.topic.clone(),
+                    payload: Vec::new(),
+                    qos: Qos::AtLeastOnce,
+                    retain: true,
+                    props: None,
+                });
+            }
+            if let Some(stats) = stats.as_deref_mut() {
+                stats.add(&m);
+            }
+            let decoded = decoder.as_mut().map(|d| d.line(&m));
+            let payload = decoded.as_deref().unwrap_or(&m.payload);
+            let written = if let Some(f) = format {
+                f.write(&m, &mut out)
+            } else if args.verbose {
+                // An empty payload reads "(null)", as mosquitto_sub -v prints it.
+                let shown: &[u8] = if payload.is_empty() {
+                    b"(null)"
+                } else {
+                    payload
+                };
+                out.write_all(m.topic.as_bytes())
+                    .and_then(|_| out.write_all(b" "))
+                    .and_then(|_| out.write_all(shown))
+            } else {
+                out.write_all(payload)
+            };
+            let eol: &[u8] = if args.no_eol { b"" } else { b"\n" };
+            // stdout closed (e.g. piped into `head`): stop quietly.
+            if written.and_then(|_| out.write_all(eol)).is_err() {
+                return Ok(0);
+            }
+            received += 1;
+            if packets.debug() || last_flush.elapsed() > Duration::from_millis(100) {
+                out.flush().ok();
+                last_flush = Instant::now();
+            }
+            if args.count.is_some_and(|c| received >= c) {
+                out.flush().ok();
+                // A QoS 2 delivery ends with our PUBCOMP: let it finish
+                // so the broker does not keep the message half delivered.
+                qos2.finish(worker, &mut removals, &mut packets, &mut out);
+                worker.send(Command::Disconnect { conn: CONN });
+                // The acknowledgements of the last message and the
+                // DISCONNECT cross the wire after it: trace them too.
+                drain_trace(worker, &mut packets, &mut out);
+                return Ok(0);
+            }
+        }
+        if let Some(reason) = closed {
+            out.flush().ok();
+            return Err(CliError(reason));
+        }
+        let subscribed = !args.topics.is_empty() && acked >= args.topics.len();
+        let only_unsubscribing = args.topics.is_empty() && unsubscribed >= args.unsubscribe.len();
+        if (args.exit_after_sub && subscribed) || only_unsubscribing {
+            worker.send(Command::Disconnect { conn: CONN });
+            drain_trace(worker, &mut packets, &mut out);
+            return Ok(0);
         }
     }
 }
@@ -732,11 +1100,18 @@ impl OpenQos2 {
         }
     }
 
-    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP,
-    /// printing the packets when tracing.
-    fn finish(&mut self, worker: &Worker, print: bool) {
+    /// Waits (up to 3 s) until every open delivery has sent its PUBCOMP and
+    /// the `publishes` still open are answered, printing the packets when
+    /// tracing.
+    fn finish(
+        &mut self,
+        worker: &Worker,
+        publishes: &mut u64,
+        packets: &mut Packets,
+        out: &mut dyn Write,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !self.0.is_empty() {
+        while !self.0.is_empty() || *publishes > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(ev) = worker.recv_timeout(left) else {
                 return;
@@ -744,8 +1119,12 @@ impl OpenQos2 {
             match ev.kind {
                 EventKind::Packet(r) => {
                     self.track(&r);
-                    if print {
-                        trace(&r);
+                    packets.print(&r, out);
+                }
+                EventKind::Published { outcome, .. } => {
+                    *publishes = publishes.saturating_sub(1);
+                    if let PublishOutcome::Failed(why) = outcome {
+                        eprintln!("mqscope sub: a retained message was not removed: {why}");
                     }
                 }
                 EventKind::Status(
@@ -811,9 +1190,24 @@ pub fn run_pub(args: PubArgs) -> i32 {
 }
 
 fn publish(args: PubArgs) -> Result<(), CliError> {
-    crate::profile::validate_topic_name(&args.topic)
-        .map_err(|why| CliError(format!("invalid topic '{}': {why}", args.topic)))?;
-    let payload = args.payload.read()?;
+    let topic = match (&args.topic, args.conn.url_topic()?) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(CliError(
+                "no topic: give -t TOPIC (or a topic in the -L URL)".into(),
+            ));
+        }
+    };
+    crate::profile::validate_topic_name(&topic)
+        .map_err(|why| CliError(format!("invalid topic '{topic}': {why}")))?;
+    // -l reads standard input line by line once connected; the others read
+    // the payload before connecting.
+    let mut payload = if args.lines {
+        None
+    } else {
+        Some(args.payload.read()?)
+    };
     let profile = args.conn.to_profile()?;
     let publish_props = parse_properties(&args.conn.properties)?.publish.boxed();
     let worker = Worker::spawn(None);
@@ -821,44 +1215,156 @@ fn publish(args: PubArgs) -> Result<(), CliError> {
         conn: CONN,
         profile: Box::new(profile),
     });
-    let mut payload = Some(payload);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut packets = Packets::new(&args.conn, false);
+    let mut lines: Option<std::sync::mpsc::Receiver<Result<Vec<u8>, String>>> = None;
+    let mut sent = 0u64;
+    let mut settled = 0u64;
+    let mut input_done = false;
+    let mut failure = None;
+    let send = |token: u64, payload: Vec<u8>| {
+        worker.send(Command::Publish {
+            conn: CONN,
+            token,
+            topic: topic.clone(),
+            payload,
+            qos: args.qos,
+            retain: args.retain,
+            props: publish_props.clone(),
+        });
+    };
     loop {
-        let Some(Event { kind, .. }) = worker.recv_timeout(Duration::from_secs(60)) else {
+        // -l: publish the lines read so far.
+        if let Some(rx) = &lines {
+            loop {
+                match rx.try_recv() {
+                    Ok(Ok(line)) => {
+                        sent += 1;
+                        send(sent, line);
+                    }
+                    Ok(Err(e)) => {
+                        failure.get_or_insert(CliError(e));
+                        input_done = true;
+                        break;
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        input_done = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if input_done && settled >= sent {
+            worker.send(Command::Disconnect { conn: CONN });
+            drain_trace(&worker, &mut packets, &mut out);
+            return failure.map_or(Ok(()), Err);
+        }
+        let wait = if lines.is_some() {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_secs(60)
+        };
+        let Some(Event { kind, .. }) = worker.recv_timeout(wait) else {
+            if lines.is_some() {
+                continue;
+            }
             return Err(CliError("no progress for 60 s".into()));
         };
         match kind {
             EventKind::Status(ConnStatus::Connected { .. }) => {
                 if let Some(payload) = payload.take() {
-                    worker.send(Command::Publish {
-                        conn: CONN,
-                        token: 1,
-                        topic: args.topic.clone(),
-                        payload,
-                        qos: args.qos,
-                        retain: args.retain,
-                        props: publish_props.clone(),
-                    });
+                    sent = 1;
+                    input_done = true;
+                    send(1, payload);
+                } else if args.lines && lines.is_none() {
+                    lines = Some(read_lines());
                 }
             }
-            EventKind::Published { outcome, .. } => match outcome {
-                PublishOutcome::Sent
-                | PublishOutcome::Acknowledged
-                | PublishOutcome::AcknowledgedWith(_) => {
-                    worker.send(Command::Disconnect { conn: CONN });
-                    drain_trace(&worker, args.conn.trace);
-                    return Ok(());
+            EventKind::Published { outcome, .. } => {
+                settled += 1;
+                if let PublishOutcome::Failed(why) = outcome {
+                    if !args.lines {
+                        // As mosquitto_pub: the refusal ends the session
+                        // with a clean DISCONNECT.
+                        input_done = true;
+                        failure = Some(CliError(why));
+                    } else {
+                        eprintln!("mqscope pub: {why}");
+                        failure.get_or_insert(CliError("a publish failed".into()));
+                    }
                 }
-                PublishOutcome::Failed(why) => return Err(CliError(why)),
-            },
+            }
             EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {
                 return Err(CliError(reason));
             }
             EventKind::Status(ConnStatus::Disconnected { reason }) => {
                 return Err(CliError(reason.unwrap_or_else(|| "disconnected".into())));
             }
-            EventKind::Packet(record) if args.conn.trace => trace(&record),
+            EventKind::Packet(record) => packets.print(&record, &mut out),
             EventKind::Error(e) => return Err(CliError(e)),
             _ => {}
         }
+    }
+}
+
+/// `-l`: standard input, one message per line (without the end of line),
+/// read on a thread so the connection is served while input trickles in.
+fn read_lines() -> std::sync::mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if tx.send(Ok(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tx.send(Err(format!("cannot read standard input: {e}")))
+                        .ok();
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_mqtt_gives_credentials_host_port_and_topic() {
+        let u = parse_url("mqtt://alice:pw@broker.lan:1884/a/b").unwrap();
+        assert_eq!(u.transport, TransportKind::Tcp);
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("broker.lan", 1884, "a/b")
+        );
+        assert_eq!(u.credentials, Some(("alice".into(), Some("pw".into()))));
+        assert_eq!(parse_url("mqtts://h/t").unwrap().port, 8883);
+        assert!(
+            parse_url("mqtt://h").is_err(),
+            "mosquitto's -L needs a topic"
+        );
+        assert!(parse_url("http://h/t").is_err());
+    }
+
+    #[test]
+    fn url_ws_gives_the_websocket_path() {
+        let u = parse_url("wss://h/gateway").unwrap();
+        assert_eq!(u.transport, TransportKind::Wss);
+        assert_eq!((u.port, u.path.as_str()), (443, "/gateway"));
+        assert_eq!(parse_url("ws://h:9001").unwrap().path, "/mqtt");
     }
 }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod capture;
 pub mod cli;
+pub mod cli_debug;
 pub mod model;
 pub mod mqtt;
 pub mod profile;

@@ -3,7 +3,7 @@
 //! Topic and Correlation Data, and waits for the reply that carries the
 //! same correlation data; with `-v` it also says how long that took.
 
-use crate::cli::{CONN, CliError, ConnArgs, EXIT_TIMEOUT, drain_trace, parse_properties, trace};
+use crate::cli::{CONN, CliError, ConnArgs, EXIT_TIMEOUT, Packets, drain_trace, parse_properties};
 use crate::model::packet::{Direction, PacketKind};
 use crate::model::protocol::{ProtocolVersion, bytes_in_words};
 use crate::mqtt::{Command, ConnStatus, Event, EventKind, PublishOutcome, Worker};
@@ -18,8 +18,14 @@ use std::time::{Duration, Instant};
 pub struct RrArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Topic the request is published to.
-    #[arg(short = 't', long = "topic")]
+    /// Topic the request is published to (or the topic of an
+    /// `mqtt://host/topic` URL given with -L).
+    #[arg(
+        short = 't',
+        long = "topic",
+        required_unless_present = "url",
+        default_value = ""
+    )]
     pub topic: String,
     /// Response topic: subscribed to, and sent as the request's Response
     /// Topic property.
@@ -72,7 +78,12 @@ fn fresh_correlation() -> Bytes {
     Bytes::from(format!("mqscope-rr-{}-{nanos:x}", std::process::id()))
 }
 
-fn rr(args: RrArgs) -> Result<i32, CliError> {
+fn rr(mut args: RrArgs) -> Result<i32, CliError> {
+    if args.topic.is_empty()
+        && let Some(t) = args.conn.url_topic()?
+    {
+        args.topic = t;
+    }
     crate::profile::validate_topic_name(&args.topic)
         .map_err(|why| CliError(format!("invalid request topic '{}': {why}", args.topic)))?;
     crate::profile::validate_topic_name(&args.response_topic).map_err(|why| {
@@ -113,6 +124,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
+    let mut packets = Packets::new(&conn, false);
     let mut request = Some((payload, Box::new(props)));
     let mut sent_at: Option<(Instant, Option<u64>)> = None;
     let mut last_in_publish: Option<(u64, u64)> = None;
@@ -123,7 +135,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
         };
         if deadline.is_some() && wait.is_zero() {
             worker.send(Command::Disconnect { conn: CONN });
-            drain_trace(&worker, conn.trace);
+            drain_trace(&worker, &mut packets, &mut std::io::stdout());
             eprintln!(
                 "mqscope rr: timed out after {} s without a response on '{}'",
                 args.timeout.unwrap_or(0),
@@ -170,9 +182,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
                 ..
             } => return Err(CliError(format!("the request was not delivered: {why}"))),
             EventKind::Packet(r) => {
-                if conn.trace {
-                    trace(&r);
-                }
+                packets.print(&r, &mut std::io::stdout());
                 match (r.dir, r.kind) {
                     (Direction::Out, PacketKind::Publish) => {
                         if let Some((_, t @ None)) = &mut sent_at {
@@ -228,7 +238,7 @@ fn rr(args: RrArgs) -> Result<i32, CliError> {
                     eprintln!("round trip: {:.3} ms", rtt.as_secs_f64() * 1000.0);
                 }
                 worker.send(Command::Disconnect { conn: CONN });
-                drain_trace(&worker, conn.trace);
+                drain_trace(&worker, &mut packets, &mut std::io::stdout());
                 return Ok(0);
             }
             EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {

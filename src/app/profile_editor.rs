@@ -104,6 +104,55 @@ fn path_row(
     result
 }
 
+/// The extra HTTP headers of a websocket upgrade: one row per header with a
+/// remove button, and "Add header". Returns whether the list changed.
+fn ws_headers_ui(ui: &mut Ui, headers: &mut Vec<(String, String)>) -> bool {
+    let mut changed = false;
+    let mut remove = None;
+    for (i, (name, value)) in headers.iter_mut().enumerate() {
+        ui.push_id(("ws_header", i), |ui| {
+            ui.horizontal(|ui| {
+                changed |= ui
+                    .add(
+                        TextEdit::singleline(name)
+                            .hint_text("Header name")
+                            .desired_width(130.0),
+                    )
+                    .accessible_name(format!("Header name {}", i + 1))
+                    .changed();
+                changed |= ui
+                    .add(
+                        TextEdit::singleline(value)
+                            .hint_text("Value")
+                            .desired_width(200.0),
+                    )
+                    .accessible_name(format!("Header value {}", i + 1))
+                    .changed();
+                if ui
+                    .small_button("x")
+                    .on_hover_text("Remove this header")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+        });
+    }
+    if let Some(i) = remove {
+        headers.remove(i);
+        changed = true;
+    }
+    if ui
+        .small_button("Add header")
+        .on_hover_text("Sent with the websocket upgrade request, e.g. Authorization")
+        .clicked()
+    {
+        headers.push((String::new(), String::new()));
+        changed = true;
+    }
+    changed
+}
+
 fn section(ui: &mut Ui, title: &str) {
     ui.add_space(12.0);
     ui.label(RichText::new(title).strong().size(15.0));
@@ -337,6 +386,14 @@ impl App {
                         let before = profile.transport;
                         ui.radio_value(&mut profile.transport, TransportKind::Tcp, "TCP");
                         ui.radio_value(&mut profile.transport, TransportKind::Tls, "TLS");
+                        ui.radio_value(&mut profile.transport, TransportKind::Ws, "WebSocket")
+                            .on_hover_text("MQTT over ws://host:port/path");
+                        ui.radio_value(
+                            &mut profile.transport,
+                            TransportKind::Wss,
+                            "WebSocket + TLS",
+                        )
+                        .on_hover_text("MQTT over wss://host:port/path, with the TLS settings below");
                         if profile.transport != before {
                             changed = true;
                             // Follow the well-known ports unless the user chose another.
@@ -611,6 +668,26 @@ impl App {
                         }
                     }
                 });
+
+                if matches!(profile.transport, TransportKind::Ws | TransportKind::Wss) {
+                    section(ui, "WebSocket");
+                    form_grid("form_ws").show(ui, |ui| {
+                        changed |= text_row(
+                            ui,
+                            "Path",
+                            &mut profile.ws.path,
+                            "/mqtt",
+                            errors,
+                            Some(Field::WsPath),
+                        );
+                        row_label(ui, "Extra headers");
+                        ui.vertical(|ui| {
+                            changed |= ws_headers_ui(ui, &mut profile.ws.headers);
+                            field_errors(ui, errors, Field::WsHeaders);
+                        });
+                        ui.end_row();
+                    });
+                }
 
                 if matches!(profile.transport, TransportKind::Tls | TransportKind::Wss) {
                     section(ui, "TLS");

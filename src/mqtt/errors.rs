@@ -71,16 +71,154 @@ pub fn describe_connection_error(
             rumqttc::StateError::AwaitPingResp => {
                 "the broker did not answer PINGREQ (keep-alive timed out)".into()
             }
+            rumqttc::StateError::Deserialization(e) => not_mqtt(e, host, port),
             other => format!("protocol error: {other}"),
         },
         ConnectionError::NotConnAck(p) => format!("the broker answered CONNECT with {p:?}"),
         ConnectionError::RequestsDone => "closed".into(),
         ConnectionError::ConnectionRefused(_) => unreachable_refused(),
+        ConnectionError::Websocket(ws) => return describe_ws(ws, host, port),
+        ConnectionError::WsConnect(e) => return describe_ws_request(e),
+        ConnectionError::InvalidUrl(e) => return describe_ws_url(e),
+        ConnectionError::ResponseValidation(e) => return describe_ws_validation(e),
+        ConnectionError::Proxy(e) => describe_proxy(e),
     };
     Failure {
         message,
         fatal: false,
     }
+}
+
+/// A websocket upgrade that failed: the HTTP answer in words.
+fn describe_ws(err: &tungstenite::Error, host: &str, port: u16) -> Failure {
+    use tungstenite::Error as W;
+    use tungstenite::error::ProtocolError as P;
+    let fatal = |message: String| Failure {
+        message,
+        fatal: true,
+    };
+    match err {
+        W::Http(response) => {
+            let status = response.status();
+            let code = status.as_u16();
+            let words = status.canonical_reason().unwrap_or("");
+            match code {
+                404 => fatal(format!(
+                    "websocket: {host}:{port} has no MQTT endpoint at this path (HTTP 404 {words}); \
+                     check the websocket path (brokers often use /mqtt)"
+                )),
+                401 | 403 | 407 => fatal(format!(
+                    "websocket: the server refused the upgrade (HTTP {code} {words}); \
+                     it may want credentials in an extra header"
+                )),
+                500..=599 => Failure {
+                    message: format!(
+                        "websocket: the server failed the upgrade (HTTP {code} {words})"
+                    ),
+                    fatal: false,
+                },
+                _ => fatal(format!(
+                    "websocket: the server refused the upgrade (HTTP {code} {words}); \
+                     is this a websocket endpoint?"
+                )),
+            }
+        }
+        W::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Failure {
+                message: format!(
+                    "websocket: {host}:{port} closed the connection during the websocket handshake \
+                     (is it a plain MQTT port rather than a websocket listener?)"
+                ),
+                fatal: false,
+            }
+        }
+        W::Io(io) => Failure {
+            message: describe_io(io, host, port),
+            fatal: false,
+        },
+        W::Protocol(P::HandshakeIncomplete) => Failure {
+            message: format!(
+                "websocket: {host}:{port} closed the connection during the websocket handshake \
+                 (is it a plain MQTT port rather than a websocket listener?)"
+            ),
+            fatal: false,
+        },
+        W::Protocol(p) => fatal(format!(
+            "websocket: the handshake failed: {p} (is {host}:{port} a websocket listener?)"
+        )),
+        W::Url(e) => fatal(format!("websocket: invalid address: {e}")),
+        W::Tls(e) => fatal(format!("TLS: {e}")),
+        W::ConnectionClosed | W::AlreadyClosed => Failure {
+            message: "the broker closed the websocket".into(),
+            fatal: false,
+        },
+        W::Capacity(e) => Failure {
+            message: format!("websocket: a frame was too large: {e}"),
+            fatal: false,
+        },
+        other => Failure {
+            message: format!("websocket: {other}"),
+            fatal: false,
+        },
+    }
+}
+
+fn describe_ws_request(err: &http::Error) -> Failure {
+    Failure {
+        message: format!("websocket: the upgrade request cannot be built: {err}"),
+        fatal: true,
+    }
+}
+
+fn describe_ws_url(err: &dyn std::error::Error) -> Failure {
+    Failure {
+        message: format!("websocket: invalid address: {err}"),
+        fatal: true,
+    }
+}
+
+fn describe_ws_validation(err: &dyn std::error::Error) -> Failure {
+    Failure {
+        message: format!(
+            "websocket: the server accepted the upgrade but not MQTT ({err}); \
+             is this an MQTT websocket endpoint?"
+        ),
+        fatal: true,
+    }
+}
+
+fn describe_proxy(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return format!("proxy: cannot reach the proxy: {io}");
+        }
+        cur = e.source();
+    }
+    let text = err.to_string();
+    match text.split_once("The HTTP code is not equal 200: ") {
+        Some((_, code)) => format!(
+            "proxy: the proxy refused to connect to the broker (HTTP {})",
+            code.trim_end_matches('.')
+        ),
+        None => format!("proxy: {text}"),
+    }
+}
+
+/// Bytes that do not decode as MQTT: often an HTTP or websocket port.
+fn not_mqtt(err: &dyn std::fmt::Display, host: &str, port: u16) -> String {
+    format!(
+        "the server sent bytes that are not valid MQTT ({err}); if {host}:{port} is a \
+         websocket (HTTP) port, use the WebSocket transport (--ws)"
+    )
 }
 
 fn unreachable_refused() -> String {
@@ -256,6 +394,7 @@ pub fn describe_connection_error_v5(
             S::IncomingPacketTooLarge { pkt_size, max } => format!(
                 "the broker sent a packet of {pkt_size} bytes, larger than this profile's maximum packet size of {max} bytes"
             ),
+            S::Deserialization(e) => not_mqtt(e, host, port),
             S::WrongPacket => {
                 "the broker sent a packet this client cannot handle (an AUTH packet: enhanced authentication is not supported)".into()
             }
@@ -264,6 +403,11 @@ pub fn describe_connection_error_v5(
         E::NotConnAck(p) => format!("the broker answered CONNECT with {p:?}"),
         E::RequestsDone => "closed".into(),
         E::ConnectionRefused(_) => unreachable_refused(),
+        E::Websocket(ws) => return describe_ws(ws, host, port),
+        E::WsConnect(e) => return describe_ws_request(e),
+        E::InvalidUrl(e) => return describe_ws_url(e),
+        E::ResponseValidation(e) => return describe_ws_validation(e),
+        E::Proxy(e) => describe_proxy(e),
     };
     Failure {
         message,

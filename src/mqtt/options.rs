@@ -2,7 +2,7 @@
 //! checked before touching the network is checked here, with messages that
 //! name the file or field at fault.
 
-use crate::profile::{Profile, Qos, TransportKind};
+use crate::profile::{Profile, Qos, TlsVersion, TransportKind};
 use rumqttc::tokio_rustls::rustls;
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -70,20 +70,77 @@ pub fn from_qos_v5(q: rumqttc::v5::mqttbytes::QoS) -> Qos {
     }
 }
 
-/// The transport of a profile (TCP or TLS), shared by both protocol versions.
+/// The transport of a profile, shared by both protocol versions: TCP, TLS,
+/// or a websocket (`wss` with the same TLS settings as TLS).
 fn transport(profile: &Profile) -> Result<Option<Transport>, OptionsError> {
     match profile.transport {
         TransportKind::Tcp => Ok(None),
-        TransportKind::Tls => {
-            let config = tls_config(profile)?;
-            Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(config),
-            ))))
-        }
-        TransportKind::Ws | TransportKind::Wss => Err(OptionsError::Unsupported(
-            "websocket transport is not supported yet; use TCP or TLS".into(),
-        )),
+        TransportKind::Tls => Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls_config(profile)?),
+        )))),
+        TransportKind::Ws => Ok(Some(Transport::Ws)),
+        TransportKind::Wss => Ok(Some(Transport::wss_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls_config(profile)?),
+        )))),
     }
+}
+
+/// The address rumqttc connects to: the host for TCP/TLS, the whole URL
+/// (`ws://host:port/path`) for websockets, where its port argument is ignored.
+pub fn broker_address(profile: &Profile) -> String {
+    let host = profile.host.trim();
+    match profile.transport {
+        TransportKind::Tcp | TransportKind::Tls => host.to_string(),
+        TransportKind::Ws | TransportKind::Wss => {
+            let scheme = if profile.transport == TransportKind::Ws {
+                "ws"
+            } else {
+                "wss"
+            };
+            // An IPv6 literal goes in brackets inside a URL.
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let path = profile.ws.path.trim();
+            let path = if path.is_empty() { "/" } else { path };
+            format!("{scheme}://{host}:{}{path}", profile.port)
+        }
+    }
+}
+
+/// The profile's extra websocket headers, checked, ready to add to the
+/// upgrade request.
+fn ws_headers(profile: &Profile) -> Result<Vec<(String, String)>, OptionsError> {
+    if !matches!(profile.transport, TransportKind::Ws | TransportKind::Wss) {
+        return Ok(Vec::new());
+    }
+    if let Err(e) = crate::profile::check_ws_path(&profile.ws.path) {
+        return Err(OptionsError::Unsupported(e));
+    }
+    if let Some(e) = crate::profile::check_ws_headers(&profile.ws.headers) {
+        return Err(OptionsError::Unsupported(e));
+    }
+    Ok(profile.ws.headers.clone())
+}
+
+/// Adds the extra headers to the websocket upgrade request.
+async fn add_headers(
+    mut request: http::Request<()>,
+    headers: Arc<Vec<(String, String)>>,
+) -> http::Request<()> {
+    for (name, value) in headers.iter() {
+        // Checked by `ws_headers`; a header that still fails to parse is
+        // left out rather than sent mangled.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            request.headers_mut().append(name, value);
+        }
+    }
+    request
 }
 
 /// Profile → rumqttc's MQTT 5 options, with the v5 connect and will
@@ -95,8 +152,11 @@ pub fn build_options_v5(profile: &Profile) -> Result<rumqttc::v5::MqttOptions, O
             "a client id is required when clean start is off".into(),
         ));
     }
-    let mut opts =
-        rumqttc::v5::MqttOptions::new(profile.client_id.clone(), profile.host.trim(), profile.port);
+    let mut opts = rumqttc::v5::MqttOptions::new(
+        profile.client_id.clone(),
+        broker_address(profile),
+        profile.port,
+    );
     // rumqttc's v5 default is 10 KiB in; `None` does not lift it.
     opts.set_max_packet_size(Some(
         u32::try_from(profile.max_packet_size).unwrap_or(u32::MAX),
@@ -148,6 +208,14 @@ pub fn build_options_v5(profile: &Profile) -> Result<rumqttc::v5::MqttOptions, O
     if let Some(t) = transport(profile)? {
         opts.set_transport(t);
     }
+    let headers = ws_headers(profile)?;
+    if !headers.is_empty() {
+        let headers = Arc::new(headers);
+        opts.set_request_modifier(move |r| add_headers(r, headers.clone()));
+    }
+    if let Some(proxy) = proxy(profile)? {
+        opts.set_proxy(proxy);
+    }
     Ok(opts)
 }
 
@@ -161,7 +229,11 @@ pub fn build_options(profile: &Profile) -> Result<MqttOptions, OptionsError> {
             "a client id is required when clean session is off".into(),
         ));
     }
-    let mut opts = MqttOptions::new(profile.client_id.clone(), profile.host.trim(), profile.port);
+    let mut opts = MqttOptions::new(
+        profile.client_id.clone(),
+        broker_address(profile),
+        profile.port,
+    );
     opts.set_max_packet_size(profile.max_packet_size, profile.max_packet_size);
     // rumqttc refuses keep-alives below 1 s except 0 (= off).
     opts.set_keep_alive(Duration::from_secs(u64::from(profile.keep_alive_secs)));
@@ -181,6 +253,14 @@ pub fn build_options(profile: &Profile) -> Result<MqttOptions, OptionsError> {
     }
     if let Some(t) = transport(profile)? {
         opts.set_transport(t);
+    }
+    let headers = ws_headers(profile)?;
+    if !headers.is_empty() {
+        let headers = Arc::new(headers);
+        opts.set_request_modifier(move |r| add_headers(r, headers.clone()));
+    }
+    if let Some(proxy) = proxy(profile)? {
+        opts.set_proxy(proxy);
     }
     Ok(opts)
 }
@@ -214,6 +294,65 @@ fn certificates(
     Ok(certs)
 }
 
+/// Every PEM certificate in the files of a directory, as OpenSSL's CA path
+/// (hashed names or not; files that hold no certificate are skipped).
+fn ca_directory(dir: &Path) -> Result<Vec<CertificateDer<'static>>, OptionsError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| OptionsError::Read {
+        what: "CA directory",
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut certs = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        if let Ok(pem) = std::fs::read(&path) {
+            certs.extend(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok));
+        }
+    }
+    Ok(certs)
+}
+
+/// `proxy` of a profile → rumqttc's HTTP CONNECT proxy. rumqttc speaks
+/// only HTTP(S) proxies; a SOCKS URL is refused with a clear message.
+fn proxy(profile: &Profile) -> Result<Option<rumqttc::Proxy>, OptionsError> {
+    let url = profile.proxy.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let parsed = crate::profile::parse_proxy_url(url).map_err(OptionsError::Unsupported)?;
+    let ty = if parsed.tls {
+        rumqttc::ProxyType::Https(TlsConfiguration::Rustls(Arc::new(system_tls()?)))
+    } else {
+        rumqttc::ProxyType::Http
+    };
+    let auth = match parsed.credentials {
+        Some((username, password)) => rumqttc::ProxyAuth::Basic { username, password },
+        None => rumqttc::ProxyAuth::None,
+    };
+    Ok(Some(rumqttc::Proxy {
+        ty,
+        auth,
+        addr: parsed.host,
+        port: parsed.port,
+    }))
+}
+
+/// A TLS client verifying against the system's roots (for an https proxy).
+fn system_tls() -> Result<ClientConfig, OptionsError> {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if roots.is_empty() {
+        return Err(OptionsError::NoSystemRoots);
+    }
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OptionsError> {
     let pem = read("client key", path)?;
     let bad = |reason: &str| OptionsError::BadKey {
@@ -231,30 +370,42 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OptionsError> {
 
 fn tls_config(profile: &Profile) -> Result<ClientConfig, OptionsError> {
     let tls = &profile.tls;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.version {
+        TlsVersion::Any | TlsVersion::V12 => rustls::DEFAULT_VERSIONS,
+        TlsVersion::V13 => &[&rustls::version::TLS13],
+    };
     let builder =
-        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+        ClientConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
     let builder = if !tls.verify_server {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider())))
     } else {
         let mut roots = RootCertStore::empty();
-        match &tls.ca_file {
-            Some(path) => {
-                let (added, _) = roots.add_parsable_certificates(certificates("CA file", path)?);
-                if added == 0 {
-                    return Err(OptionsError::NoCertificate {
-                        what: "CA file",
-                        path: path.display().to_string(),
-                    });
-                }
+        if let Some(path) = &tls.ca_file {
+            let (added, _) = roots.add_parsable_certificates(certificates("CA file", path)?);
+            if added == 0 {
+                return Err(OptionsError::NoCertificate {
+                    what: "CA file",
+                    path: path.display().to_string(),
+                });
             }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-                if roots.is_empty() {
-                    return Err(OptionsError::NoSystemRoots);
-                }
+        }
+        if let Some(dir) = &tls.ca_path {
+            let (added, _) = roots.add_parsable_certificates(ca_directory(dir)?);
+            if added == 0 {
+                return Err(OptionsError::NoCertificate {
+                    what: "CA directory",
+                    path: dir.display().to_string(),
+                });
+            }
+        }
+        let own_roots = tls.ca_file.is_some() || tls.ca_path.is_some();
+        if tls.use_os_certs || !own_roots {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 && !own_roots {
+                return Err(OptionsError::NoSystemRoots);
             }
         }
         builder.with_root_certificates(roots)

@@ -295,6 +295,16 @@ fn qos_of(n: Option<u64>) -> Qos {
         .unwrap_or_default()
 }
 
+/// A websocket path as the importers write it ("ws", "/mqtt"), with its
+/// leading slash.
+fn ws_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    }
+}
+
 fn port_of(n: Option<u64>, default: u16, notes: &mut Vec<String>) -> u16 {
     match n {
         Some(p) if (1..=65535).contains(&p) => p as u16,
@@ -420,16 +430,11 @@ fn mqtt_explorer(id: &str, c: &Map<String, Value>) -> Converted {
         (true, false) => TransportKind::Ws,
         (true, true) => TransportKind::Wss,
     };
-    if ws {
-        notes.push(
-            "websockets: mqscope does not connect over websockets yet (the profile keeps the transport)"
-                .into(),
-        );
-    }
-    if let Some(path) = f.string("basePath").filter(|p| !p.is_empty()) {
-        notes.push(format!(
-            "websocket path '{path}': mqscope has no such option"
-        ));
+    // MQTT Explorer writes the path without its leading slash ("ws").
+    if let Some(path) = f.string("basePath").filter(|p| !p.is_empty())
+        && ws
+    {
+        p.ws.path = ws_path(&path);
     }
     let default_port = if tls { 8883 } else { 1883 };
     p.port = port_of(f.number("port"), default_port, &mut notes);
@@ -576,14 +581,8 @@ fn mqttx(c: &Map<String, Value>, base: &Path) -> Converted {
         (true, true) => TransportKind::Wss,
     };
     if ws {
-        notes.push(
-            "websockets: mqscope does not connect over websockets yet (the profile keeps the transport)"
-                .into(),
-        );
         if let Some(path) = f.string("path").filter(|p| !p.is_empty()) {
-            notes.push(format!(
-                "websocket path '{path}': mqscope has no such option"
-            ));
+            p.ws.path = ws_path(&path);
         }
     } else {
         // The websocket path MQTTX keeps for every connection means nothing
@@ -936,6 +935,10 @@ pub fn report_text(file: &Path, store: &ProfileStore, r: &Report) -> String {
             TransportKind::Ws => "ws",
             TransportKind::Wss => "wss",
         };
+        let path = match p.transport {
+            TransportKind::Ws | TransportKind::Wss => p.ws.path.as_str(),
+            _ => "",
+        };
         let renamed = if p.name != c.source_name {
             format!(" (from \"{}\")", c.source_name)
         } else {
@@ -943,7 +946,7 @@ pub fn report_text(file: &Path, store: &ProfileStore, r: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "  \"{}\"{renamed}: {scheme}://{}:{}, {}, client id {}, {} subscription(s){}{}{}",
+            "  \"{}\"{renamed}: {scheme}://{}:{}{path}, {}, client id {}, {} subscription(s){}{}{}",
             p.name,
             p.host,
             p.port,

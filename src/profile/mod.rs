@@ -8,12 +8,15 @@ mod validate;
 pub use crate::model::protocol::{ProtocolVersion, Qos};
 pub use crate::model::topic::{validate_topic_filter, validate_topic_name};
 pub use store::{CONFIG_DIR_ENV, ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
-pub use validate::{Field, FieldError, check_user_properties, validate_port};
+pub use validate::{
+    Field, FieldError, check_user_properties, check_ws_headers, check_ws_path, validate_port,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// How bytes reach the broker. Websockets come later.
+/// How bytes reach the broker: MQTT over TCP, TLS, or a websocket (`ws://`,
+/// `wss://` — the latter with the profile's TLS settings).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransportKind {
     #[default]
@@ -37,6 +40,46 @@ pub struct TlsSettings {
     pub verify_server: bool,
     /// ALPN protocols, comma separated (e.g. "mqtt"); empty for none.
     pub alpn: String,
+    /// A directory of CA certificates (PEM files), as mosquitto's `--capath`.
+    pub ca_path: Option<PathBuf>,
+    /// Trust the system's root certificates as well as `ca_file`/`ca_path`
+    /// (they are used anyway when neither is set).
+    pub use_os_certs: bool,
+    /// The TLS version to speak, as mosquitto's `--tls-version`.
+    pub version: TlsVersion,
+}
+
+/// Which TLS versions a connection may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 or 1.3, whichever the broker prefers.
+    #[default]
+    Any,
+    /// TLS 1.2 or newer, as mosquitto's `--tls-version tlsv1.2` (the
+    /// library speaks nothing older, so this is the same as `Any`).
+    V12,
+    /// TLS 1.3 only, as mosquitto's `--tls-version tlsv1.3`.
+    V13,
+}
+
+/// Websocket settings of a profile, used with the `Ws` and `Wss` transports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsSettings {
+    /// The HTTP path of the broker's MQTT endpoint; most brokers use `/mqtt`.
+    pub path: String,
+    /// Extra HTTP headers sent with the upgrade request (e.g. an
+    /// `Authorization` header a gateway asks for).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            path: "/mqtt".into(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 impl Default for TlsSettings {
@@ -47,6 +90,9 @@ impl Default for TlsSettings {
             client_key: None,
             verify_server: true,
             alpn: String::new(),
+            ca_path: None,
+            use_os_certs: false,
+            version: TlsVersion::Any,
         }
     }
 }
@@ -179,6 +225,11 @@ pub struct Profile {
     pub clean_session: bool,
     pub will: WillSettings,
     pub tls: TlsSettings,
+    /// Path and headers of a websocket transport.
+    pub ws: WsSettings,
+    /// An HTTP CONNECT proxy, `http://[user[:password]@]host[:port]`
+    /// (or `https://`); empty for a direct connection.
+    pub proxy: String,
     /// Largest packet accepted or sent, in bytes (rumqttc's default is 10 KiB,
     /// far too small for an explorer subscribed to `#`).
     pub max_packet_size: usize,
@@ -218,11 +269,84 @@ impl Default for Profile {
             clean_session: true,
             will: WillSettings::default(),
             tls: TlsSettings::default(),
+            ws: WsSettings::default(),
+            proxy: String::new(),
             max_packet_size: MQTT_MAX_PACKET,
             subscriptions: vec![SubscriptionSpec::new("#", Qos::AtMostOnce)],
             v5: V5Settings::default(),
         }
     }
+}
+
+/// A proxy URL taken apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// `https://`: the proxy itself is reached over TLS.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, String)>,
+}
+
+/// Reads `http://[user[:password]@]host[:port]` (port 8080 by default, 443
+/// for `https://`). SOCKS proxies, mosquitto's `--proxy socks5h://…`, are
+/// refused with the reason: the MQTT library speaks HTTP CONNECT only.
+pub fn parse_proxy_url(url: &str) -> Result<ProxyUrl, String> {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "proxy '{url}' must be a URL: http://[user[:password]@]host[:port]"
+        ));
+    };
+    let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        "http" => (false, 8080),
+        "https" => (true, 443),
+        s if s.starts_with("socks") => {
+            return Err(format!(
+                "SOCKS proxies ({s}://) are not supported: the MQTT library mqscope uses \
+                 (rumqttc) speaks only HTTP CONNECT proxies; use http://host:port"
+            ));
+        }
+        other => return Err(format!("unknown proxy scheme '{other}://': use http://")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (credentials, hostport) = match rest.rsplit_once('@') {
+        Some((cred, hp)) => {
+            let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
+            (Some((user.to_string(), pass.to_string())), hp)
+        }
+        None => (None, rest),
+    };
+    let (host, port) = split_host_port(hostport).map_err(|e| format!("proxy '{url}': {e}"))?;
+    Ok(ProxyUrl {
+        tls,
+        host,
+        port: port.unwrap_or(default_port),
+        credentials,
+    })
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((h, after)) = rest.split_once(']') else {
+            return Err(format!("'{s}' has no closing ']'"));
+        };
+        (h, after.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host name".into());
+    }
+    let port = match port {
+        Some(p) => Some(validate_port(p)?),
+        None => None,
+    };
+    Ok((host.to_string(), port))
 }
 
 /// `mqscope-` and six random lowercase letters/digits.
@@ -234,4 +358,36 @@ pub fn generate_client_id() -> String {
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect();
     format!("mqscope-{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_url_with_credentials_and_default_port() {
+        assert_eq!(
+            parse_proxy_url("http://alice:s3cret@proxy.lan").unwrap(),
+            ProxyUrl {
+                tls: false,
+                host: "proxy.lan".into(),
+                port: 8080,
+                credentials: Some(("alice".into(), "s3cret".into())),
+            }
+        );
+        let p = parse_proxy_url("https://[::1]:3128/").unwrap();
+        assert!(p.tls);
+        assert_eq!((p.host.as_str(), p.port), ("::1", 3128));
+        assert!(parse_proxy_url("proxy.lan:3128").is_err());
+        assert!(parse_proxy_url("http://proxy.lan:99999").is_err());
+    }
+
+    #[test]
+    fn profile_file_without_websocket_fields_loads_with_the_mqtt_path() {
+        let p: Profile = ron::from_str("(name: \"old\", transport: Ws)").unwrap();
+        assert_eq!(p.ws.path, "/mqtt");
+        assert!(p.ws.headers.is_empty());
+        assert_eq!(p.tls.version, TlsVersion::Any);
+        assert!(p.proxy.is_empty());
+    }
 }

@@ -547,7 +547,15 @@ mod tests {
                 client_key: Some("/home/op/client.key".into()),
                 verify_server: false,
                 alpn: "mqtt".into(),
+                ca_path: Some("/etc/ssl/certs".into()),
+                use_os_certs: true,
+                version: crate::profile::TlsVersion::V13,
             },
+            ws: crate::profile::WsSettings {
+                path: "/gateway/mqtt".into(),
+                headers: vec![("X-Site".into(), "plant 7".into())],
+            },
+            proxy: "http://gateway.plant7:3128".into(),
             max_packet_size: 1 << 20,
             subscriptions: vec![
                 SubscriptionSpec::new("factory/#", Qos::AtLeastOnce),

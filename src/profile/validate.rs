@@ -28,6 +28,14 @@ pub enum Field {
     V5Options,
     /// The MQTT 5 will properties.
     WillProperties,
+    /// A directory of CA certificates.
+    CaPath,
+    /// The websocket path (`/mqtt`).
+    WsPath,
+    /// Extra HTTP headers of the websocket upgrade.
+    WsHeaders,
+    /// The HTTP proxy URL.
+    Proxy,
 }
 
 /// One problem with one field.
@@ -127,6 +135,25 @@ impl Profile {
             if let Err(e) = check_alpn(&tls.alpn) {
                 push(Field::Alpn, e);
             }
+            if tls.verify_server
+                && let Some(dir) = &tls.ca_path
+                && let Err(e) = check_ca_dir(dir)
+            {
+                push(Field::CaPath, e);
+            }
+        }
+        if !self.proxy.trim().is_empty()
+            && let Err(e) = super::parse_proxy_url(&self.proxy)
+        {
+            push(Field::Proxy, e);
+        }
+        if matches!(self.transport, TransportKind::Ws | TransportKind::Wss) {
+            if let Err(e) = check_ws_path(&self.ws.path) {
+                push(Field::WsPath, e);
+            }
+            if let Some(e) = check_ws_headers(&self.ws.headers) {
+                push(Field::WsHeaders, e);
+            }
         }
         if !(MIN_PACKET_SIZE..=MQTT_MAX_PACKET).contains(&self.max_packet_size) {
             push(
@@ -183,6 +210,82 @@ impl Profile {
 
 const PORT_RANGE: &str = "port must be a number from 1 to 65535";
 
+/// The path of a websocket URL: `/` and then URL characters, no blanks.
+pub fn check_ws_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "the websocket path starts with '/' (e.g. /mqtt), not '{path}'"
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || !c.is_ascii() || "\"<>\\^`{|}#".contains(*c)
+    }) {
+        return Err(format!(
+            "the websocket path must not contain {c:?} (percent-encode it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Headers the websocket handshake writes itself; overriding them breaks it.
+const HANDSHAKE_HEADERS: [&str; 7] = [
+    "host",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// Extra websocket headers: an HTTP token as the name (RFC 9110 §5.1),
+/// a value without line breaks, and none of the handshake's own headers.
+pub fn check_ws_headers(headers: &[(String, String)]) -> Option<String> {
+    const TOKEN_EXTRA: &str = "!#$%&'*+-.^_`|~";
+    for (name, value) in headers {
+        if name.is_empty() {
+            return Some("every header needs a name".into());
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || TOKEN_EXTRA.contains(*c)))
+        {
+            return Some(format!("header name '{name}' must not contain {c:?}"));
+        }
+        if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Some(format!(
+                "'{name}' is set by the websocket handshake itself and cannot be overridden"
+            ));
+        }
+        if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Some(format!("the value of header '{name}' must be one line"));
+        }
+    }
+    None
+}
+
+/// A CA directory: readable, holding at least one PEM certificate.
+fn check_ca_dir(dir: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the CA directory {}: {e}", dir.display()))?;
+    let found = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .any(|e| {
+            std::fs::read(e.path())
+                .map(|b| CertificateDer::pem_slice_iter(&b).any(|c| c.is_ok()))
+                .unwrap_or(false)
+        });
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "the CA directory {} holds no PEM certificate",
+            dir.display()
+        ))
+    }
+}
+
 /// Parses the port as the user typed it.
 /// Largest subscription identifier (a variable byte integer, MQTT 5 §3.8.2.1.2).
 const MAX_SUBSCRIPTION_ID: u32 = 268_435_455;
@@ -229,8 +332,13 @@ fn check_host(host: &str, transport: TransportKind) -> Result<(), String> {
     if host.chars().any(char::is_whitespace) {
         return Err(format!("host must not contain spaces: '{host}'"));
     }
-    if matches!(transport, TransportKind::Tcp | TransportKind::Tls) && host.contains('/') {
-        return Err(format!("host must not contain '/': '{host}'"));
+    if host.contains('/') {
+        return Err(match transport {
+            TransportKind::Ws | TransportKind::Wss => format!(
+                "host must not contain '/': '{host}'; put the websocket path in the Path field"
+            ),
+            _ => format!("host must not contain '/': '{host}'"),
+        });
     }
     // "broker:1883" — a single colon cannot be an IPv6 address.
     if let Some((_, port)) = host.split_once(':')
@@ -784,5 +892,65 @@ mod tests {
         let p = tls_profile(Some(Path::new("")), None, None);
         assert_eq!(fields(&p), vec![Field::CaFile]);
         assert!(message_for(&p, Field::CaFile).contains("no file chosen"));
+    }
+
+    fn ws_profile(path: &str, headers: &[(&str, &str)]) -> Profile {
+        Profile {
+            transport: TransportKind::Ws,
+            ws: crate::profile::WsSettings {
+                path: path.into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn websocket_path_starts_with_a_slash_and_has_no_blanks() {
+        assert!(fields(&ws_profile("/mqtt", &[])).is_empty());
+        assert_eq!(fields(&ws_profile("mqtt", &[])), vec![Field::WsPath]);
+        assert_eq!(fields(&ws_profile("/my path", &[])), vec![Field::WsPath]);
+        // Only checked when the transport is a websocket.
+        let mut tcp = ws_profile("mqtt", &[]);
+        tcp.transport = TransportKind::Tcp;
+        assert!(fields(&tcp).is_empty());
+    }
+
+    #[test]
+    fn websocket_headers_need_a_token_name_and_a_one_line_value() {
+        assert!(fields(&ws_profile("/mqtt", &[("Authorization", "Bearer x")])).is_empty());
+        for bad in [("", "v"), ("Bad Name", "v"), ("X-A", "two\nlines")] {
+            assert_eq!(
+                fields(&ws_profile("/mqtt", &[bad])),
+                vec![Field::WsHeaders],
+                "{bad:?}"
+            );
+        }
+        let p = ws_profile("/mqtt", &[("sec-websocket-protocol", "x")]);
+        assert!(message_for(&p, Field::WsHeaders).contains("websocket handshake itself"));
+    }
+
+    #[test]
+    fn websocket_host_with_a_path_points_at_the_path_field() {
+        let mut p = ws_profile("/mqtt", &[]);
+        p.host = "broker.example.com/mqtt".into();
+        assert!(message_for(&p, Field::Host).contains("Path field"));
+    }
+
+    #[test]
+    fn socks_proxy_is_refused_with_the_reason() {
+        let p = Profile {
+            proxy: "socks5h://127.0.0.1:1080".into(),
+            ..Profile::default()
+        };
+        assert!(message_for(&p, Field::Proxy).contains("HTTP CONNECT"));
+        let ok = Profile {
+            proxy: "http://user:pw@proxy.lan:3128".into(),
+            ..Profile::default()
+        };
+        assert!(fields(&ok).is_empty());
     }
 }
