@@ -464,3 +464,19 @@ fn mqscope_sandbox_prints_tls_command_lines_that_work_and_logs_who_was_refused()
         "{log}"
     );
 }
+
+#[test]
+fn a_plain_mqtt_client_on_the_tls_port_is_told_off_in_the_log() {
+    let t = Tls::start(false);
+    let port = t.port();
+    let (ok, _, _) = run(
+        "mosquitto_pub",
+        &["-h", "127.0.0.1", "-p", &port, "-t", "x", "-m", "y"],
+    );
+    assert!(!ok, "a plain client got through the TLS port");
+    let line = wait_log(&t.sandbox, "TLS refused");
+    assert!(line.contains("does not speak TLS"), "{line}");
+    // The listener still serves TLS clients.
+    let (ok, err) = t.publish(&[]);
+    assert!(ok, "{err}");
+}

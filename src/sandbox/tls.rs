@@ -132,6 +132,10 @@ pub(crate) fn refusal(e: &std::io::Error) -> String {
             }
             other => format!("client certificate refused: {other:?}"),
         },
+        rustls::Error::InvalidMessage(_) => {
+            "the client does not speak TLS (a plain MQTT client? it belongs on the plain port)"
+                .into()
+        }
         rustls::Error::AlertReceived(alert) => format!(
             "the client ended the handshake ({alert:?}): it does not trust the sandbox's certificate — give it ca.crt"
         ),
