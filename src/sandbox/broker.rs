@@ -2200,6 +2200,11 @@ async fn fill<R: AsyncRead + Unpin>(
         buf.reserve(64 * 1024);
     }
     match rd.read_buf(buf).await {
+        // A stream that carries MQTT in frames (websockets) says when a
+        // frame is not MQTT.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(ReadError::Protocol(e.to_string()))
+        }
         Ok(0) | Err(_) => Err(ReadError::Closed),
         Ok(n) => {
             add(&counters.bytes_received, n as u64);
