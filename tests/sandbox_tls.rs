@@ -262,7 +262,11 @@ fn expired_and_foreign_client_certificates_are_refused() {
     let (ok, err) = t.publish(&["--cert", &crt, "--key", &key]);
     assert!(!ok, "an expired client certificate was accepted");
     assert!(err.contains("expired"), "the client is not told: {err}");
-    wait_log(&t.sandbox, "client certificate expired");
+    // The log names the certificate (its common name) and why.
+    wait_log(
+        &t.sandbox,
+        "TLS refused: certificate 'expired': client certificate expired",
+    );
 
     // A valid certificate from a CA the sandbox does not know.
     let foreign = common::Pki::generate();
@@ -274,7 +278,10 @@ fn expired_and_foreign_client_certificates_are_refused() {
     ]);
     assert!(!ok, "a foreign client certificate was accepted");
     assert!(err.contains("unknown ca"), "the client is not told: {err}");
-    wait_log(&t.sandbox, "not signed by the sandbox CA");
+    wait_log(
+        &t.sandbox,
+        "certificate 'mqscope test client (EC)': client certificate not signed by the sandbox CA",
+    );
 
     // The same CA's fresh certificate still works.
     let (crt, key) = client_cert(scratch.path(), "fresh", &issuer, now - day, now + day);
@@ -479,4 +486,57 @@ fn a_plain_mqtt_client_on_the_tls_port_is_told_off_in_the_log() {
     // The listener still serves TLS clients.
     let (ok, err) = t.publish(&[]);
     assert!(ok, "{err}");
+}
+
+#[test]
+fn the_log_names_a_tls_client_by_its_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic read public/#\n").expect("write acl");
+    let sandbox = Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig::off(),
+        tls: Some(TlsOptions {
+            port: Some(0),
+            require_certificate: true,
+            certs: Some(certs.clone()),
+            wss_port: None,
+        }),
+        auth: mqscope::sandbox::AuthOptions {
+            acl_file: Some(acl),
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the sandbox did not start: {e}"));
+    let port = sandbox.tls_port().expect("a TLS port").to_string();
+    let file = |n: &str| certs.join(n).display().to_string();
+    let (_, _, _) = run(
+        "mosquitto_sub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &file("ca.crt"),
+            "--cert",
+            &file("device001.crt"),
+            "--key",
+            &file("device001.key"),
+            "-i",
+            "dev",
+            "-t",
+            "private/#",
+            "-W",
+            "1",
+        ],
+    );
+    let line = wait_log(&sandbox, "SUBSCRIBE to 'private/#' denied");
+    assert!(
+        line.starts_with("client 'dev' (127.0.0.1:")
+            && line.contains(", TLS, certificate 'device001'):"),
+        "{line}"
+    );
 }

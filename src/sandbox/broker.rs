@@ -2113,22 +2113,28 @@ impl Conn {
     }
 }
 
-/// Which listener a client came in through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which listener a client came in through (and, over TLS, the common
+/// name of the certificate it presented).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Via {
     Tcp,
-    Tls,
+    Tls(Option<String>),
     WebSocket,
-    SecureWebSocket,
+    SecureWebSocket(Option<String>),
 }
 
 impl Via {
-    fn suffix(self) -> &'static str {
+    fn suffix(&self) -> String {
+        let cert = |c: &Option<String>| {
+            c.as_ref()
+                .map(|n| format!(", certificate '{n}'"))
+                .unwrap_or_default()
+        };
         match self {
-            Via::Tcp => "",
-            Via::Tls => ", TLS",
-            Via::WebSocket => ", websocket",
-            Via::SecureWebSocket => ", websocket over TLS",
+            Via::Tcp => String::new(),
+            Via::Tls(c) => format!(", TLS{}", cert(c)),
+            Via::WebSocket => ", websocket".into(),
+            Via::SecureWebSocket(c) => format!(", websocket over TLS{}", cert(c)),
         }
     }
 }
