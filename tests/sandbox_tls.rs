@@ -262,7 +262,11 @@ fn expired_and_foreign_client_certificates_are_refused() {
     let (ok, err) = t.publish(&["--cert", &crt, "--key", &key]);
     assert!(!ok, "an expired client certificate was accepted");
     assert!(err.contains("expired"), "the client is not told: {err}");
-    wait_log(&t.sandbox, "client certificate expired");
+    // The log names the certificate (its common name) and why.
+    wait_log(
+        &t.sandbox,
+        "TLS refused: certificate 'expired': client certificate expired",
+    );
 
     // A valid certificate from a CA the sandbox does not know.
     let foreign = common::Pki::generate();
@@ -274,7 +278,10 @@ fn expired_and_foreign_client_certificates_are_refused() {
     ]);
     assert!(!ok, "a foreign client certificate was accepted");
     assert!(err.contains("unknown ca"), "the client is not told: {err}");
-    wait_log(&t.sandbox, "not signed by the sandbox CA");
+    wait_log(
+        &t.sandbox,
+        "certificate 'mqscope test client (EC)': client certificate not signed by the sandbox CA",
+    );
 
     // The same CA's fresh certificate still works.
     let (crt, key) = client_cert(scratch.path(), "fresh", &issuer, now - day, now + day);
@@ -462,5 +469,74 @@ fn mqscope_sandbox_prints_tls_command_lines_that_work_and_logs_who_was_refused()
         log.lines().any(|l| l.starts_with("sandbox: 127.0.0.1:")
             && l.contains("TLS refused: no client certificate")),
         "{log}"
+    );
+}
+
+#[test]
+fn a_plain_mqtt_client_on_the_tls_port_is_told_off_in_the_log() {
+    let t = Tls::start(false);
+    let port = t.port();
+    let (ok, _, _) = run(
+        "mosquitto_pub",
+        &["-h", "127.0.0.1", "-p", &port, "-t", "x", "-m", "y"],
+    );
+    assert!(!ok, "a plain client got through the TLS port");
+    let line = wait_log(&t.sandbox, "TLS refused");
+    assert!(line.contains("does not speak TLS"), "{line}");
+    // The listener still serves TLS clients.
+    let (ok, err) = t.publish(&[]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn the_log_names_a_tls_client_by_its_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic read public/#\n").expect("write acl");
+    let sandbox = Sandbox::start(SandboxConfig {
+        port: Some(0),
+        demo: DemoConfig::off(),
+        tls: Some(TlsOptions {
+            port: Some(0),
+            require_certificate: true,
+            certs: Some(certs.clone()),
+            wss_port: None,
+        }),
+        auth: mqscope::sandbox::AuthOptions {
+            acl_file: Some(acl),
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the sandbox did not start: {e}"));
+    let port = sandbox.tls_port().expect("a TLS port").to_string();
+    let file = |n: &str| certs.join(n).display().to_string();
+    let (_, _, _) = run(
+        "mosquitto_sub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &file("ca.crt"),
+            "--cert",
+            &file("device001.crt"),
+            "--key",
+            &file("device001.key"),
+            "-i",
+            "dev",
+            "-t",
+            "private/#",
+            "-W",
+            "1",
+        ],
+    );
+    let line = wait_log(&sandbox, "SUBSCRIBE to 'private/#' denied");
+    assert!(
+        line.starts_with("client 'dev' (127.0.0.1:")
+            && line.contains(", TLS, certificate 'device001'):"),
+        "{line}"
     );
 }

@@ -228,3 +228,45 @@ fn mqttjs_over_wss_needs_a_certificate_from_the_sandbox_ca() {
     let log = wait_log(&s, "(wss): TLS refused");
     assert!(log.contains("no client certificate"), "{log}");
 }
+
+#[test]
+fn a_text_websocket_message_closes_only_that_client_with_a_log_line() {
+    use tokio_tungstenite::tungstenite::{self, Message};
+    let s = sandbox();
+    let ws = s.ws_port().expect("a websocket port");
+    let stream = std::net::TcpStream::connect(("127.0.0.1", ws)).expect("connect");
+    let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://127.0.0.1:{ws}/mqtt"
+    ))
+    .expect("a request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tungstenite::http::HeaderValue::from_static("mqtt"),
+    );
+    let (mut socket, response) = tungstenite::client(request, stream).expect("handshake");
+    assert_eq!(
+        response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("mqtt"),
+        "the subprotocol is confirmed"
+    );
+    // A valid CONNECT first, in a binary message.
+    let connect = sandbox_util::encode(&rumqttc::Packet::Connect(rumqttc::Connect::new("texter")));
+    socket
+        .send(Message::Binary(connect.into()))
+        .expect("send CONNECT");
+    match socket.read().expect("CONNACK") {
+        Message::Binary(b) => assert_eq!(&b[..], &[0x20, 2, 0, 0]),
+        other => panic!("expected a binary CONNACK, got {other:?}"),
+    }
+    socket
+        .send(Message::Text("hello".into()))
+        .expect("send text");
+    let line = wait_log(&s, "client 'texter'");
+    assert!(line.contains("text websocket message"), "{line}");
+    // Others are not affected.
+    let (js, _dir) = node(&format!("ws://127.0.0.1:{ws}/mqtt"), 4, 0, 1);
+    assert_eq!(js.next_line(WAIT).as_deref(), Some("subscribed 1"));
+}

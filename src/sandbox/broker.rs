@@ -2113,22 +2113,28 @@ impl Conn {
     }
 }
 
-/// Which listener a client came in through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which listener a client came in through (and, over TLS, the common
+/// name of the certificate it presented).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Via {
     Tcp,
-    Tls,
+    Tls(Option<String>),
     WebSocket,
-    SecureWebSocket,
+    SecureWebSocket(Option<String>),
 }
 
 impl Via {
-    fn suffix(self) -> &'static str {
+    fn suffix(&self) -> String {
+        let cert = |c: &Option<String>| {
+            c.as_ref()
+                .map(|n| format!(", certificate '{n}'"))
+                .unwrap_or_default()
+        };
         match self {
-            Via::Tcp => "",
-            Via::Tls => ", TLS",
-            Via::WebSocket => ", websocket",
-            Via::SecureWebSocket => ", websocket over TLS",
+            Via::Tcp => String::new(),
+            Via::Tls(c) => format!(", TLS{}", cert(c)),
+            Via::WebSocket => ", websocket".into(),
+            Via::SecureWebSocket(c) => format!(", websocket over TLS{}", cert(c)),
         }
     }
 }
@@ -2200,6 +2206,11 @@ async fn fill<R: AsyncRead + Unpin>(
         buf.reserve(64 * 1024);
     }
     match rd.read_buf(buf).await {
+        // A stream that carries MQTT in frames (websockets) says when a
+        // frame is not MQTT.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(ReadError::Protocol(e.to_string()))
+        }
         Ok(0) | Err(_) => Err(ReadError::Closed),
         Ok(n) => {
             add(&counters.bytes_received, n as u64);

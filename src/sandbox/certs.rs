@@ -158,6 +158,7 @@ impl CertFolder {
 
     fn ca(&self) -> Result<Issuer<'static, KeyPair>, CertError> {
         let key_path = self.ca_key();
+        let mut stale_clients = Vec::new();
         let key = if key_path.exists() {
             let pem = std::fs::read_to_string(&key_path).map_err(|source| CertError::Read {
                 path: key_path.clone(),
@@ -170,7 +171,9 @@ impl CertFolder {
         } else {
             let key = KeyPair::generate()?;
             write_file(&key_path, &key.serialize_pem(), true)?;
-            // A new CA: certificates of an older one would not verify.
+            // A new CA: certificates of an older one would not verify, so
+            // they are made again under the same names.
+            stale_clients = self.clients();
             for stale in [self.ca_cert(), self.server_cert()] {
                 std::fs::remove_file(stale).ok();
             }
@@ -183,7 +186,11 @@ impl CertFolder {
         }
         // The issuer name and key identifier come from the same parameters
         // and key as ca.crt, so what it signs chains to ca.crt.
-        Ok(Issuer::new(params, key))
+        let issuer = Issuer::new(params, key);
+        for name in stale_clients {
+            self.make_client(&issuer, &name)?;
+        }
+        Ok(issuer)
     }
 }
 
@@ -275,7 +282,9 @@ fn write_file(path: &Path, text: &str, private: bool) -> Result<(), CertError> {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -328,6 +337,26 @@ mod tests {
             std::fs::read(certs.join("board001.crt")).unwrap_or_default(),
             board_before
         );
+    }
+
+    #[test]
+    fn a_lost_ca_key_remakes_the_ca_and_every_certificate_it_signed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let f = CertFolder::ensure(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        f.create_client("extra").unwrap_or_else(|e| panic!("{e}"));
+        let before: Vec<Vec<u8>> = ["ca.crt", "server.crt", "board001.crt", "extra.crt"]
+            .iter()
+            .map(|n| std::fs::read(dir.path().join(n)).unwrap_or_default())
+            .collect();
+        std::fs::remove_file(dir.path().join("ca.key")).unwrap_or_else(|e| panic!("{e}"));
+        CertFolder::ensure(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        for (i, n) in ["ca.crt", "server.crt", "board001.crt", "extra.crt"]
+            .iter()
+            .enumerate()
+        {
+            let now = std::fs::read(dir.path().join(n)).unwrap_or_default();
+            assert!(!now.is_empty() && now != before[i], "{n} was not remade");
+        }
     }
 
     #[test]

@@ -165,7 +165,6 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
     for line in sandbox.example_command_lines() {
         println!("  {line}");
     }
-    println!("press Ctrl-C to stop");
     let broker = sandbox.broker().clone();
     let waited = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -177,6 +176,14 @@ pub fn run_sandbox(args: SandboxArgs) -> i32 {
                 let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
                 let ctrl_c = tokio::signal::ctrl_c();
                 tokio::pin!(ctrl_c);
+                // Listen before saying so: a Ctrl-C right after the line
+                // (a script, a test) must stop the sandbox, not be lost.
+                tokio::select! {
+                    biased;
+                    r = &mut ctrl_c => return r,
+                    () = std::future::ready(()) => {}
+                }
+                println!("press Ctrl-C to stop");
                 loop {
                     tokio::select! {
                         r = &mut ctrl_c => return r,

@@ -5,14 +5,19 @@
 use super::broker::{Broker, Via};
 use super::certs::{CertError, CertFolder};
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{
-    self, CertificateError, RootCertStore, ServerConfig, crypto::aws_lc_rs,
+    self, CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+    client::danger::HandshakeSignatureValid,
+    crypto::aws_lc_rs,
     server::WebPkiClientVerifier,
+    server::danger::{ClientCertVerified, ClientCertVerifier},
 };
 
 /// The port MQTT over TLS clients try first.
@@ -65,9 +70,124 @@ pub fn acceptor(folder: &CertFolder, require_certificate: bool) -> Result<TlsAcc
     .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(Naming(verifier)))
         .with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+tokio::task_local! {
+    /// The common name of the client certificate presented in this task's
+    /// handshake, for the log.
+    static PRESENTED: RefCell<Option<String>>;
+}
+
+/// TLS-accepts `stream`, and says whose certificate it presented (its
+/// common name), whether it was accepted or not.
+pub(crate) async fn accept_named<S>(
+    acceptor: &TlsAcceptor,
+    stream: S,
+) -> (
+    std::io::Result<tokio_rustls::server::TlsStream<S>>,
+    Option<String>,
+)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    PRESENTED
+        .scope(RefCell::new(None), async {
+            let result = acceptor.accept(stream).await;
+            let name = PRESENTED.with(|p| p.borrow_mut().take());
+            (result, name)
+        })
+        .await
+}
+
+/// "certificate 'NAME': " for a log line, when a certificate was presented.
+pub(crate) fn presented(name: &Option<String>) -> String {
+    name.as_ref()
+        .map(|n| format!("certificate '{n}': "))
+        .unwrap_or_default()
+}
+
+/// rustls' verifier, noting the name on the presented certificate.
+#[derive(Debug)]
+struct Naming(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for Naming {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        PRESENTED
+            .try_with(|p| *p.borrow_mut() = common_name(end_entity))
+            .ok();
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The subject's common name (OID 2.5.4.3) of a certificate, if it has one
+/// that is text.
+fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    // (webpki gives the Name's content without its SEQUENCE header.)
+    let name = yasna::construct_der(|w| w.write_sequence(|w| w.next().write_der(cert.subject())));
+    let cn_oid = yasna::models::ObjectIdentifier::from_slice(&[2, 5, 4, 3]);
+    let attributes = yasna::parse_der(&name, |r| {
+        r.collect_sequence_of(|r| {
+            r.collect_set_of(|r| {
+                r.read_sequence(|r| {
+                    let oid = r.next().read_oid()?;
+                    let value = r.next().read_der()?;
+                    Ok((oid, value))
+                })
+            })
+        })
+    })
+    .ok()?;
+    let value = attributes
+        .into_iter()
+        .flatten()
+        .find(|(oid, _)| *oid == cn_oid)?
+        .1;
+    yasna::parse_der(&value, |r| r.read_utf8string())
+        .or_else(|_| yasna::parse_der(&value, |r| r.read_printable_string()))
+        .ok()
 }
 
 /// Accepts TLS clients until the task is dropped; a refused handshake is
@@ -81,13 +201,17 @@ pub async fn serve(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor)
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let timeout = broker.limits().connect_timeout;
-                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
+                    match tokio::time::timeout(timeout, accept_named(&acceptor, stream)).await {
+                        Ok((Ok(tls), name)) => {
                             let (rd, wr) = tokio::io::split(tls);
-                            broker.connection(rd, wr, peer, Via::Tls).await;
+                            broker.connection(rd, wr, peer, Via::Tls(name)).await;
                         }
-                        Ok(Err(e)) => {
-                            broker.log(format!("{peer}: TLS refused: {}", refusal(&e)));
+                        Ok((Err(e), name)) => {
+                            broker.log(format!(
+                                "{peer}: TLS refused: {}{}",
+                                presented(&name),
+                                refusal(&e)
+                            ));
                         }
                         Err(_) => broker.log(format!(
                             "{peer}: no TLS handshake within {timeout:?}, closed"
@@ -132,6 +256,10 @@ pub(crate) fn refusal(e: &std::io::Error) -> String {
             }
             other => format!("client certificate refused: {other:?}"),
         },
+        rustls::Error::InvalidMessage(_) => {
+            "the client does not speak TLS (a plain MQTT client? it belongs on the plain port)"
+                .into()
+        }
         rustls::Error::AlertReceived(alert) => format!(
             "the client ended the handshake ({alert:?}): it does not trust the sandbox's certificate — give it ca.crt"
         ),

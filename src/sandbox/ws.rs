@@ -61,20 +61,27 @@ pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAccep
                 tokio::spawn(async move {
                     let timeout = broker.limits().connect_timeout;
                     let both = async {
-                        let tls = acceptor
-                            .accept(stream)
-                            .await
-                            .map_err(|e| format!("TLS refused: {}", super::tls::refusal(&e)))?;
-                        handshake(&broker, tls).await.map_err(|e| {
+                        let (tls, name) = super::tls::accept_named(&acceptor, stream).await;
+                        let tls = tls.map_err(|e| {
+                            format!(
+                                "TLS refused: {}{}",
+                                super::tls::presented(&name),
+                                super::tls::refusal(&e)
+                            )
+                        })?;
+                        let ws = handshake(&broker, tls).await.map_err(|e| {
                             format!(
                                 "websocket handshake refused: {e} (MQTT clients use wss://host:port/mqtt)"
                             )
-                        })
+                        })?;
+                        Ok::<_, String>((ws, name))
                     };
                     match tokio::time::timeout(timeout, both).await {
-                        Ok(Ok(ws)) => {
+                        Ok(Ok((ws, name))) => {
                             let (rd, wr) = tokio::io::split(WsIo::new(ws));
-                            broker.connection(rd, wr, peer, Via::SecureWebSocket).await;
+                            broker
+                                .connection(rd, wr, peer, Via::SecureWebSocket(name))
+                                .await;
                         }
                         Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
                         Err(_) => broker.log(format!(
