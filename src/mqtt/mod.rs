@@ -63,6 +63,18 @@ pub enum Command {
         /// MQTT 5 PUBLISH properties (a 3.1.1 connection refuses them).
         props: Option<Box<Properties>>,
     },
+    /// Record every event of the connection (packets, messages, status,
+    /// acknowledgements) to a capture file at `path`, from now until
+    /// `StopRecording` or shutdown; `status` shows its progress and errors.
+    Record {
+        conn: ConnectionId,
+        path: std::path::PathBuf,
+        status: crate::capture::record::RecordingStatus,
+    },
+    /// Close the connection's recording (writes its end record).
+    StopRecording {
+        conn: ConnectionId,
+    },
     /// Stop every session and the runtime.
     Shutdown,
 }
