@@ -15,7 +15,7 @@ pub use errors::{
     Failure, describe_connection_error, describe_connection_error_v5, describe_return_code,
 };
 pub use options::{OptionsError, build_options, build_options_v5};
-pub use worker::{DEFAULT_BACKPRESSURE, DEFAULT_EVENT_BUDGET, Wake, Worker};
+pub use worker::{CommandSender, DEFAULT_BACKPRESSURE, DEFAULT_EVENT_BUDGET, Wake, Worker};
 
 use crate::model::packet::PacketRecord;
 use crate::model::protocol::Properties;

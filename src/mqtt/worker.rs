@@ -216,6 +216,17 @@ impl EventSink {
     }
 }
 
+/// Sends commands to the worker from any thread; cloning shares it.
+#[derive(Clone)]
+pub struct CommandSender(tmpsc::UnboundedSender<Command>);
+
+impl CommandSender {
+    pub fn send(&self, cmd: Command) {
+        // Fails only once the worker has stopped.
+        self.0.send(cmd).ok();
+    }
+}
+
 /// Handle to the background worker. Dropping it stops every session.
 pub struct Worker {
     commands: tmpsc::UnboundedSender<Command>,
@@ -280,6 +291,11 @@ impl Worker {
     pub fn send(&self, cmd: Command) {
         // Fails only once the worker has stopped; nothing left to do then.
         self.commands.send(cmd).ok();
+    }
+
+    /// A handle other threads (a replay) use to send commands.
+    pub fn sender(&self) -> CommandSender {
+        CommandSender(self.commands.clone())
     }
 
     /// Takes up to `budget` waiting events without blocking. Once the
