@@ -298,8 +298,14 @@ impl CaptureFile {
         let i = &self.index;
         i.packets.capacity() * std::mem::size_of::<PacketEntry>()
             + i.messages.capacity() * std::mem::size_of::<MessageEntry>()
-            + i.by_topic.iter().map(|v| v.capacity() * 4 + 24).sum::<usize>()
-            + i.topics.iter().map(|t| 2 * (t.capacity() + 24) + 16).sum::<usize>()
+            + i.by_topic
+                .iter()
+                .map(|v| v.capacity() * 4 + 24)
+                .sum::<usize>()
+            + i.topics
+                .iter()
+                .map(|t| 2 * (t.capacity() + 24) + 16)
+                .sum::<usize>()
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), CaptureError> {
@@ -345,7 +351,9 @@ impl CaptureFile {
     /// from disk: a timeline pages through millions of them this way.
     pub fn packets(&self, range: Range<usize>) -> Result<Vec<PacketRecord>, CaptureError> {
         let end = range.end.min(self.index.packets.len());
-        (range.start.min(end)..end).map(|i| self.packet(i)).collect()
+        (range.start.min(end)..end)
+            .map(|i| self.packet(i))
+            .collect()
     }
 
     /// The worker-clock time of packet `i`, without reading the file.
@@ -545,8 +553,10 @@ enum FrameError {
     Io(io::Error),
     #[error("cut off after {0} bytes")]
     Truncated(u64),
+    /// The reason, and whether the bytes read end in a zero (the start of
+    /// a zero-filled tail, if the rest of the file is zeros too).
     #[error("{0}")]
-    Corrupt(String),
+    Corrupt(String, bool),
 }
 
 /// Reads one frame into `body`; returns its whole length, `None` at a clean
@@ -563,9 +573,10 @@ fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> Result<Option<usize>, Fr
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if !(BODY_HEAD..=MAX_RECORD).contains(&len) {
-        return Err(FrameError::Corrupt(format!(
-            "a record length of {len} bytes is impossible"
-        )));
+        return Err(FrameError::Corrupt(
+            format!("a record length of {len} bytes is impossible"),
+            head[FRAME_HEAD - 1] == 0,
+        ));
     }
     body.clear();
     body.resize(len, 0);
@@ -574,12 +585,10 @@ fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> Result<Option<usize>, Fr
         return Err(FrameError::Truncated((FRAME_HEAD + got) as u64));
     }
     if crc32fast::hash(body) != crc {
-        // Zeros where a record should be: the file system kept the length of
-        // a file whose last writes never reached the disk.
-        if head == [0u8; FRAME_HEAD] || body.iter().all(|&b| b == 0) {
-            return Err(FrameError::Truncated(FRAME_HEAD as u64 + len as u64));
-        }
-        return Err(FrameError::Corrupt("checksum mismatch".into()));
+        return Err(FrameError::Corrupt(
+            "checksum mismatch".into(),
+            body.last() == Some(&0),
+        ));
     }
     Ok(Some(FRAME_HEAD + len))
 }
@@ -624,8 +633,17 @@ fn build_index(
                 ending = Ending::Truncated { tail_bytes };
                 break;
             }
-            Err(FrameError::Corrupt(why)) => {
-                ending = Ending::Corrupt { offset, why };
+            Err(FrameError::Corrupt(why, ends_in_zero)) => {
+                // Zeros from here to the end: the file system kept the
+                // length of a file whose last writes never reached the disk
+                // (a crash), rather than damage.
+                ending = if ends_in_zero && rest_is_zeros(reader) {
+                    Ending::Truncated {
+                        tail_bytes: reader_len(reader).saturating_sub(offset),
+                    }
+                } else {
+                    Ending::Corrupt { offset, why }
+                };
                 break;
             }
         };
@@ -704,6 +722,22 @@ fn build_index(
         v.shrink_to_fit();
     }
     Ok((index, ending))
+}
+
+/// True when nothing but zero bytes is left to read.
+fn rest_is_zeros(reader: &mut BufReader<File>) -> bool {
+    let mut buf = [0u8; 1 << 16];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
+            _ => return false,
+        }
+    }
+}
+
+fn reader_len(reader: &BufReader<File>) -> u64 {
+    reader.get_ref().metadata().map_or(0, |m| m.len())
 }
 
 #[cfg(unix)]

@@ -589,9 +589,7 @@ impl CapEvent {
                 granted: granted.and_then(Qos::from_u8),
                 reason,
             },
-            CapEvent::Unsubscribed { filter, reason } => {
-                EventKind::Unsubscribed { filter, reason }
-            }
+            CapEvent::Unsubscribed { filter, reason } => EventKind::Unsubscribed { filter, reason },
             CapEvent::Published { token, outcome } => EventKind::Published {
                 token,
                 outcome: match outcome {

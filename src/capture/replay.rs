@@ -138,6 +138,8 @@ pub struct ReplayOptions {
     pub properties: bool,
     /// Publishes without an outcome yet, at most.
     pub in_flight: usize,
+    /// Start paused (the caller resumes).
+    pub paused: bool,
 }
 
 impl Default for ReplayOptions {
@@ -152,6 +154,7 @@ impl Default for ReplayOptions {
             retain: None,
             properties: true,
             in_flight: 256,
+            paused: false,
         }
     }
 }
@@ -209,7 +212,9 @@ impl Replay {
         let wanted: Vec<bool> = capture
             .topics()
             .iter()
-            .map(|t| options.topics.is_empty() || options.topics.iter().any(|f| topic_matches(f, t)))
+            .map(|t| {
+                options.topics.is_empty() || options.topics.iter().any(|f| topic_matches(f, t))
+            })
             .collect();
         (0..capture.message_count() as u32)
             .filter(|&i| {
@@ -232,6 +237,7 @@ impl Replay {
         let selected = Replay::select(&capture, &options);
         let id = REPLAY_IDS.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff;
         let shared = Arc::new(Shared::default());
+        shared.paused.store(options.paused, Ordering::Release);
         let total = selected.len() as u64;
         let feeder = Feeder {
             capture,
@@ -321,9 +327,9 @@ impl Replay {
     /// Publishes sent that have no outcome yet.
     pub fn outstanding(&self) -> u64 {
         let s = &self.shared;
-        s.sent.load(Ordering::Acquire).saturating_sub(
-            s.done.load(Ordering::Acquire) + s.failed.load(Ordering::Acquire),
-        )
+        s.sent
+            .load(Ordering::Acquire)
+            .saturating_sub(s.done.load(Ordering::Acquire) + s.failed.load(Ordering::Acquire))
     }
 }
 
@@ -348,9 +354,9 @@ struct Feeder {
 impl Feeder {
     fn outstanding(&self) -> u64 {
         let s = &self.shared;
-        s.sent.load(Ordering::Acquire).saturating_sub(
-            s.done.load(Ordering::Acquire) + s.failed.load(Ordering::Acquire),
-        )
+        s.sent
+            .load(Ordering::Acquire)
+            .saturating_sub(s.done.load(Ordering::Acquire) + s.failed.load(Ordering::Acquire))
     }
 
     /// Waits while paused or while too many publishes are in flight; false
@@ -433,7 +439,11 @@ impl Feeder {
     }
 
     fn fail_all(&self, e: CaptureError) {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(e.to_string());
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1 = Some(e.to_string());
         self.shared.stop.store(true, Ordering::Release);
     }
 

@@ -1,9 +1,9 @@
 //! The worker thread: owns the tokio runtime and routes commands to sessions.
 
 use super::session::Session;
+use super::{Command, ConnStatus, ConnectionId, Event, EventKind};
 use crate::capture::record::{FLUSH_EVERY, Recorder, header_for};
 use crate::profile::Profile;
-use super::{Command, ConnStatus, ConnectionId, Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
