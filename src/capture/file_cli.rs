@@ -67,11 +67,7 @@ pub fn read_capture(path: &Path, trace: bool, out: &mut impl Write) -> Result<()
                 }
             }
             CaptureRecord::Event(EventKind::Status(ConnStatus::Reconnecting { .. })) => drops += 1,
-            CaptureRecord::Event(EventKind::Error(e)) => {
-                if errors.len() < 10 {
-                    errors.push(e);
-                }
-            }
+            CaptureRecord::Event(EventKind::Error(e)) if errors.len() < 10 => errors.push(e),
             CaptureRecord::Event(EventKind::Published {
                 outcome: crate::mqtt::PublishOutcome::Failed(_),
                 ..

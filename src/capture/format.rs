@@ -470,7 +470,7 @@ enum CapEvent {
     Status(CapStatus),
     Connack {
         session_present: bool,
-        props: Option<CapProps>,
+        props: Option<Box<CapProps>>,
     },
     Subscribed {
         filter: String,
@@ -518,7 +518,7 @@ impl CapEvent {
                 props,
             } => CapEvent::Connack {
                 session_present: *session_present,
-                props: props_out(props),
+                props: props_out(props).map(Box::new),
             },
             EventKind::Subscribed {
                 filter,
@@ -578,7 +578,7 @@ impl CapEvent {
                 props,
             } => EventKind::Connack {
                 session_present,
-                props: props_in(props),
+                props: props_in(props.map(|p| *p)),
             },
             CapEvent::Subscribed {
                 filter,
