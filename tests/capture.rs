@@ -808,3 +808,108 @@ fn recording_to_a_full_disk_is_reported_not_silent() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("No space left"), "{}", out.stderr);
 }
+
+#[test]
+fn a_window_that_falls_behind_loses_nothing_from_the_recording() {
+    let broker = Broker::start();
+    let dir = temp_dir();
+    let path = dir.path().join("behind.mqcap");
+    // A 64 KB event budget and no patience: the window never drains, so the
+    // worker drops (and counts) what it cannot queue — but records it all.
+    let worker = Worker::spawn_bounded(None, 64 << 10, Duration::ZERO);
+    let mut profile = common::profile_for(&broker);
+    profile.client_id = "behind".into();
+    profile.subscriptions = vec![SubscriptionSpec::new("load/#", Qos::AtMostOnce)];
+    let status = RecordingStatus::new();
+    worker.send(Command::Connect {
+        conn: CONN,
+        profile: Box::new(profile),
+    });
+    worker.send(Command::Record {
+        conn: CONN,
+        path: path.clone(),
+        status: status.clone(),
+    });
+    broker.wait_subscribed("behind", "load/#");
+    let lines: String = (0..2000).map(|i| format!("{i:0>1000}\n")).collect();
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args(common::mqscope_connection_args(&broker))
+        .args(["-t", "load/x", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    {
+        use std::io::Write as _;
+        let mut stdin = publisher.stdin.take().expect("stdin");
+        stdin
+            .write_all(lines.as_bytes())
+            .expect("feed mosquitto_pub");
+    }
+    assert!(publisher.wait().expect("wait").success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status.messages() < 2000 {
+        assert!(Instant::now() < deadline, "recorded {}", status.messages());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker.send(Command::StopRecording { conn: CONN });
+    wait_finished(&status);
+    let (mut delivered, mut dropped) = (0u64, 0u64);
+    while let Some(ev) = worker.recv_timeout(Duration::from_millis(300)) {
+        match ev.kind {
+            EventKind::Message(_) => delivered += 1,
+            EventKind::Dropped { messages, .. } => dropped += messages,
+            _ => {}
+        }
+    }
+    assert!(
+        dropped > 0,
+        "the window kept up after all ({delivered} delivered)"
+    );
+    assert_eq!(delivered + dropped, 2000);
+    let capture = CaptureFile::open(&path).expect("open");
+    assert_eq!(capture.message_count(), 2000);
+    let last = capture.message(1999).expect("last");
+    assert_eq!(last.payload, format!("{:0>1000}", 1999).as_bytes());
+}
+
+#[test]
+fn replay_sends_the_recorded_v5_properties() {
+    let source = Broker::start();
+    let target = Broker::start();
+    let dir = temp_dir();
+    let (_live, path) = record_v5_session(&source, dir.path(), HistoryLimits::default());
+    let sub = Lines::new(mosquitto_sub(
+        &target,
+        &["-V", "5", "-t", "#", "-F", "%t %p %P", "-i", "props"],
+    ));
+    target.wait_subscribed("props", "#");
+    let mut args = vec!["replay".to_string(), path.display().to_string()];
+    args.extend(common::mqscope_connection_args(&target));
+    args.extend(
+        [
+            "-V",
+            "5",
+            "--speed",
+            "max",
+            "-t",
+            "plant/line1/temp",
+            "--retain",
+            "off",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let out = run_with_timeout(mqscope().args(&args), Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let got: Vec<String> = (0..3)
+        .map(|_| sub.next_line(Duration::from_secs(5)).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "plant/line1/temp 20.5 ",
+            "plant/line1/temp 21.0 unit:C",
+            "plant/line1/temp 21.5 "
+        ]
+    );
+}

@@ -380,8 +380,20 @@ impl Feeder {
         }
     }
 
+    /// Waits until every publish sent has its outcome; false when stopped.
+    fn wait_drained(&self, paused_for: &mut Duration) -> bool {
+        while self.outstanding() > 0 {
+            if !self.wait_ready(paused_for) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
     fn run(self, selected: Vec<u32>) {
         let start = Instant::now();
+        let mut last_qos = None;
         let mut paused_for = Duration::ZERO;
         let first_t = selected
             .first()
@@ -423,6 +435,14 @@ impl Feeder {
             } else {
                 None
             };
+            let qos = self.options.qos.unwrap_or(message.qos);
+            // MQTT keeps order only among messages of one QoS (a QoS 2
+            // message is delivered after its handshake): before a change of
+            // QoS, let what is in flight finish, so the order stays as recorded.
+            if last_qos.is_some_and(|q| q != qos) && !self.wait_drained(&mut paused_for) {
+                break;
+            }
+            last_qos = Some(qos);
             let token = TOKEN_BIT | (self.id << 32) | (n as u64 & 0xffff_ffff);
             self.shared.sent.fetch_add(1, Ordering::AcqRel);
             (self.send)(Command::Publish {
@@ -430,7 +450,7 @@ impl Feeder {
                 token,
                 topic,
                 payload: message.payload.to_vec(),
-                qos: self.options.qos.unwrap_or(message.qos),
+                qos,
                 retain: self.options.retain.unwrap_or(message.retain),
                 props,
             });
