@@ -10,7 +10,11 @@
 //! body   = tag:u8 t_us:u64le meta_len:u32le meta[meta_len] payload[..]
 //! ```
 //!
-//! `meta` is MessagePack with field names (rmp-serde, `to_vec_named`), so a
+//! `meta` is a MessagePack map (rmp-serde, `write_named`) with short keys
+//! (`CapPacket`: s seq, t time, d dir "o"/"i", k kind, i packet id, q QoS,
+//! b frame bytes, tp topic, r retain, u dup, pb payload bytes, ... p MQTT 5
+//! properties by their specification names; `CapMessage`: tp topic, q, r,
+//! u, i, t received µs since 1970, s the PUBLISH record's seq, p), so a
 //! later version can add fields and an older reader skips them. `t_us` is the
 //! worker's clock (µs since it started; `epoch_unix_us` in the header says
 //! when that was). Tags: 1 a packet record, 2 a message (its payload whole,
@@ -253,54 +257,59 @@ pub fn kind_from_name(name: &str) -> Option<PacketKind> {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct CapPacket {
+    #[serde(rename = "s")]
     seq: u64,
+    #[serde(rename = "t")]
     t_us: u64,
-    /// "out" (client → broker) or "in".
+    /// "o" (client → broker) or "i".
+    #[serde(rename = "d")]
     dir: String,
     /// The specification's name: "PUBLISH", "SUBACK", ...
+    #[serde(rename = "k")]
     kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "i", skip_serializing_if = "Option::is_none")]
     pkid: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "q", skip_serializing_if = "Option::is_none")]
     qos: Option<u8>,
+    #[serde(rename = "b")]
     bytes: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tp", skip_serializing_if = "Option::is_none")]
     topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
     retain: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     dup: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pb", skip_serializing_if = "Option::is_none")]
     payload_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ci", skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "cs", skip_serializing_if = "Option::is_none")]
     clean_session: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ka", skip_serializing_if = "Option::is_none")]
     keep_alive: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "wt", skip_serializing_if = "Option::is_none")]
     will_topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "un", skip_serializing_if = "Option::is_none")]
     username: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "sp", skip_serializing_if = "Option::is_none")]
     session_present: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rc", skip_serializing_if = "Option::is_none")]
     return_code: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "f", skip_serializing_if = "Vec::is_empty")]
     filters: Vec<(String, u8)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "g", skip_serializing_if = "Vec::is_empty")]
     granted: Vec<u8>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "rs", skip_serializing_if = "Vec::is_empty")]
     reasons: Vec<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pv", skip_serializing_if = "Option::is_none")]
     protocol: Option<ProtocolVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rn", skip_serializing_if = "Option::is_none")]
     reason: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rt", skip_serializing_if = "Option::is_none")]
     reason_text: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ta", skip_serializing_if = "Option::is_none")]
     topic_from_alias: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
     props: Option<CapProps>,
 }
 
@@ -311,8 +320,8 @@ impl From<&PacketRecord> for CapPacket {
             seq: r.seq,
             t_us: r.t_us,
             dir: match r.dir {
-                Direction::Out => "out".into(),
-                Direction::In => "in".into(),
+                Direction::Out => "o".into(),
+                Direction::In => "i".into(),
             },
             kind: r.kind.name().into(),
             pkid: r.pkid,
@@ -344,8 +353,8 @@ impl From<&PacketRecord> for CapPacket {
 impl CapPacket {
     fn into_record(self) -> Result<PacketRecord, String> {
         let dir = match self.dir.as_str() {
-            "out" => Direction::Out,
-            "in" => Direction::In,
+            "o" => Direction::Out,
+            "i" => Direction::In,
             other => return Err(format!("unknown packet direction '{other}'")),
         };
         let kind =
@@ -387,26 +396,32 @@ impl CapPacket {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct CapMessage {
+    #[serde(rename = "tp")]
     topic: String,
+    #[serde(rename = "q")]
     qos: u8,
+    #[serde(rename = "r")]
     retain: bool,
+    #[serde(rename = "u")]
     dup: bool,
+    #[serde(rename = "i")]
     pkid: u16,
+    #[serde(rename = "t")]
     received_us: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
     packet_seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
     props: Option<CapProps>,
 }
 
 /// Only the topic of a message's meta data, borrowed (the index needs no more).
 #[derive(Deserialize)]
 pub(crate) struct CapMessageTopic<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, rename = "tp")]
     pub(crate) topic: std::borrow::Cow<'a, str>,
-    #[serde(default)]
+    #[serde(default, rename = "s")]
     pub(crate) packet_seq: Option<u64>,
-    #[serde(default)]
+    #[serde(default, rename = "r")]
     pub(crate) retain: bool,
 }
 
