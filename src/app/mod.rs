@@ -7,6 +7,7 @@
 //! each) read that state and queue [`Action`]s; the actions run after the
 //! frame, so no view changes the state it is drawing mid-layout.
 
+pub mod capture_ui;
 pub mod clock;
 mod connection;
 mod connection_bar;
