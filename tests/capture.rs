@@ -913,3 +913,66 @@ fn replay_sends_the_recorded_v5_properties() {
         ]
     );
 }
+
+/// `mqscope record` on `plant/#` with client id `id`, until stopped.
+fn spawn_record(broker: &Broker, path: &Path, id: &str) -> std::process::Child {
+    let child = mqscope()
+        .args(["record", "-t", "plant/#", "-i", id, "-o"])
+        .arg(path)
+        .args(common::mqscope_connection_args(broker))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mqscope record");
+    broker.wait_subscribed(id, "plant/#");
+    child
+}
+
+#[test]
+fn ctrl_c_closes_the_recording_properly() {
+    let broker = Broker::start();
+    let dir = temp_dir();
+    let path = dir.path().join("ctrl-c.mqcap");
+    let child = spawn_record(&broker, &path, "rec-int");
+    for i in 0..3 {
+        mosquitto_pub(&broker, &["-t", "plant/x", "-m", &i.to_string()]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    v5::signal(child.id(), "INT");
+    let (code, stderr) = Lines::new(child).finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("interrupted") && stderr.contains("3 messages"), "{stderr}");
+    let capture = CaptureFile::open(&path).expect("open");
+    assert!(matches!(capture.ending(), Ending::Closed(_)), "{:?}", capture.ending());
+    assert_eq!(capture.message_count(), 3);
+    let last = capture.packet(capture.packet_count() - 1).expect("last");
+    assert_eq!((last.dir, last.kind), (Direction::Out, PacketKind::Disconnect));
+}
+
+#[test]
+fn a_killed_recorder_loses_at_most_the_last_second() {
+    let broker = Broker::start();
+    let dir = temp_dir();
+    let path = dir.path().join("killed.mqcap");
+    let child = spawn_record(&broker, &path, "rec-kill");
+    for i in 0..5 {
+        mosquitto_pub(&broker, &["-t", "plant/y", "-m", &format!("before-{i}")]);
+    }
+    // More than a second: the writer has flushed them by now.
+    std::thread::sleep(Duration::from_millis(1500));
+    v5::signal(child.id(), "KILL");
+    let (code, _) = Lines::new(child).finish(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by the signal");
+    let capture = CaptureFile::open(&path).expect("open");
+    assert_eq!(capture.ending(), &Ending::Unfinished);
+    assert!(
+        capture.notice().expect("notice").contains("not closed"),
+        "{:?}",
+        capture.notice()
+    );
+    let payloads: Vec<Vec<u8>> = (0..capture.message_count() as u32)
+        .map(|i| capture.payload(i).expect("payload"))
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..5).map(|i| format!("before-{i}").into_bytes()).collect();
+    assert_eq!(payloads, expected);
+}
