@@ -9,6 +9,7 @@ mod v5;
 
 use common::{Broker, Lines, mosquitto_pub, mosquitto_sub, mqscope, run_with_timeout};
 use mqscope::capture::file::{CaptureError, CaptureFile, Ending};
+use mqscope::capture::loader::{LoadEvent, Loader};
 use mqscope::capture::record::RecordingStatus;
 use mqscope::capture::replay::{Replay, ReplayOptions, Speed};
 use mqscope::model::packet::{Direction, PacketKind, PacketRecord};
@@ -268,6 +269,34 @@ fn worker_recording_reopens_to_the_live_store_and_packet_records() {
         !reopened.store.topic_info(node).expect("info").retained,
         "an empty retained payload clears the retained flag, as live"
     );
+
+    // The window's way: a loader thread, batches over a channel.
+    let loader = Loader::start(path.clone(), None);
+    let mut loaded = Live::new(limits);
+    let mut opened = None;
+    loop {
+        match loader
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a report")
+        {
+            LoadEvent::Opened(c) => opened = Some(c.message_count()),
+            LoadEvent::Batch(b) => {
+                assert_eq!(opened, Some(6), "Opened comes first");
+                for e in b {
+                    loaded.apply(e);
+                }
+            }
+            LoadEvent::Done { notice } => {
+                assert_eq!(notice, None);
+                break;
+            }
+            LoadEvent::Failed(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(store_contents(&loaded.store), store_contents(&live.store));
+    assert_eq!(loaded.packets, live.packets);
+    let (read, total) = loader.progress();
+    assert!(read > 0 && read <= total, "{read} of {total}");
 }
 
 #[test]
@@ -755,6 +784,12 @@ fn files_that_are_not_captures_get_a_clear_message() {
         Err(CaptureError::Header { .. })
     ));
 
+    let loader = Loader::start(garbage.clone(), None);
+    match loader.recv_timeout(Duration::from_secs(10)) {
+        Some(LoadEvent::Failed(e)) => assert!(e.contains("is not an mqscope capture"), "{e}"),
+        _ => panic!("the loader did not report the garbage file"),
+    }
+
     let out = run_with_timeout(
         mqscope().args(["replay", &garbage.display().to_string(), "-p", "1"]),
         Duration::from_secs(10),
@@ -941,12 +976,22 @@ fn ctrl_c_closes_the_recording_properly() {
     v5::signal(child.id(), "INT");
     let (code, stderr) = Lines::new(child).finish(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("interrupted") && stderr.contains("3 messages"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("3 messages"),
+        "{stderr}"
+    );
     let capture = CaptureFile::open(&path).expect("open");
-    assert!(matches!(capture.ending(), Ending::Closed(_)), "{:?}", capture.ending());
+    assert!(
+        matches!(capture.ending(), Ending::Closed(_)),
+        "{:?}",
+        capture.ending()
+    );
     assert_eq!(capture.message_count(), 3);
     let last = capture.packet(capture.packet_count() - 1).expect("last");
-    assert_eq!((last.dir, last.kind), (Direction::Out, PacketKind::Disconnect));
+    assert_eq!(
+        (last.dir, last.kind),
+        (Direction::Out, PacketKind::Disconnect)
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod file;
 pub mod file_cli;
 pub mod format;
 pub mod live_cli;
+pub mod loader;
 pub mod pcap;
 pub mod record;
 pub mod replay;
