@@ -1021,3 +1021,63 @@ fn a_killed_recorder_loses_at_most_the_last_second() {
     let expected: Vec<Vec<u8>> = (0..5).map(|i| format!("before-{i}").into_bytes()).collect();
     assert_eq!(payloads, expected);
 }
+
+#[test]
+fn a_capture_being_recorded_can_be_paged_as_it_grows() {
+    let broker = Broker::start();
+    let dir = temp_dir();
+    let path = dir.path().join("growing.mqcap");
+    let worker = Worker::spawn(None);
+    let mut profile = common::profile_for(&broker);
+    profile.client_id = "grower".into();
+    profile.subscriptions = vec![SubscriptionSpec::new("plant/#", Qos::AtLeastOnce)];
+    let status = RecordingStatus::new();
+    worker.send(Command::Connect {
+        conn: CONN,
+        profile: Box::new(profile),
+    });
+    worker.send(Command::Record {
+        conn: CONN,
+        path: path.clone(),
+        status: status.clone(),
+    });
+    broker.wait_subscribed("grower", "plant/#");
+    let wait_written = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status.messages() < n {
+            assert!(Instant::now() < deadline);
+            worker.recv_timeout(Duration::from_millis(20));
+        }
+        // The writer hands its buffer to the file at least every 0.5 s.
+        std::thread::sleep(Duration::from_millis(800));
+    };
+    mosquitto_pub(&broker, &["-t", "plant/a", "-m", "one", "-q", "1"]);
+    wait_written(1);
+    let mut capture = CaptureFile::open(&path).expect("open while recording");
+    assert_eq!(capture.ending(), &Ending::Unfinished);
+    assert_eq!(capture.message_count(), 1);
+    let packets_before = capture.packet_count();
+    mosquitto_pub(&broker, &["-t", "plant/b", "-m", "two", "-q", "1"]);
+    mosquitto_pub(&broker, &["-t", "plant/a", "-m", "three", "-q", "1"]);
+    wait_written(3);
+    let added = capture.refresh().expect("refresh");
+    assert!(added >= 4, "added {added}");
+    assert_eq!(capture.message_count(), 3);
+    assert_eq!(capture.message_ids_of("plant/a").len(), 2);
+    assert_eq!(capture.payload(2).expect("payload"), b"three");
+    let new = capture
+        .packets(packets_before..capture.packet_count())
+        .expect("new packets");
+    assert!(
+        new.iter()
+            .any(|p| p.kind == PacketKind::Puback && p.dir == Direction::Out)
+    );
+    worker.send(Command::StopRecording { conn: CONN });
+    wait_finished(&status);
+    capture.refresh().expect("refresh");
+    assert!(
+        matches!(capture.ending(), Ending::Closed(_)),
+        "{:?}",
+        capture.ending()
+    );
+}

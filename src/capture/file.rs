@@ -200,7 +200,12 @@ impl CaptureFile {
                 why: e.to_string(),
             })?;
         let start = (first.len() + line.len()) as u64;
-        let (index, ending) = build_index(&mut reader, start, &name)?;
+        let (mut index, ending) = build_index(&mut reader, start, &name)?;
+        index.packets.shrink_to_fit();
+        index.messages.shrink_to_fit();
+        for v in &mut index.by_topic {
+            v.shrink_to_fit();
+        }
         Ok(CaptureFile {
             path: path.to_path_buf(),
             file,
@@ -214,6 +219,28 @@ impl CaptureFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Indexes what was appended since the capture was opened (or last
+    /// refreshed): a capture that is still being recorded — a long live
+    /// session written to disk — can be paged through as it grows. Returns
+    /// how many records were added. A record cut off at the end is taken as
+    /// not written yet and read on a later refresh.
+    pub fn refresh(&mut self) -> Result<u64, CaptureError> {
+        if matches!(self.ending, Ending::Closed(_) | Ending::Corrupt { .. }) {
+            return Ok(0);
+        }
+        let name = self.path.display().to_string();
+        let io_err = |source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        };
+        let before = self.record_count();
+        let mut reader = BufReader::with_capacity(1 << 20, self.file.try_clone().map_err(io_err)?);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(self.index.end)).map_err(io_err)?;
+        self.ending = extend_index(&mut reader, &mut self.index, &name)?;
+        self.size = self.file.metadata().map_err(io_err)?.len();
+        Ok(self.record_count() - before)
     }
 
     pub fn header(&self) -> &CaptureHeader {
@@ -616,8 +643,18 @@ fn build_index(
         end: start,
         ..Index::default()
     };
+    let ending = extend_index(reader, &mut index, path)?;
+    Ok((index, ending))
+}
+
+/// Indexes the records from `index.end` (where `reader` stands) on.
+fn extend_index(
+    reader: &mut BufReader<File>,
+    index: &mut Index,
+    path: &str,
+) -> Result<Ending, CaptureError> {
     let mut body = Vec::new();
-    let mut offset = start;
+    let mut offset = index.end;
     let mut ending = Ending::Unfinished;
     loop {
         let len = match read_frame(reader, &mut body) {
@@ -716,12 +753,7 @@ fn build_index(
         offset += len as u64;
         index.end = offset;
     }
-    index.packets.shrink_to_fit();
-    index.messages.shrink_to_fit();
-    for v in &mut index.by_topic {
-        v.shrink_to_fit();
-    }
-    Ok((index, ending))
+    Ok(ending)
 }
 
 /// True when nothing but zero bytes is left to read.
