@@ -93,6 +93,9 @@ struct Index {
     first_t_us: Option<u64>,
     last_t_us: u64,
     payload_bytes: u64,
+    /// Messages are in PUBLISH sequence order (always, for one recording):
+    /// looking one up by sequence number is a binary search.
+    seq_unsorted: bool,
 }
 
 /// An open capture file.
@@ -438,6 +441,9 @@ impl CaptureFile {
     /// no longer holds.
     pub fn message_by_packet_seq(&self, seq: u64) -> Option<u32> {
         let m = &self.index.messages;
+        if self.index.seq_unsorted {
+            return m.iter().position(|e| e.packet_seq == seq).map(|i| i as u32);
+        }
         let i = m.partition_point(|e| e.packet_seq < seq);
         (m.get(i)?.packet_seq == seq).then_some(i as u32)
     }
@@ -719,13 +725,17 @@ fn extend_index(
                     }
                 };
                 let n = index.messages.len() as u32;
+                let seq = m.packet_seq.unwrap_or(u64::MAX);
+                if index.messages.last().is_some_and(|e| e.packet_seq > seq) {
+                    index.seq_unsorted = true;
+                }
                 index.by_topic[topic as usize].push(n);
                 let payload_len = (len - FRAME_HEAD - BODY_HEAD - meta_len) as u32;
                 index.payload_bytes += payload_len as u64;
                 index.messages.push(MessageEntry {
                     offset,
                     t_us,
-                    packet_seq: m.packet_seq.unwrap_or(u64::MAX),
+                    packet_seq: seq,
                     payload_len,
                     meta_len: meta_len as u32,
                     topic,
