@@ -39,12 +39,18 @@ pub enum CliCommand {
     Rr(crate::rr::RrArgs),
     /// Run the built-in sandbox broker with simulated devices until Ctrl-C.
     Sandbox(crate::sandbox::SandboxArgs),
-    /// Decode MQTT from a pcap/pcapng file: a summary per stream, or --trace.
+    /// Decode MQTT from a pcap/pcapng file or an mqscope capture: a summary, or --trace.
     Read(crate::capture::cli::ReadArgs),
-    /// Export the messages of a pcap/pcapng file to CSV or JSON Lines.
+    /// Export the messages of a pcap/pcapng file or an mqscope capture to CSV or JSON Lines.
     Export(crate::capture::cli::ExportArgs),
     /// Import connection profiles from MQTT Explorer or MQTTX.
     Import(crate::profile::import::ImportArgs),
+    /// Subscribe and record everything to a capture file until -C, -W or Ctrl-C.
+    #[command(disable_help_flag = true)]
+    Record(crate::capture::live_cli::RecordArgs),
+    /// Publish a capture's messages into a broker (--speed 1|N|max, --map FROM=TO).
+    #[command(disable_help_flag = true)]
+    Replay(crate::capture::live_cli::ReplayArgs),
 }
 
 /// Connection flags shared by `sub` and `pub`; mosquitto's letters.

@@ -20,6 +20,8 @@ fn main() {
         Some(CliCommand::Read(args)) => mqscope::capture::cli::run_read(args),
         Some(CliCommand::Export(args)) => mqscope::capture::cli::run_export(args),
         Some(CliCommand::Import(args)) => mqscope::profile::import::run_import(args),
+        Some(CliCommand::Record(args)) => mqscope::capture::live_cli::run_record(args),
+        Some(CliCommand::Replay(args)) => mqscope::capture::live_cli::run_replay(args),
     };
     std::process::exit(code);
 }

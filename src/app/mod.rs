@@ -9,6 +9,7 @@
 
 mod actions;
 mod api;
+pub mod capture_ui;
 pub mod clock;
 mod connection;
 mod connection_bar;

@@ -1,5 +1,5 @@
-//! `mqscope read FILE` and `mqscope export FILE`: pcap files from the
-//! command line.
+//! `mqscope read FILE` and `mqscope export FILE`: pcap files and mqscope
+//! captures from the command line.
 
 use super::decode::Decoded;
 use super::export::{ExportError, Exporter, Format, PcapExport, export_pcap};
@@ -48,7 +48,8 @@ impl FindArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReadArgs {
-    /// A pcap or pcapng file (tcpdump -w, dumpcap, Wireshark).
+    /// A pcap or pcapng file (tcpdump -w, dumpcap, Wireshark), or an
+    /// mqscope capture (`mqscope record`).
     pub file: PathBuf,
     /// Print every MQTT packet as a JSON line (the same as a live --trace),
     /// with "client" and "broker" (IP:PORT) to tell the streams apart.
@@ -60,7 +61,7 @@ pub struct ReadArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
-    /// A pcap or pcapng file.
+    /// A pcap or pcapng file, or an mqscope capture.
     pub file: PathBuf,
     /// csv or jsonl (JSON Lines).
     #[arg(long)]
@@ -132,6 +133,11 @@ pub fn run_read(args: ReadArgs) -> i32 {
 }
 
 fn read(args: &ReadArgs) -> Result<(), String> {
+    if super::file::is_capture(&args.file) {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        return super::file_cli::read_capture(&args.file, args.trace, &mut out);
+    }
     let options = args.find.options();
     if args.trace {
         let stdout = std::io::stdout();
@@ -360,6 +366,9 @@ fn export(args: &ExportArgs) -> Result<(), String> {
         crate::profile::validate_topic_filter(t)
             .map_err(|why| format!("invalid topic filter '{t}': {why}"))?;
     }
+    if super::file::is_capture(&args.file) {
+        return export_from_capture(args);
+    }
     let options = args.find.options();
     let result: Result<PcapExport, String> = match &args.output {
         Some(path) => {
@@ -418,6 +427,64 @@ fn export(args: &ExportArgs) -> Result<(), String> {
                 s.broker
             );
         }
+    }
+    Ok(())
+}
+
+/// `mqscope export CAPTURE`: the capture's messages, with its client id and
+/// broker in the origin columns (every message went broker → client).
+fn export_from_capture(args: &ExportArgs) -> Result<(), String> {
+    use super::file_cli::{ExportCaptureError, export_capture};
+    let notice = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut ex = Exporter::new(file, args.format, true)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let done = export_capture(&args.file, &args.topics, &mut ex);
+            let rows = ex.finish();
+            let notice = match done {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = std::fs::remove_file(path);
+                    return Err(match e {
+                        ExportCaptureError::Read(why) => why,
+                        ExportCaptureError::Write(e) => {
+                            format!("cannot write {}: {e}", path.display())
+                        }
+                    });
+                }
+            };
+            let rows = rows.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!(
+                "mqscope export: {} written to {}",
+                plural(rows as usize, "message", "messages"),
+                path.display()
+            );
+            notice
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut ex = Exporter::new(stdout.lock(), args.format, true)
+                .map_err(|e| format!("cannot write: {e}"))?;
+            let done = export_capture(&args.file, &args.topics, &mut ex);
+            let flushed = ex.finish();
+            match (done, flushed) {
+                (Err(ExportCaptureError::Write(e)), _) | (Ok(_), Err(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Ok(());
+                }
+                (Err(ExportCaptureError::Read(why)), _) => return Err(why),
+                (Err(ExportCaptureError::Write(e)), _) | (Ok(_), Err(e)) => {
+                    return Err(format!("cannot write: {e}"));
+                }
+                (Ok(notice), Ok(_)) => notice,
+            }
+        }
+    };
+    if let Some(n) = notice {
+        eprintln!("mqscope export: {}: {n}", args.file.display());
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! Data in and out of mqscope: pcap/pcapng files decoded into MQTT streams
+//! Data in and out of mqscope: mqscope's own capture files (`format`
+//! writes them, `file` reopens them with an index, `replay` publishes them
+//! again, `record`/`replay_cli` are their subcommands), pcap/pcapng files decoded into MQTT streams
 //! (`pcap`, with TCP reassembly in `tcp` and MQTT frames in `decode`), and
 //! messages exported to CSV or JSON Lines (`export`). `cli` holds the
 //! `read` and `export` subcommands.
@@ -9,5 +11,12 @@
 pub mod cli;
 pub mod decode;
 pub mod export;
+pub mod file;
+pub mod file_cli;
+pub mod format;
+pub mod live_cli;
+pub mod loader;
 pub mod pcap;
+pub mod record;
+pub mod replay;
 pub mod tcp;

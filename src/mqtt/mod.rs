@@ -15,7 +15,7 @@ pub use errors::{
     Failure, describe_connection_error, describe_connection_error_v5, describe_return_code,
 };
 pub use options::{OptionsError, build_options, build_options_v5};
-pub use worker::{DEFAULT_BACKPRESSURE, DEFAULT_EVENT_BUDGET, Wake, Worker};
+pub use worker::{CommandSender, DEFAULT_BACKPRESSURE, DEFAULT_EVENT_BUDGET, Wake, Worker};
 
 use crate::model::packet::PacketRecord;
 use crate::model::protocol::Properties;
@@ -62,6 +62,18 @@ pub enum Command {
         retain: bool,
         /// MQTT 5 PUBLISH properties (a 3.1.1 connection refuses them).
         props: Option<Box<Properties>>,
+    },
+    /// Record every event of the connection (packets, messages, status,
+    /// acknowledgements) to a capture file at `path`, from now until
+    /// `StopRecording` or shutdown; `status` shows its progress and errors.
+    Record {
+        conn: ConnectionId,
+        path: std::path::PathBuf,
+        status: crate::capture::record::RecordingStatus,
+    },
+    /// Close the connection's recording (writes its end record).
+    StopRecording {
+        conn: ConnectionId,
     },
     /// Stop every session and the runtime.
     Shutdown,

@@ -520,6 +520,8 @@ impl Session {
             Command::Connect { .. }
             | Command::Disconnect { .. }
             | Command::Drop { .. }
+            | Command::Record { .. }
+            | Command::StopRecording { .. }
             | Command::Shutdown => {}
         }
     }

@@ -2,6 +2,8 @@
 
 use super::session::Session;
 use super::{Command, ConnStatus, ConnectionId, Event, EventKind};
+use crate::capture::record::{FLUSH_EVERY, Recorder, header_for};
+use crate::profile::Profile;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -62,10 +64,16 @@ pub(crate) struct EventSink {
     max_wait: Duration,
     /// Zero point of every packet timestamp.
     pub(crate) epoch: Instant,
+    /// Recordings by connection; written before the budget can drop anything.
+    recorders: Arc<Mutex<HashMap<ConnectionId, Recorder>>>,
+    recording: Arc<AtomicBool>,
 }
 
 impl EventSink {
     pub(crate) fn send(&self, conn: ConnectionId, kind: EventKind) {
+        if self.recording.load(Ordering::Acquire) {
+            self.record(conn, &kind);
+        }
         let cost = cost(&kind);
         let droppable = matches!(kind, EventKind::Message(_) | EventKind::Packet(_));
         // Sessions wait from half the budget on (see `over_budget`); only
@@ -84,6 +92,62 @@ impl EventSink {
             self.report_drops(conn);
         }
         self.push(conn, kind, cost);
+    }
+
+    /// Writes the event to the connection's recording, if it has one; a
+    /// write error is said once (the recording counts what it loses).
+    fn record(&self, conn: ConnectionId, kind: &EventKind) {
+        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = recorders.get_mut(&conn) else {
+            return;
+        };
+        let failed = r.write(self.micros(), kind);
+        drop(recorders);
+        if let Some(why) = failed {
+            self.push(conn, EventKind::Error(why), 128);
+        }
+    }
+
+    fn start_recording(&self, conn: ConnectionId, recorder: Recorder) {
+        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let old = recorders.insert(conn, recorder);
+        self.recording.store(true, Ordering::Release);
+        drop(recorders);
+        if let Some(old) = old
+            && let Err(why) = old.finish(self.micros())
+        {
+            self.push(conn, EventKind::Error(why), 128);
+        }
+    }
+
+    fn stop_recording(&self, conn: Option<ConnectionId>) {
+        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped: Vec<(ConnectionId, Recorder)> = match conn {
+            Some(c) => recorders.remove(&c).map(|r| (c, r)).into_iter().collect(),
+            None => recorders.drain().collect(),
+        };
+        self.recording
+            .store(!recorders.is_empty(), Ordering::Release);
+        drop(recorders);
+        for (conn, r) in stopped {
+            if let Err(why) = r.finish(self.micros()) {
+                self.push(conn, EventKind::Error(why), 128);
+            }
+        }
+    }
+
+    fn flush_recordings(&self) {
+        let mut failures = Vec::new();
+        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        for (conn, r) in recorders.iter_mut() {
+            if let Some(why) = r.flush() {
+                failures.push((*conn, why));
+            }
+        }
+        drop(recorders);
+        for (conn, why) in failures {
+            self.push(conn, EventKind::Error(why), 128);
+        }
     }
 
     fn push(&self, conn: ConnectionId, kind: EventKind, cost: usize) {
@@ -152,6 +216,17 @@ impl EventSink {
     }
 }
 
+/// Sends commands to the worker from any thread; cloning shares it.
+#[derive(Clone)]
+pub struct CommandSender(tmpsc::UnboundedSender<Command>);
+
+impl CommandSender {
+    pub fn send(&self, cmd: Command) {
+        // Fails only once the worker has stopped.
+        self.0.send(cmd).ok();
+    }
+}
+
 /// Handle to the background worker. Dropping it stops every session.
 pub struct Worker {
     commands: tmpsc::UnboundedSender<Command>,
@@ -182,6 +257,8 @@ impl Worker {
             budget,
             max_wait,
             epoch: Instant::now(),
+            recorders: Arc::default(),
+            recording: Arc::default(),
         };
         let thread = std::thread::Builder::new()
             .name("mqscope-worker".into())
@@ -214,6 +291,11 @@ impl Worker {
     pub fn send(&self, cmd: Command) {
         // Fails only once the worker has stopped; nothing left to do then.
         self.commands.send(cmd).ok();
+    }
+
+    /// A handle other threads (a replay) use to send commands.
+    pub fn sender(&self) -> CommandSender {
+        CommandSender(self.commands.clone())
     }
 
     /// Takes up to `budget` waiting events without blocking. Once the
@@ -289,12 +371,55 @@ async fn run(mut commands: tmpsc::UnboundedReceiver<Command>, sink: EventSink) {
     let mut sessions: HashMap<ConnectionId, Session> = HashMap::new();
     // Packet sequence numbers per connection, kept across reopenings.
     let mut seqs: HashMap<ConnectionId, Arc<AtomicU64>> = HashMap::new();
-    while let Some(cmd) = commands.recv().await {
+    // What a capture's header says about each connection.
+    let mut profiles: HashMap<ConnectionId, Profile> = HashMap::new();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let cmd = tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => break,
+            },
+            _ = flush.tick() => {
+                if sink.recording.load(Ordering::Acquire) {
+                    sink.flush_recordings();
+                }
+                continue;
+            }
+        };
         match cmd {
+            Command::Record { conn, path, status } => {
+                let Some(profile) = profiles.get(&conn) else {
+                    let why = "nothing to record: the connection was never opened".to_string();
+                    status.failed_to_start(why.clone());
+                    sink.send(conn, EventKind::Error(why));
+                    continue;
+                };
+                match Recorder::create(&path, &header_for(profile, sink.epoch), status) {
+                    Ok(r) => sink.start_recording(conn, r),
+                    Err(why) => sink.send(conn, EventKind::Error(why)),
+                }
+            }
+            Command::StopRecording { conn } => sink.stop_recording(Some(conn)),
+            Command::Subscribe { conn, ref sub } => {
+                if let Some(p) = profiles.get_mut(&conn)
+                    && !p.subscriptions.iter().any(|s| s.filter == sub.filter)
+                {
+                    p.subscriptions.push(sub.clone());
+                }
+                match sessions.get(&conn) {
+                    Some(s) => s.request(cmd),
+                    None => sink.send(conn, EventKind::Error("not connected".into())),
+                }
+            }
             Command::Connect { conn, profile } => {
                 if let Some(old) = sessions.remove(&conn) {
                     old.close(false).await;
                 }
+                let mut public = (*profile).clone();
+                public.password.clear();
+                profiles.insert(conn, public);
                 let seq = seqs.entry(conn).or_default().clone();
                 sessions.insert(conn, Session::start(conn, *profile, sink.clone(), seq));
             }
@@ -326,6 +451,8 @@ async fn run(mut commands: tmpsc::UnboundedReceiver<Command>, sink: EventSink) {
     for (_, s) in sessions.drain() {
         s.close(true).await;
     }
+    // After the sessions: their DISCONNECTs are in the recordings.
+    sink.stop_recording(None);
 }
 
 impl Command {
@@ -336,7 +463,9 @@ impl Command {
             | Command::Drop { conn }
             | Command::Subscribe { conn, .. }
             | Command::Unsubscribe { conn, .. }
-            | Command::Publish { conn, .. } => *conn,
+            | Command::Publish { conn, .. }
+            | Command::Record { conn, .. }
+            | Command::StopRecording { conn } => *conn,
             Command::Shutdown => 0,
         }
     }
