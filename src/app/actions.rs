@@ -143,6 +143,7 @@ impl App {
             }
             Action::OpenSettings => self.settings_open = true,
             Action::List(action) => self.list_action(action),
+            Action::Record(action) => self.record(action),
             Action::Learn(learn::LearnAction::Go(tab)) => self.state.tab = tab,
             Action::Learn(learn::LearnAction::Reset(i)) => {
                 if let Some(lesson) = learn::LESSONS.get(i) {
@@ -594,4 +595,51 @@ pub(crate) fn write_png(path: &std::path::Path, image: &egui::ColorImage) -> Res
         .map_err(|e| e.to_string())?;
     std::fs::write(path, &bytes).map_err(|e| e.to_string())?;
     Ok(bytes.len())
+}
+
+impl App {
+    /// Starts or stops recording the shown connection to a capture file
+    /// (written by the worker, so a slow window loses nothing of it).
+    pub(super) fn record(&mut self, action: capture_ui::RecordAction) {
+        let Some(conn) = self
+            .active_conn()
+            .or_else(|| self.current().and_then(|e| e.conn))
+        else {
+            return;
+        };
+        match action {
+            capture_ui::RecordAction::Start => {
+                let name = self
+                    .current()
+                    .map(|e| e.profile.name.replace(['/', '\\', ' '], "_"))
+                    .unwrap_or_else(|| "capture".into());
+                let Some(path) = self.picker.save_file(
+                    "Record this connection to a capture file",
+                    &format!("{name}.mqcap"),
+                ) else {
+                    return;
+                };
+                let status = crate::capture::record::RecordingStatus::new();
+                self.worker.send(Command::Record {
+                    conn,
+                    path: path.clone(),
+                    status: status.clone(),
+                });
+                let c = self.connection_mut(conn);
+                c.state.recording = Some(status);
+                c.state
+                    .log(format!("Recording to {}", path.display()), false);
+            }
+            capture_ui::RecordAction::Stop => {
+                self.worker.send(Command::StopRecording { conn });
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    let summary = c.state.recording.as_ref().map(|r| r.summary());
+                    c.state.log(
+                        format!("Recording stopped: {}", summary.unwrap_or_default()),
+                        false,
+                    );
+                }
+            }
+        }
+    }
 }

@@ -48,7 +48,7 @@ pub fn record_ui(
         }
         if let Some(s) = status {
             let text = if s.is_active() {
-                format!("● REC {}", s.summary())
+                format!("⏺ REC {}", s.summary())
             } else {
                 format!("Recorded {}", s.summary())
             };

@@ -63,6 +63,8 @@ pub(crate) struct ConnectionState {
     pub(crate) errors: u64,
     /// Messages per second, for the connection list.
     pub(crate) rate: RateMeter,
+    /// The connection's current (or last) recording to a capture file.
+    pub(crate) recording: Option<crate::capture::record::RecordingStatus>,
 }
 
 /// Messages per second over the last few seconds, from samples of a
@@ -151,6 +153,7 @@ impl ConnectionState {
             requests: VecDeque::new(),
             errors: 0,
             rate: RateMeter::default(),
+            recording: None,
         }
     }
 

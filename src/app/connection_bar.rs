@@ -158,6 +158,14 @@ impl App {
                     });
             }
             ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
+            if self.current().is_some_and(|e| e.capture.is_none()) {
+                ui.separator();
+                let connected = matches!(status, Some(ConnStatus::Connected { .. }));
+                let recording = connection.and_then(|c| c.state.recording.as_ref());
+                if let Some(action) = super::capture_ui::record_ui(ui, connected, recording) {
+                    self.actions.push(Action::Record(action));
+                }
+            }
         });
 
         if let Some(message) = &self.bar_error {

@@ -38,6 +38,8 @@ pub(crate) enum ListAction {
     /// A second connection of an open profile, as a copy with its own
     /// client id.
     OpenAgain(usize),
+    /// A capture file, offline.
+    OpenCapture,
 }
 
 /// "12 msg/s", "0.4 msg/s", "idle".
@@ -123,6 +125,15 @@ pub(crate) fn ui(
             });
         }
         ui.menu_button("+ Open…", |ui| {
+            if ui
+                .button("Capture file…")
+                .on_hover_text("A recording (.mqcap), offline: tree, inspector, timeline and plots")
+                .clicked()
+            {
+                actions.push(ListAction::OpenCapture);
+                ui.close();
+            }
+            ui.separator();
             if openable.is_empty() {
                 ui.weak("No profiles yet: add one in Profiles.");
             }

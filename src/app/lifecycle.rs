@@ -105,6 +105,7 @@ impl App {
                 }
                 self.sync_open_profiles();
             }
+            ListAction::OpenCapture => self.open_capture(),
             ListAction::Open(i) => {
                 if i < self.book.entries.len() {
                     self.apply(Action::Select(i));
@@ -216,5 +217,105 @@ impl App {
         self.connections
             .values()
             .any(|c| matches!(c.state.status, ConnStatus::Reconnecting { .. }))
+    }
+
+    /// Asks for a capture file and opens it offline, as a connection of its
+    /// own in the strip: it is read on its own thread, in batches fed to
+    /// the connection like a live one's events.
+    pub(super) fn open_capture(&mut self) {
+        let Some(path) = self.picker.pick_file("Open a capture file (.mqcap)") else {
+            return;
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let profile = crate::profile::Profile {
+            name: self.book.unique_name(&format!("capture {file_name}")),
+            ..crate::profile::Profile::default()
+        };
+        self.book.entries.push(super::Entry {
+            capture: Some(path.clone()),
+            ..super::Entry::new(profile)
+        });
+        self.book.selected = self.book.entries.len() - 1;
+        let Some(conn) = self.conn_id_for_selected() else {
+            return;
+        };
+        let connection = self.connection_mut(conn);
+        connection
+            .state
+            .log(format!("Opening the capture {}", path.display()), false);
+        let ctx = self.wake.clone();
+        let loader = crate::capture::loader::Loader::start(
+            path,
+            Some(std::sync::Arc::new(move || ctx.request_repaint())),
+        );
+        self.loaders.push((conn, loader));
+        if !self.open.contains(&conn) {
+            self.open.push(conn);
+        }
+    }
+
+    /// Feeds what the capture loaders read to their connections, within a
+    /// frame's budget.
+    pub(super) fn drain_loaders(&mut self) {
+        use crate::capture::loader::LoadEvent;
+        let mut finished = Vec::new();
+        let loaders = std::mem::take(&mut self.loaders);
+        for (conn, loader) in &loaders {
+            for event in loader.drain(2) {
+                match event {
+                    LoadEvent::Opened(file) => {
+                        let h = file.header();
+                        let text = format!(
+                            "Capture written by mqscope {} from {} ({}, client id {}), started {}",
+                            h.mqscope, h.broker, h.protocol, h.client_id, h.started
+                        );
+                        self.connection_mut(*conn).state.log(text, false);
+                        self.captures.insert(*conn, file);
+                    }
+                    LoadEvent::Batch(events) => {
+                        let c = self.connection_mut(*conn);
+                        for kind in events {
+                            // A capture is history: nothing it holds is
+                            // answered or sent again.
+                            let _ = c.state.apply(kind);
+                        }
+                        // Offline: whatever status the recording ended with.
+                        c.state.status = ConnStatus::Disconnected {
+                            reason: Some("a capture file, offline".into()),
+                        };
+                    }
+                    LoadEvent::Done { notice } => {
+                        let c = self.connection_mut(*conn);
+                        let total = c.state.store.total_messages();
+                        let packets = c.state.packets.pushed();
+                        c.state.log(
+                            format!("Capture read: {total} messages, {packets} packets"),
+                            false,
+                        );
+                        if let Some(text) = notice {
+                            c.state.log(text.clone(), true);
+                            self.notice = Some(Notice {
+                                text,
+                                is_error: true,
+                            });
+                        }
+                        finished.push(*conn);
+                    }
+                    LoadEvent::Failed(text) => {
+                        self.connection_mut(*conn).state.log(text.clone(), true);
+                        self.notice = Some(Notice {
+                            text: format!("Could not open the capture: {text}"),
+                            is_error: true,
+                        });
+                        finished.push(*conn);
+                    }
+                }
+            }
+        }
+        self.loaders = loaders;
+        self.loaders.retain(|(c, _)| !finished.contains(c));
     }
 }

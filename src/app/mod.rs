@@ -187,6 +187,7 @@ pub(crate) enum Action {
     OpenSandbox,
     /// From the strip of open connections.
     List(connection_list::ListAction),
+    Record(capture_ui::RecordAction),
     Learn(learn::LearnAction),
 }
 
@@ -249,6 +250,12 @@ pub struct App {
     learn: learn::LearnView,
     /// A PNG of the plot being written from a screenshot.
     pending_png: Option<actions::PngSlot>,
+    /// Capture files being read into their connections.
+    loaders: Vec<(ConnectionId, crate::capture::loader::Loader)>,
+    /// Captures opened in the window, for reads on demand.
+    captures: HashMap<ConnectionId, Arc<crate::capture::file::CaptureFile>>,
+    /// The window's context, for threads that wake it.
+    wake: egui::Context,
 }
 
 impl App {
@@ -389,6 +396,9 @@ impl App {
             pace,
             learn: learn::LearnView::default(),
             pending_png: None,
+            loaders: Vec::new(),
+            captures: HashMap::new(),
+            wake: ctx.clone(),
         };
         app.revalidate();
         if app.sandbox.autostart
@@ -604,6 +614,16 @@ impl eframe::App for App {
                 // The step timeout is checked even when no event arrives.
                 ctx.request_repaint_after(Duration::from_millis(500));
             }
+        }
+        self.drain_loaders();
+        if self.loaders.iter().any(|_| true)
+            || self
+                .connections
+                .values()
+                .any(|c| c.state.recording.as_ref().is_some_and(|r| r.is_active()))
+        {
+            // Keeps the loading progress and the recording's counts moving.
+            ctx.request_repaint_after(Duration::from_millis(500));
         }
         self.check_lessons();
         self.save_if_due(ctx);

@@ -22,6 +22,9 @@ pub(crate) struct Entry {
     pub(crate) errors: Vec<FieldError>,
     /// The connection opened from this profile, once it has been connected.
     pub(crate) conn: Option<ConnectionId>,
+    /// Set for a capture file opened in the window: its entry is not a
+    /// saved profile (it names the broker the capture came from).
+    pub(crate) capture: Option<PathBuf>,
 }
 
 impl Entry {
@@ -31,6 +34,7 @@ impl Entry {
             profile,
             errors: Vec::new(),
             conn: None,
+            capture: None,
         }
     }
 }
@@ -143,7 +147,13 @@ impl ProfileBook {
             self.dirty_since = None;
             return None;
         };
-        let profiles: Vec<Profile> = self.entries.iter().map(|e| e.profile.clone()).collect();
+        // Captures opened in the window are not profiles.
+        let profiles: Vec<Profile> = self
+            .entries
+            .iter()
+            .filter(|e| e.capture.is_none())
+            .map(|e| e.profile.clone())
+            .collect();
         if !name_errors(&profiles).is_empty() {
             // The store refuses clashing names (passwords are keyed by name);
             // the Name field shows the error and the save waits for the fix.
