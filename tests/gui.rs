@@ -277,3 +277,43 @@ fn a_failed_save_keeps_the_edit_unsaved_and_says_so_until_it_succeeds() {
         "the edit reached the disk: {saved:?}"
     );
 }
+
+#[test]
+fn import_reads_an_mqttx_export_and_says_what_it_could_not_carry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let export = dir.path().join("mqttx-data.json");
+    std::fs::write(
+        &export,
+        r#"[{"id": "a1", "clientId": "mqttx_line5", "name": "Line 5", "clean": true,
+             "protocol": "mqtt", "host": "broker.plant.lan", "port": 1884, "keepalive": 30,
+             "connectTimeout": 10, "username": "", "password": "", "path": "/mqtt",
+             "ssl": false, "mqttVersion": "5.0", "isCollection": false,
+             "subscriptions": [{"id": "s1", "topic": "line5/#", "qos": 1}]}]"#,
+    )
+    .expect("write the export");
+    let picker = FakePicker::default();
+    picker.answers.borrow_mut().push_back(export);
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let mut harness = harness(&config, picker);
+    click(&mut harness, "Import…");
+    let imported = harness
+        .state()
+        .profiles()
+        .find(|p| p.name == "Line 5")
+        .cloned()
+        .expect("the MQTTX connection became a profile");
+    assert_eq!(
+        (imported.host.as_str(), imported.port),
+        ("broker.plant.lan", 1884)
+    );
+    assert_eq!(imported.protocol, mqscope::profile::ProtocolVersion::V5);
+    assert_eq!(imported.subscriptions[0].filter, "line5/#");
+    assert!(has_label_containing(
+        &harness,
+        "imported 1 profile from MQTTX"
+    ));
+    assert!(has_label_containing(&harness, "connect timeout 10 s"));
+    let saved = ProfileStore::at(&config).load().expect("profiles load");
+    assert!(saved.iter().any(|p| p.name == "Line 5"), "saved: {saved:?}");
+}

@@ -451,9 +451,21 @@ impl App {
     }
 
     pub(super) fn import(&mut self) {
-        let Some(path) = self.picker.pick_file("Import profile") else {
+        let Some(path) = self
+            .picker
+            .pick_file("Import profiles (mqscope, MQTT Explorer or MQTTX)")
+        else {
             return;
         };
+        // MQTT Explorer's settings.json and MQTTX's export are JSON,
+        // recognised by content; mqscope's own export is RON.
+        let json = std::fs::read(&path)
+            .ok()
+            .is_some_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok());
+        if json {
+            self.import_foreign(&path);
+            return;
+        }
         match ProfileStore::import(&path) {
             Ok(mut profile) => {
                 profile.name = self.book.unique_name(&profile.name);
@@ -466,6 +478,41 @@ impl App {
             Err(e) => {
                 self.notice = Some(Notice {
                     text: format!("Could not import the profile: {e}"),
+                    is_error: true,
+                });
+            }
+        }
+    }
+
+    /// Imports MQTT Explorer or MQTTX connections (certificates written
+    /// next to the profiles, passwords left out) and says what was
+    /// imported and what could not be carried over.
+    fn import_foreign(&mut self, path: &std::path::Path) {
+        // The importer adds to the profiles on disk: they must be current.
+        self.save_now();
+        let Some(store) = self.book.store.as_mut() else {
+            self.notice = Some(Notice {
+                text: "Profiles cannot be saved here, so nothing can be imported".into(),
+                is_error: true,
+            });
+            return;
+        };
+        match crate::profile::import::import_file(path, store, false) {
+            Ok(report) => {
+                let text = crate::profile::import::report_text(path, store, &report);
+                for c in &report.imported {
+                    self.book.entries.push(Entry::new(c.profile.clone()));
+                }
+                self.book.selected = self.book.entries.len().saturating_sub(1);
+                self.revalidate();
+                self.notice = Some(Notice {
+                    text: text.trim_end().to_string(),
+                    is_error: false,
+                });
+            }
+            Err(e) => {
+                self.notice = Some(Notice {
+                    text: format!("Could not import {}: {e}", path.display()),
                     is_error: true,
                 });
             }
