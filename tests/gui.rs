@@ -15,14 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn harness(config_dir: &Path, picker: FakePicker) -> Harness<'static, App> {
-    let dir = config_dir.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(cc.egui_ctx.clone(), ProfileStore::at(dir), Box::new(picker))
-        });
-    harness.run_ok();
-    harness
+    common::gui::app_with(config_dir, picker)
 }
 
 /// Adds a profile and points it at 127.0.0.1:`port`.

@@ -5,52 +5,32 @@
 
 mod common;
 
-use common::gui::{NoPicker, has_label, has_label_containing, step_until, steps};
+use common::gui::{has_label, has_label_containing, step_until};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use mqscope::app::{App, SANDBOX_CLOUD_PROFILE};
-use mqscope::mqtt::{ConnStatus, Message};
-use mqscope::profile::{ProfileStore, Qos};
+use mqscope::mqtt::Message;
+use mqscope::profile::Qos;
 use mqscope::sandbox::{CloudBroker, DemoConfig, SandboxConfig};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Three boards reading fast, the vehicle off, on free ports.
 fn app(config_dir: &Path) -> Harness<'static, App> {
-    let dir = config_dir.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_sandbox(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(dir),
-                Box::new(NoPicker),
-                SandboxConfig {
-                    port: Some(0),
-                    demo: DemoConfig {
-                        surfboards: 3,
-                        surf_rate_hz: 10.0,
-                        vehicle: false,
-                        ..DemoConfig::default()
-                    },
-                    cloud: CloudBroker::Port(0),
-                    ..SandboxConfig::default()
-                },
-            )
-        });
-    steps(&mut harness, 3);
-    harness
-}
-
-fn click(harness: &mut Harness<'_, App>, label: &str) {
-    harness.get_by_label(label).click();
-    steps(harness, 3);
-}
-
-fn connected(harness: &Harness<'_, App>) -> bool {
-    matches!(
-        harness.state().selected_status(),
-        Some(ConnStatus::Connected { .. })
+    common::gui::sandbox_app(
+        config_dir,
+        SandboxConfig {
+            port: Some(0),
+            demo: DemoConfig {
+                surfboards: 3,
+                surf_rate_hz: 10.0,
+                vehicle: false,
+                ..DemoConfig::default()
+            },
+            cloud: CloudBroker::Port(0),
+            ..SandboxConfig::default()
+        },
+        egui::vec2(1280.0, 800.0),
     )
 }
 
@@ -83,7 +63,7 @@ fn surfing_competition_plots_every_boards_readings_from_the_sandbox() {
         &mut harness,
         "the connection",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     step_until(
         &mut harness,
@@ -91,8 +71,8 @@ fn surfing_competition_plots_every_boards_readings_from_the_sandbox() {
         Duration::from_secs(10),
         |h| has_label(h, "surfboards"),
     );
-    click(&mut harness, "Plots");
-    click(&mut harness, "Surfing competition");
+    common::gui::click_live(&mut harness, "Plots");
+    common::gui::click_live(&mut harness, "Surfing competition");
     let specs: Vec<String> = harness
         .state()
         .plots()
@@ -134,7 +114,7 @@ fn surfing_competition_plots_the_cloud_summaries_after_explore_the_cloud() {
         &mut harness,
         "the sandbox connection",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     let cloud = harness
         .state()
@@ -146,7 +126,7 @@ fn surfing_competition_plots_the_cloud_summaries_after_explore_the_cloud() {
         &harness,
         &format!("Cloud broker: 127.0.0.1:{cloud}")
     ));
-    click(&mut harness, "Explore the cloud");
+    common::gui::click_live(&mut harness, "Explore the cloud");
     let profile = harness
         .state()
         .profiles()
@@ -158,7 +138,7 @@ fn surfing_competition_plots_the_cloud_summaries_after_explore_the_cloud() {
         &mut harness,
         "the connection to the cloud",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     step_until(
         &mut harness,
@@ -170,8 +150,8 @@ fn surfing_competition_plots_the_cloud_summaries_after_explore_the_cloud() {
                 .is_some_and(|s| s.find("surfboard01").is_some())
         },
     );
-    click(&mut harness, "Plots");
-    click(&mut harness, "Surfing competition");
+    common::gui::click_live(&mut harness, "Plots");
+    common::gui::click_live(&mut harness, "Surfing competition");
     step_until(
         &mut harness,
         "speed, altitude and status of three boards",

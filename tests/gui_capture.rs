@@ -6,8 +6,6 @@ mod common;
 
 use common::gui::{FakePicker, click, has_label_containing, step_until};
 
-use egui_kittest::Harness;
-use mqscope::app::App;
 use mqscope::mqtt::ConnStatus;
 use mqscope::profile::{Profile, ProfileStore, Qos, SubscriptionSpec};
 use std::time::Duration;
@@ -31,18 +29,7 @@ fn a_recording_reopens_offline_with_the_same_topics() {
     ProfileStore::at(dir.path())
         .save(&[profile])
         .expect("the profile is saved");
-    let path = dir.path().to_path_buf();
-    let answers = picker.clone();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(path),
-                Box::new(answers),
-            )
-        });
-    harness.run_ok();
+    let mut harness = common::gui::app_with(dir.path(), picker.clone());
 
     click(&mut harness, "Connect");
     step_until(&mut harness, "connected", LIMIT, |h| {

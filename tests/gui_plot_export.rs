@@ -15,18 +15,7 @@ fn harness(dir: &std::path::Path, picker: FakePicker) -> Harness<'static, App> {
     ProfileStore::at(dir)
         .save(&[Profile::default()])
         .expect("the profile is saved");
-    let path = dir.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_parts(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(path),
-                Box::new(picker),
-            )
-        });
-    harness.run_ok();
-    harness
+    common::gui::app_with(dir, picker)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use common::gui::{NoPicker, has_label, step_until, steps};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use mqscope::app::{App, SANDBOX_PROFILE, Tab};
-use mqscope::mqtt::{ConnStatus, Message};
+use mqscope::mqtt::Message;
 use mqscope::profile::{ProfileStore, Qos};
 use mqscope::sandbox::{CloudBroker, DemoConfig, SandboxConfig};
 use std::path::Path;
@@ -30,32 +30,7 @@ fn fast_demo() -> SandboxConfig {
 
 /// The app as a new user starts it: an empty config directory.
 fn fresh_app(config_dir: &Path) -> Harness<'static, App> {
-    let dir = config_dir.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::with_sandbox(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(dir),
-                Box::new(NoPicker),
-                fast_demo(),
-            )
-        });
-    // Live traffic keeps asking for frames: step, never `run()`.
-    steps(&mut harness, 3);
-    harness
-}
-
-fn click(harness: &mut Harness<'_, App>, label: &str) {
-    harness.get_by_label(label).click();
-    steps(harness, 3);
-}
-
-fn connected(harness: &Harness<'_, App>) -> bool {
-    matches!(
-        harness.state().selected_status(),
-        Some(ConnStatus::Connected { .. })
-    )
+    common::gui::sandbox_app(config_dir, fast_demo(), egui::vec2(1280.0, 800.0))
 }
 
 fn last_json(harness: &Harness<'_, App>, topic: &str) -> Option<serde_json::Value> {
@@ -86,7 +61,7 @@ fn fresh_config_starts_connected_to_the_sandbox_and_topics_arrive() {
         &mut harness,
         "the connection",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     step_until(
         &mut harness,
@@ -123,9 +98,9 @@ fn vehicle_command_from_the_publish_panel_changes_its_state() {
         "the engine starts off: {before}"
     );
 
-    click(&mut harness, "Examples");
-    click(&mut harness, "vehiclepi01: TURN_ON_ENGINE");
-    click(&mut harness, "Publish");
+    common::gui::click_live(&mut harness, "Examples");
+    common::gui::click_live(&mut harness, "vehiclepi01: TURN_ON_ENGINE");
+    common::gui::click_live(&mut harness, "Publish");
     step_until(
         &mut harness,
         "the vehicle to report its engine on",
@@ -151,26 +126,26 @@ fn stop_and_start_the_sandbox_from_the_panel() {
         &mut harness,
         "the connection",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
 
-    click(&mut harness, "Stop");
+    common::gui::click_live(&mut harness, "Stop");
     assert!(harness.state().sandbox_port().is_none());
     assert!(has_label(&harness, "Sandbox broker: stopped"));
     step_until(
         &mut harness,
         "the connection to end",
         Duration::from_secs(10),
-        |h| !connected(h),
+        |h| !common::gui::shown_connected(h),
     );
 
-    click(&mut harness, "Start");
+    common::gui::click_live(&mut harness, "Start");
     assert!(harness.state().sandbox_port().is_some());
     step_until(
         &mut harness,
         "the connection again",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     step_until(
         &mut harness,
@@ -184,9 +159,9 @@ fn stop_and_start_the_sandbox_from_the_panel() {
 fn plot_of_live_surfboard_speed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut harness = fresh_app(dir.path());
-    click(&mut harness, "Plots");
+    common::gui::click_live(&mut harness, "Plots");
     type_into(&mut harness, "Topic", "surfboards/+/speedmph");
-    click(&mut harness, "Add series");
+    common::gui::click_live(&mut harness, "Add series");
     step_until(
         &mut harness,
         "values of the four boards",
@@ -299,7 +274,7 @@ fn sandbox_that_cannot_start_says_why_in_the_connection_bar() {
         Tab::Explorer,
         "the window still works"
     );
-    click(&mut harness, "Connection log");
+    common::gui::click_live(&mut harness, "Connection log");
     assert!(
         harness.query_all_by_label_contains(&why).count() >= 3,
         "and the log"
@@ -314,8 +289,8 @@ fn sandbox_window_starts_the_broker_and_explore_connects_to_it() {
         harness.state().sandbox_port().is_none(),
         "not started by itself"
     );
-    click(&mut harness, "Sandbox");
-    click(&mut harness, "Start");
+    common::gui::click_live(&mut harness, "Sandbox");
+    common::gui::click_live(&mut harness, "Start");
     let port = harness
         .state()
         .sandbox_port()
@@ -324,7 +299,7 @@ fn sandbox_window_starts_the_broker_and_explore_connects_to_it() {
         &harness,
         &format!("Sandbox broker: running on 127.0.0.1:{port}")
     ));
-    click(&mut harness, "Explore it");
+    common::gui::click_live(&mut harness, "Explore it");
     assert_eq!(
         harness
             .state()
@@ -339,7 +314,7 @@ fn sandbox_window_starts_the_broker_and_explore_connects_to_it() {
         &mut harness,
         "the connection to the sandbox",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     let saved = ProfileStore::at(dir.path()).load().expect("saved profiles");
     assert!(

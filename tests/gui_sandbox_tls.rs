@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::gui::{NoPicker, has_label, set_text, step_until, steps};
+use common::gui::{has_label, set_text, step_until};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use mqscope::app::App;
-use mqscope::mqtt::ConnStatus;
 use mqscope::profile::{Profile, ProfileStore, TransportKind};
 use mqscope::sandbox::{DemoConfig, SandboxConfig, TlsOptions};
 use std::path::Path;
@@ -19,44 +18,23 @@ use std::time::Duration;
 const TLS_PROFILE: &str = "Sandbox (TLS)";
 
 fn app(config_dir: &Path, certs: &Path) -> Harness<'static, App> {
-    let dir = config_dir.to_path_buf();
-    let certs = certs.to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 900.0))
-        .build_eframe(move |cc| {
-            App::with_sandbox(
-                cc.egui_ctx.clone(),
-                ProfileStore::at(dir),
-                Box::new(NoPicker),
-                SandboxConfig {
-                    port: Some(0),
-                    demo: DemoConfig {
-                        surf_rate_hz: 10.0,
-                        ..DemoConfig::default()
-                    },
-                    tls: Some(TlsOptions {
-                        port: Some(0),
-                        require_certificate: true,
-                        certs: Some(certs),
-                        wss_port: None,
-                    }),
-                    ..SandboxConfig::default()
-                },
-            )
-        });
-    steps(&mut harness, 3);
-    harness
-}
-
-fn click(harness: &mut Harness<'_, App>, label: &str) {
-    harness.get_by_label(label).click();
-    steps(harness, 3);
-}
-
-fn connected(harness: &Harness<'_, App>) -> bool {
-    matches!(
-        harness.state().selected_status(),
-        Some(ConnStatus::Connected { .. })
+    common::gui::sandbox_app(
+        config_dir,
+        SandboxConfig {
+            port: Some(0),
+            demo: DemoConfig {
+                surf_rate_hz: 10.0,
+                ..DemoConfig::default()
+            },
+            tls: Some(TlsOptions {
+                port: Some(0),
+                require_certificate: true,
+                certs: Some(certs.to_path_buf()),
+                wss_port: None,
+            }),
+            ..SandboxConfig::default()
+        },
+        egui::vec2(1280.0, 900.0),
     )
 }
 
@@ -78,7 +56,7 @@ fn connect_with_tls_makes_a_ready_profile_that_connects_with_a_client_certificat
         &mut harness,
         "the plain Sandbox connection",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     assert!(
         common::gui::has_label_containing(&harness, "TLS: localhost:"),
@@ -86,7 +64,7 @@ fn connect_with_tls_makes_a_ready_profile_that_connects_with_a_client_certificat
     );
     assert!(has_label(&harness, &certs.display().to_string()));
 
-    click(&mut harness, "Connect with TLS");
+    common::gui::click_live(&mut harness, "Connect with TLS");
     let profile = tls_profile(&harness).expect("the Sandbox (TLS) profile was made");
     let tls_port = profile.port;
     assert!(
@@ -109,7 +87,7 @@ fn connect_with_tls_makes_a_ready_profile_that_connects_with_a_client_certificat
         &mut harness,
         "the TLS connection (the listener requires a client certificate)",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
     step_until(
         &mut harness,
@@ -128,10 +106,10 @@ fn connect_with_tls_makes_a_ready_profile_that_connects_with_a_client_certificat
 
     // A certificate made in the panel goes into the profile.
     set_text(&mut harness, "New client certificate", "surfboard07");
-    click(&mut harness, "Create certificate");
+    common::gui::click_live(&mut harness, "Create certificate");
     assert!(certs.join("surfboard07.crt").exists());
     assert!(certs.join("surfboard07.key").exists());
-    click(&mut harness, "Connect with TLS");
+    common::gui::click_live(&mut harness, "Connect with TLS");
     let profile = tls_profile(&harness).expect("the profile");
     assert_eq!(profile.tls.client_cert, Some(certs.join("surfboard07.crt")));
     let names: Vec<String> = harness.state().profiles().map(|p| p.name.clone()).collect();
@@ -144,7 +122,7 @@ fn connect_with_tls_makes_a_ready_profile_that_connects_with_a_client_certificat
         &mut harness,
         "the TLS connection with surfboard07's certificate",
         Duration::from_secs(10),
-        connected,
+        common::gui::shown_connected,
     );
 }
 
@@ -161,7 +139,7 @@ fn a_bad_certificate_name_is_refused_in_the_panel() {
         |h| has_label(h, "Create certificate"),
     );
     set_text(&mut harness, "New client certificate", "../evil");
-    click(&mut harness, "Create certificate");
+    common::gui::click_live(&mut harness, "Create certificate");
     assert!(
         harness
             .query_all_by_label_contains("is not a usable certificate name")

@@ -98,16 +98,65 @@ pub fn steps(harness: &mut Harness<'_, App>, n: usize) {
 /// The real window (1280×800) on the profiles saved in `config_dir`, no
 /// sandbox started, file dialogs never answered.
 pub fn app(config_dir: &std::path::Path) -> Harness<'static, App> {
+    app_with(config_dir, NoPicker)
+}
+
+/// Like [`app`], with file dialogs answered by `picker`.
+pub fn app_with(
+    config_dir: &std::path::Path,
+    picker: impl FilePicker + 'static,
+) -> Harness<'static, App> {
     let dir = config_dir.to_path_buf();
+    let mut picker = Some(picker);
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .build_eframe(move |cc| {
+            let picker: Box<dyn FilePicker> = match picker.take() {
+                Some(p) => Box::new(p),
+                None => Box::new(NoPicker),
+            };
             App::with_parts(
                 cc.egui_ctx.clone(),
-                mqscope::profile::ProfileStore::at(dir),
-                Box::new(NoPicker),
+                mqscope::profile::ProfileStore::at(dir.clone()),
+                picker,
             )
         });
     harness.run_ok();
     harness
+}
+
+/// The window with the embedded sandbox started with `config` (its own
+/// ports, certificates, devices), as a first launch shows it.
+pub fn sandbox_app(
+    config_dir: &std::path::Path,
+    config: mqscope::sandbox::SandboxConfig,
+    size: egui::Vec2,
+) -> Harness<'static, App> {
+    let dir = config_dir.to_path_buf();
+    let mut config = Some(config);
+    let mut harness = Harness::builder().with_size(size).build_eframe(move |cc| {
+        App::with_sandbox(
+            cc.egui_ctx.clone(),
+            mqscope::profile::ProfileStore::at(dir.clone()),
+            Box::new(NoPicker),
+            config.take().unwrap_or_default(),
+        )
+    });
+    steps(&mut harness, 3);
+    harness
+}
+
+/// Clicks `label` in a window with live traffic: a few frames after it
+/// (`run()` would never settle).
+pub fn click_live(harness: &mut Harness<'_, App>, label: &str) {
+    harness.get_by_label(label).click();
+    steps(harness, 3);
+}
+
+/// Whether the connection shown is connected.
+pub fn shown_connected(harness: &Harness<'_, App>) -> bool {
+    matches!(
+        harness.state().selected_status(),
+        Some(mqscope::mqtt::ConnStatus::Connected { .. })
+    )
 }
