@@ -20,6 +20,7 @@ pub mod inspector;
 mod layout;
 mod learn;
 mod lifecycle;
+mod pacing;
 pub mod plots;
 mod profile_editor;
 mod profiles;
@@ -44,6 +45,7 @@ use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, generate_clie
 use crate::sandbox::SandboxConfig;
 use connection::Connection;
 use inspector::InspectorAction;
+use pacing::{FrameCost, Pace};
 pub(crate) use profiles::{Entry, PathField, ProfileBook};
 use publish_panel::PublishRequest;
 use qos_lab::{QosLab, QosLabAction};
@@ -199,25 +201,6 @@ pub(crate) struct ClearRetained {
     topics: Vec<String>,
 }
 
-/// The cap of live redraws, shared with the worker's wake-up call.
-#[derive(Clone)]
-pub(crate) struct Pace(Arc<std::sync::atomic::AtomicU32>);
-
-impl Pace {
-    fn new(fps: u32) -> Pace {
-        Pace(Arc::new(std::sync::atomic::AtomicU32::new(fps)))
-    }
-
-    pub(crate) fn set(&self, fps: u32) {
-        self.0.store(fps, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The wait between two live redraws.
-    pub(crate) fn interval(&self) -> Duration {
-        settings::frame_interval(self.0.load(std::sync::atomic::Ordering::Relaxed))
-    }
-}
-
 /// The mqscope window.
 pub struct App {
     state: State,
@@ -244,8 +227,10 @@ pub struct App {
     log_open: bool,
     /// The embedded broker (see `sandbox_panel`).
     sandbox: SandboxHost,
-    /// The cap of live redraws (Settings).
+    /// How often live data is redrawn (Settings' cap and the CPU budget).
     pace: Pace,
+    /// What a frame costs the process, measured as it runs.
+    frame_cost: FrameCost,
     /// The Learn tab's choice of lesson.
     learn: learn::LearnView,
     /// A PNG of the plot being written from a screenshot.
@@ -394,6 +379,7 @@ impl App {
             log_open: false,
             sandbox,
             pace,
+            frame_cost: FrameCost::default(),
             learn: learn::LearnView::default(),
             pending_png: None,
             loaders: Vec::new(),
@@ -635,6 +621,9 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         frame_stats();
+        if let Some(cost) = self.frame_cost.frame(Instant::now(), pacing::process_cpu()) {
+            self.pace.update(cost);
+        }
         self.take_screenshot();
         if let Some(launched) = LAUNCHED.get()
             && std::env::var_os(STARTUP_PROBE_ENV).is_some()

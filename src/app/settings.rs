@@ -72,11 +72,6 @@ pub(crate) struct State {
 /// visibly, for a few percent of a core even on software rendering.
 pub(crate) const DEFAULT_MAX_FPS: u32 = 5;
 
-/// The wait between live redraws for a cap of `fps` frames a second.
-pub(crate) fn frame_interval(fps: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(1000 / u64::from(fps.clamp(1, 60)))
-}
-
 impl Default for State {
     fn default() -> Self {
         State {
@@ -139,8 +134,9 @@ impl App {
                             .labelled_by(label.id)
                             .on_hover_text(
                                 "How often new messages are drawn. Clicks and typing are \
-                                 answered at once; a lower cap costs less CPU, mostly on \
-                                 software rendering (VMs, remote desktops).",
+                                 answered at once. Where a frame is expensive (software \
+                                 rendering in VMs and remote desktops) live redraws are \
+                                 spaced further, to stay within a tenth of a core.",
                             );
                         ui.end_row();
 

@@ -197,10 +197,10 @@ impl TreeView {
         self.last_height = output.inner_rect.height();
         if let Some(next) = flashing {
             // The next glow step, not every frame.
-            ui.ctx().request_repaint_after(next);
+            super::pacing::repaint_after(ui.ctx(), next);
         } else if ages_shown {
             // Keeps "N s ago" honest without repainting every frame.
-            ui.ctx().request_repaint_after(Duration::from_secs(1));
+            super::pacing::repaint_after(ui.ctx(), Duration::from_secs(1));
         }
         actions
     }
