@@ -597,8 +597,10 @@ impl eframe::App for App {
                 for cmd in lab.tick(now) {
                     self.worker.send(cmd);
                 }
-                // The step timeout is checked even when no event arrives.
-                ctx.request_repaint_after(Duration::from_millis(500));
+                // A run steps on the events it gets: it is not paced like
+                // live data (a run lasts seconds), and the step timeout is
+                // checked even when no event arrives.
+                ctx.request_repaint();
             }
         }
         self.drain_loaders();
