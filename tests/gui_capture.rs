@@ -84,6 +84,19 @@ fn a_recording_reopens_offline_with_the_same_topics() {
             "Open a capture file (.mqcap)"
         ]
     );
+    // Replayed from the capture into the live connection, as fast as the
+    // broker takes it: plant hears its three messages a second time.
+    assert!(has_label_containing(&harness, "Replay this capture"));
+    common::gui::set_text(&mut harness, "Speed", "max");
+    click(&mut harness, "▶ Replay");
+    step_until(&mut harness, "the replayed messages", LIMIT, |h| {
+        h.state()
+            .store_of("plant")
+            .is_some_and(|s| s.total_messages() == 6)
+    });
+    step_until(&mut harness, "the replay's count", LIMIT, |h| {
+        has_label_containing(h, "3 of 3 published, 0 failed")
+    });
     // The capture is not a profile: nothing of it is saved.
     let saved = ProfileStore::at(dir.path()).load().expect("profiles load");
     assert!(saved.iter().all(|p| !p.name.starts_with("capture")));

@@ -144,6 +144,16 @@ impl App {
             Action::OpenSettings => self.settings_open = true,
             Action::List(action) => self.list_action(action),
             Action::Record(action) => self.record(action),
+            Action::StartReplay(options) => self.start_replay(options),
+            Action::Replay(action) => {
+                if let Some(replay) = &self.replay {
+                    match action {
+                        capture_ui::ReplayAction::Pause => replay.pause(),
+                        capture_ui::ReplayAction::Resume => replay.resume(),
+                        capture_ui::ReplayAction::Stop => replay.stop(),
+                    }
+                }
+            }
             Action::Learn(learn::LearnAction::Go(tab)) => self.state.tab = tab,
             Action::Learn(learn::LearnAction::Reset(i)) => {
                 if let Some(lesson) = learn::LESSONS.get(i) {
@@ -688,5 +698,112 @@ impl App {
                 }
             }
         }
+    }
+}
+
+impl App {
+    /// Publishes the shown capture (as the form chose) into the live
+    /// connection chosen, through the worker.
+    pub(super) fn start_replay(&mut self, options: crate::capture::replay::ReplayOptions) {
+        let source = self.current().and_then(|e| e.conn);
+        let Some(file) = source.and_then(|c| self.captures.get(&c)).cloned() else {
+            return;
+        };
+        let Some(target) = self.replay_target.filter(|t| {
+            self.connections
+                .get(t)
+                .is_some_and(|c| matches!(c.state.status, ConnStatus::Connected { .. }))
+        }) else {
+            self.notice = Some(Notice {
+                text: "Choose a connected connection to replay into".into(),
+                is_error: true,
+            });
+            return;
+        };
+        if let Some(old) = self.replay.take() {
+            old.stop();
+        }
+        let sender = self.worker.sender();
+        let replay = crate::capture::replay::Replay::start(
+            file,
+            target,
+            options,
+            Box::new(move |cmd| sender.send(cmd)),
+        );
+        let name = self
+            .book
+            .entries
+            .iter()
+            .find(|e| e.conn == Some(target))
+            .map(|e| e.profile.name.clone())
+            .unwrap_or_default();
+        self.connection_mut(target).state.log(
+            format!("Replaying a capture into this connection ({name})"),
+            false,
+        );
+        self.replay = Some(replay);
+    }
+
+    /// The replay section beside a capture: where to, the form, and the
+    /// running replay's progress.
+    pub(super) fn replay_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let source = self.current().and_then(|e| e.conn);
+        if source.is_none_or(|c| !self.captures.contains_key(&c)) {
+            return;
+        }
+        ui.strong("Replay this capture");
+        let targets: Vec<(ConnectionId, String)> = self
+            .open
+            .iter()
+            .filter_map(|c| {
+                let e = self.book.entries.iter().find(|e| e.conn == Some(*c))?;
+                let live = self
+                    .connections
+                    .get(c)
+                    .is_some_and(|x| matches!(x.state.status, ConnStatus::Connected { .. }));
+                (e.capture.is_none() && live).then(|| (*c, e.profile.name.clone()))
+            })
+            .collect();
+        if self
+            .replay_target
+            .is_none_or(|t| !targets.iter().any(|(c, _)| *c == t))
+        {
+            self.replay_target = targets.first().map(|(c, _)| *c);
+        }
+        if targets.is_empty() {
+            ui.weak("Connect to a broker (\"+ Open…\") to replay into it.");
+        } else {
+            ui.horizontal(|ui| {
+                let label = ui.label("Into");
+                let shown = targets
+                    .iter()
+                    .find(|(c, _)| Some(*c) == self.replay_target)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default();
+                egui::ComboBox::from_id_salt("replay_target")
+                    .selected_text(shown)
+                    .show_ui(ui, |ui| {
+                        for (c, name) in &targets {
+                            ui.selectable_value(&mut self.replay_target, Some(*c), name);
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+            });
+            if let Some(options) = self.replay_form.ui(ui, None) {
+                self.actions.push(Action::StartReplay(options));
+            }
+        }
+        if let Some(replay) = &self.replay {
+            let progress = replay.progress();
+            if !progress.finished {
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(500));
+            }
+            if let Some(action) = capture_ui::replay_progress_ui(ui, &progress) {
+                self.actions.push(Action::Replay(action));
+            }
+        }
+        ui.separator();
     }
 }

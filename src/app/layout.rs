@@ -188,6 +188,7 @@ impl App {
                     self.sandbox_panel_ui(ui);
                     ui.separator();
                 }
+                self.replay_panel_ui(ui);
                 self.subscriptions_ui(ui);
                 ui.separator();
                 self.topic_tree_ui(ui);

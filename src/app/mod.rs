@@ -190,6 +190,9 @@ pub(crate) enum Action {
     /// From the strip of open connections.
     List(connection_list::ListAction),
     Record(capture_ui::RecordAction),
+    /// Replay the shown capture into a live connection.
+    StartReplay(crate::capture::replay::ReplayOptions),
+    Replay(capture_ui::ReplayAction),
     Learn(learn::LearnAction),
 }
 
@@ -241,6 +244,11 @@ pub struct App {
     captures: HashMap<ConnectionId, Arc<crate::capture::file::CaptureFile>>,
     /// The window's context, for threads that wake it.
     wake: egui::Context,
+    /// The replay form's fields, the live connection chosen, and the
+    /// replay running (into that connection).
+    replay_form: capture_ui::ReplayForm,
+    replay_target: Option<ConnectionId>,
+    replay: Option<crate::capture::replay::Replay>,
 }
 
 impl App {
@@ -385,6 +393,9 @@ impl App {
             loaders: Vec::new(),
             captures: HashMap::new(),
             wake: ctx.clone(),
+            replay_form: capture_ui::ReplayForm::default(),
+            replay_target: None,
+            replay: None,
         };
         app.revalidate();
         if app.sandbox.autostart
@@ -484,6 +495,13 @@ impl App {
     }
 
     fn apply_event(&mut self, event: Event) {
+        // A replay's publishes are its own: counted by it, not by the panel.
+        if let EventKind::Published { token, outcome } = &event.kind
+            && let Some(replay) = &self.replay
+            && replay.on_published(*token, outcome)
+        {
+            return;
+        }
         let Some(conn) = self.connections.get_mut(&event.conn) else {
             if let EventKind::Error(text) = event.kind {
                 // Not tied to a connection we know (e.g. the worker's runtime
