@@ -236,6 +236,9 @@ pub struct App {
     frame_cost: FrameCost,
     /// The Learn tab's choice of lesson.
     learn: learn::LearnView,
+    /// Something happened since the lessons were last checked (an event or
+    /// an action): the checks run then, not on every frame.
+    lessons_stale: bool,
     /// A PNG of the plot being written from a screenshot.
     pending_png: Option<actions::PngSlot>,
     /// Capture files being read into their connections.
@@ -389,6 +392,7 @@ impl App {
             pace,
             frame_cost: FrameCost::default(),
             learn: learn::LearnView::default(),
+            lessons_stale: true,
             pending_png: None,
             loaders: Vec::new(),
             captures: HashMap::new(),
@@ -495,6 +499,7 @@ impl App {
     }
 
     fn apply_event(&mut self, event: Event) {
+        self.lessons_stale = true;
         // A replay's publishes are its own: counted by it, not by the panel.
         if let EventKind::Published { token, outcome } = &event.kind
             && let Some(replay) = &self.replay
@@ -631,7 +636,9 @@ impl eframe::App for App {
             // Keeps the loading progress and the recording's counts moving.
             ctx.request_repaint_after(Duration::from_millis(500));
         }
-        self.check_lessons();
+        if std::mem::take(&mut self.lessons_stale) {
+            self.check_lessons();
+        }
         self.save_if_due(ctx);
         if self.any_reconnecting() {
             // Keeps the "next try in S s" countdown moving.
@@ -705,7 +712,11 @@ impl eframe::App for App {
         self.settings_window_ui(ui.ctx());
         self.sandbox_window_ui(ui.ctx());
 
-        for action in std::mem::take(&mut self.actions) {
+        let actions = std::mem::take(&mut self.actions);
+        // Views change their own state on input too (a packet selected on
+        // the timeline): any input counts.
+        self.lessons_stale |= !actions.is_empty() || ui.input(|i| !i.events.is_empty());
+        for action in actions {
             self.apply(action);
         }
     }

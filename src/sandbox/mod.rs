@@ -464,3 +464,29 @@ impl AuthOptions {
         })
     }
 }
+
+/// Accepts clients on `listener` until the task is dropped, each served by
+/// its own task (`serve(broker, stream, peer)`); a failed accept is logged
+/// as `"{what} accept failed"` and retried after a short pause.
+pub(crate) async fn accept_each<F, Fut>(
+    broker: Broker,
+    listener: tokio::net::TcpListener,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(Broker, tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                stream.set_nodelay(true).ok();
+                tokio::spawn(serve(broker.clone(), stream, peer));
+            }
+            Err(e) => {
+                broker.log(format!("{what} accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

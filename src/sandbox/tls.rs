@@ -8,7 +8,6 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{
@@ -193,38 +192,29 @@ fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
 /// Accepts TLS clients until the task is dropped; a refused handshake is
 /// logged with who and why.
 pub async fn serve(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                stream.set_nodelay(true).ok();
-                let broker = broker.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let timeout = broker.limits().connect_timeout;
-                    match tokio::time::timeout(timeout, accept_named(&acceptor, stream)).await {
-                        Ok((Ok(tls), name)) => {
-                            let (rd, wr) = tokio::io::split(tls);
-                            broker.connection(rd, wr, peer, Via::Tls(name)).await;
-                        }
-                        Ok((Err(e), name)) => {
-                            broker.log(format!(
-                                "{peer}: TLS refused: {}{}",
-                                presented(&name),
-                                refusal(&e)
-                            ));
-                        }
-                        Err(_) => broker.log(format!(
-                            "{peer}: no TLS handshake within {timeout:?}, closed"
-                        )),
-                    }
-                });
-            }
-            Err(e) => {
-                broker.log(format!("TLS accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    super::accept_each(broker, listener, "TLS", move |broker, stream, peer| {
+        let acceptor = acceptor.clone();
+        async move {
+            let timeout = broker.limits().connect_timeout;
+            match tokio::time::timeout(timeout, accept_named(&acceptor, stream)).await {
+                Ok((Ok(tls), name)) => {
+                    let (rd, wr) = tokio::io::split(tls);
+                    broker.connection(rd, wr, peer, Via::Tls(name)).await;
+                }
+                Ok((Err(e), name)) => {
+                    broker.log(format!(
+                        "{peer}: TLS refused: {}{}",
+                        presented(&name),
+                        refusal(&e)
+                    ));
+                }
+                Err(_) => broker.log(format!(
+                    "{peer}: no TLS handshake within {timeout:?}, closed"
+                )),
             }
         }
-    }
+    })
+    .await
 }
 
 /// Why a handshake failed, worded for the person reading the sandbox log.

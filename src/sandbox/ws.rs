@@ -9,7 +9,6 @@ use futures_util::{Sink, Stream};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -21,81 +20,66 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Accepts websocket clients on `listener` until the task is dropped.
 pub async fn serve(broker: Broker, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                stream.set_nodelay(true).ok();
-                let broker = broker.clone();
-                tokio::spawn(async move {
-                    let timeout = broker.limits().connect_timeout;
-                    match tokio::time::timeout(timeout, handshake(&broker, stream)).await {
-                        Ok(Ok(ws)) => {
-                            let (rd, wr) = tokio::io::split(WsIo::new(ws));
-                            broker.connection(rd, wr, peer, Via::WebSocket).await;
-                        }
-                        Ok(Err(e)) => broker.log(format!(
-                            "{peer}: websocket handshake refused: {e} (MQTT clients use ws://host:port/mqtt)"
-                        )),
-                        Err(_) => broker.log(format!(
-                            "{peer}: no websocket handshake within {timeout:?}, closed"
-                        )),
-                    }
-                });
+    super::accept_each(
+        broker,
+        listener,
+        "websocket",
+        |broker, stream, peer| async move {
+            let timeout = broker.limits().connect_timeout;
+            match tokio::time::timeout(timeout, handshake(&broker, stream)).await {
+            Ok(Ok(ws)) => {
+                let (rd, wr) = tokio::io::split(WsIo::new(ws));
+                broker.connection(rd, wr, peer, Via::WebSocket).await;
             }
-            Err(e) => {
-                broker.log(format!("websocket accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ok(Err(e)) => broker.log(format!(
+                "{peer}: websocket handshake refused: {e} (MQTT clients use ws://host:port/mqtt)"
+            )),
+            Err(_) => broker.log(format!(
+                "{peer}: no websocket handshake within {timeout:?}, closed"
+            )),
         }
-    }
+        },
+    )
+    .await
 }
 
 /// Accepts websocket-over-TLS clients (wss://) until the task is dropped.
 pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                stream.set_nodelay(true).ok();
-                let broker = broker.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let timeout = broker.limits().connect_timeout;
-                    let both = async {
-                        let (tls, name) = super::tls::accept_named(&acceptor, stream).await;
-                        let tls = tls.map_err(|e| {
-                            format!(
-                                "TLS refused: {}{}",
-                                super::tls::presented(&name),
-                                super::tls::refusal(&e)
-                            )
-                        })?;
-                        let ws = handshake(&broker, tls).await.map_err(|e| {
-                            format!(
-                                "websocket handshake refused: {e} (MQTT clients use wss://host:port/mqtt)"
-                            )
-                        })?;
-                        Ok::<_, String>((ws, name))
-                    };
-                    match tokio::time::timeout(timeout, both).await {
-                        Ok(Ok((ws, name))) => {
-                            let (rd, wr) = tokio::io::split(WsIo::new(ws));
-                            broker
-                                .connection(rd, wr, peer, Via::SecureWebSocket(name))
-                                .await;
-                        }
-                        Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
-                        Err(_) => broker.log(format!(
-                            "{peer} (wss): no TLS and websocket handshake within {timeout:?}, closed"
-                        )),
-                    }
-                });
-            }
-            Err(e) => {
-                broker.log(format!("wss accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    super::accept_each(broker, listener, "wss", move |broker, stream, peer| {
+        let acceptor = acceptor.clone();
+        async move {
+            let timeout = broker.limits().connect_timeout;
+            let both = async {
+                let (tls, name) = super::tls::accept_named(&acceptor, stream).await;
+                let tls = tls.map_err(|e| {
+                    format!(
+                        "TLS refused: {}{}",
+                        super::tls::presented(&name),
+                        super::tls::refusal(&e)
+                    )
+                })?;
+                let ws = handshake(&broker, tls).await.map_err(|e| {
+                    format!(
+                        "websocket handshake refused: {e} (MQTT clients use wss://host:port/mqtt)"
+                    )
+                })?;
+                Ok::<_, String>((ws, name))
+            };
+            match tokio::time::timeout(timeout, both).await {
+                Ok(Ok((ws, name))) => {
+                    let (rd, wr) = tokio::io::split(WsIo::new(ws));
+                    broker
+                        .connection(rd, wr, peer, Via::SecureWebSocket(name))
+                        .await;
+                }
+                Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
+                Err(_) => broker.log(format!(
+                    "{peer} (wss): no TLS and websocket handshake within {timeout:?}, closed"
+                )),
             }
         }
-    }
+    })
+    .await
 }
 
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
