@@ -55,13 +55,15 @@ pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
 /// Waits until the broker holds at least `n` subscriptions, so a publish
 /// that follows cannot overtake a subscriber that is still connecting.
 pub fn wait_subscriptions(s: &Sandbox, n: u64) {
-    wait_until(Duration::from_secs(5), "subscriptions", || {
+    // A generous bound: a subscriber may be a Node.js process that starts
+    // slowly on a loaded CI machine.
+    wait_until(Duration::from_secs(20), "subscriptions", || {
         s.stats().subscriptions >= n
     });
 }
 
 pub fn wait_clients(s: &Sandbox, n: u64) {
-    wait_until(Duration::from_secs(5), "clients", || s.stats().clients >= n);
+    wait_until(Duration::from_secs(20), "clients", || s.stats().clients >= n);
 }
 
 /// All of the broker's log so far, one string.
