@@ -1206,8 +1206,10 @@ impl Broker {
                 .await
                 .ok();
         }
-        counters.clients.fetch_sub(1, Ordering::Relaxed);
+        // Counted out once its session is settled, so `clients == 0` means
+        // every clean session is gone too.
         self.finish(conn, end);
+        counters.clients.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Registers the session for a CONNECT, or says why not. Nothing of the
