@@ -142,6 +142,19 @@ impl App {
                 self.open_connection(false);
             }
             Action::OpenSettings => self.settings_open = true,
+            Action::Settings(chosen) => {
+                if chosen.max_fps != self.state.max_fps {
+                    self.pace.set(chosen.max_fps);
+                }
+                if chosen.limits != self.state.limits {
+                    for conn in self.connections.values_mut() {
+                        conn.state.store.set_limits(chosen.limits);
+                    }
+                }
+                self.state.limits = chosen.limits;
+                self.state.dark = chosen.dark;
+                self.state.max_fps = chosen.max_fps;
+            }
             Action::List(action) => self.list_action(action),
             Action::Record(action) => self.record(action),
             Action::StartReplay(options) => self.start_replay(options),

@@ -1,7 +1,9 @@
 //! The connection bar: which profile, Connect / Disconnect, and where the
 //! connection stands, always visible at the top of the window.
 
-use super::{Action, App};
+use super::Action;
+use super::connection::ConnectionState;
+use super::profiles::ProfileBook;
 use crate::mqtt::ConnStatus;
 use crate::profile::TransportKind;
 use egui::{Color32, RichText};
@@ -58,120 +60,123 @@ pub(crate) fn status_color(ui: &egui::Ui, status: Option<&ConnStatus>) -> Color3
     }
 }
 
-impl App {
-    pub(super) fn connection_bar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            let label = ui.label("Profile");
-            let current_name = self
-                .current()
-                .map(|e| e.profile.name.clone())
-                .unwrap_or_else(|| "No profile".to_string());
-            let mut picked = None;
-            let combo = egui::ComboBox::from_id_salt("profile_picker")
-                .selected_text(current_name)
-                .width(200.0)
-                .show_ui(ui, |ui| {
-                    for (i, entry) in self.book.entries.iter().enumerate() {
-                        if ui
-                            .selectable_label(i == self.book.selected, &entry.profile.name)
-                            .clicked()
-                        {
-                            picked = Some(i);
-                        }
+/// The connection bar of the selected profile (`book.current()`) and its
+/// connection, if one was opened; returns what the user asked for.
+pub(super) fn connection_bar_ui(
+    ui: &mut egui::Ui,
+    book: &ProfileBook,
+    connection: Option<&ConnectionState>,
+    bar_error: Option<&str>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let label = ui.label("Profile");
+        let current_name = book
+            .current()
+            .map(|e| e.profile.name.clone())
+            .unwrap_or_else(|| "No profile".to_string());
+        let mut picked = None;
+        let combo = egui::ComboBox::from_id_salt("profile_picker")
+            .selected_text(current_name)
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for (i, entry) in book.entries.iter().enumerate() {
+                    if ui
+                        .selectable_label(i == book.selected, &entry.profile.name)
+                        .clicked()
+                    {
+                        picked = Some(i);
                     }
-                });
-            combo.response.labelled_by(label.id);
-            if let Some(i) = picked {
-                self.actions.push(Action::Select(i));
-            }
-
-            let active = self
-                .current()
-                .and_then(|e| self.connection_of(e))
-                .is_some_and(|c| c.state.is_active());
-            let has_profile = self.current().is_some();
-            let button_size = egui::vec2(96.0, 0.0);
-            if active {
-                if ui
-                    .add(egui::Button::new("Disconnect").min_size(button_size))
-                    .clicked()
-                {
-                    self.actions.push(Action::Disconnect);
                 }
-            } else if ui
-                .add_enabled(
-                    has_profile,
-                    egui::Button::new(RichText::new("Connect").strong())
-                        .fill(ui.visuals().selection.bg_fill)
-                        .min_size(button_size),
-                )
+            });
+        combo.response.labelled_by(label.id);
+        if let Some(i) = picked {
+            actions.push(Action::Select(i));
+        }
+
+        let active = connection.is_some_and(|c| c.is_active());
+        let has_profile = book.current().is_some();
+        let button_size = egui::vec2(96.0, 0.0);
+        if active {
+            if ui
+                .add(egui::Button::new("Disconnect").min_size(button_size))
                 .clicked()
             {
-                self.actions.push(Action::Connect);
+                actions.push(Action::Disconnect);
             }
-
-            let unverified = self.current().is_some_and(|e| {
-                matches!(e.profile.transport, TransportKind::Tls | TransportKind::Wss)
-                    && !e.profile.tls.verify_server
-            });
-            if unverified {
-                ui.colored_label(
-                    ui.visuals().error_fg_color,
-                    "⚠ server certificate not verified",
-                )
-                .on_hover_text(
-                    "This profile accepts any server certificate: anyone on the \
-                         network path can pose as the broker.",
-                );
-            }
-
-            ui.separator();
-            let connection = self.current().and_then(|e| self.connection_of(e));
-            let status = connection.map(|c| &c.state.status);
-            let text = match connection {
-                Some(c) => status_text(&c.state.status, c.state.status_at.elapsed()),
-                None => "Not connected".to_string(),
-            };
-            let color = status_color(ui, status);
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 5.0, color);
-            let server = connection
-                .filter(|c| matches!(c.state.status, ConnStatus::Connected { .. }))
-                .and_then(|c| c.state.server.as_deref());
-            if let Some(props) = server {
-                let summary = match &props.assigned_client_identifier {
-                    Some(id) => format!("MQTT 5 · assigned id {id}"),
-                    None => "MQTT 5 · CONNACK".to_string(),
-                };
-                ui.add(egui::Label::new(RichText::new(summary).weak()).sense(egui::Sense::hover()))
-                    .on_hover_ui(|ui| {
-                        ui.strong("What the broker said in CONNACK");
-                        egui::Grid::new("connack_props")
-                            .striped(true)
-                            .show(ui, |ui| {
-                                for (name, value) in props.rows() {
-                                    ui.label(name);
-                                    ui.label(value);
-                                    ui.end_row();
-                                }
-                            });
-                    });
-            }
-            ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
-            if self.current().is_some_and(|e| e.capture.is_none()) {
-                ui.separator();
-                let connected = matches!(status, Some(ConnStatus::Connected { .. }));
-                let recording = connection.and_then(|c| c.state.recording.as_ref());
-                if let Some(action) = super::capture_ui::record_ui(ui, connected, recording) {
-                    self.actions.push(Action::Record(action));
-                }
-            }
-        });
-
-        if let Some(message) = &self.bar_error {
-            ui.colored_label(ui.visuals().error_fg_color, message);
+        } else if ui
+            .add_enabled(
+                has_profile,
+                egui::Button::new(RichText::new("Connect").strong())
+                    .fill(ui.visuals().selection.bg_fill)
+                    .min_size(button_size),
+            )
+            .clicked()
+        {
+            actions.push(Action::Connect);
         }
+
+        let unverified = book.current().is_some_and(|e| {
+            matches!(e.profile.transport, TransportKind::Tls | TransportKind::Wss)
+                && !e.profile.tls.verify_server
+        });
+        if unverified {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                "⚠ server certificate not verified",
+            )
+            .on_hover_text(
+                "This profile accepts any server certificate: anyone on the \
+                     network path can pose as the broker.",
+            );
+        }
+
+        ui.separator();
+        let status = connection.map(|c| &c.status);
+        let text = match connection {
+            Some(c) => status_text(&c.status, c.status_at.elapsed()),
+            None => "Not connected".to_string(),
+        };
+        let color = status_color(ui, status);
+        let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().circle_filled(dot.center(), 5.0, color);
+        let server = connection
+            .filter(|c| matches!(c.status, ConnStatus::Connected { .. }))
+            .and_then(|c| c.server.as_deref());
+        if let Some(props) = server {
+            let summary = match &props.assigned_client_identifier {
+                Some(id) => format!("MQTT 5 · assigned id {id}"),
+                None => "MQTT 5 · CONNACK".to_string(),
+            };
+            ui.add(egui::Label::new(RichText::new(summary).weak()).sense(egui::Sense::hover()))
+                .on_hover_ui(|ui| {
+                    ui.strong("What the broker said in CONNACK");
+                    egui::Grid::new("connack_props")
+                        .striped(true)
+                        .show(ui, |ui| {
+                            for (name, value) in props.rows() {
+                                ui.label(name);
+                                ui.label(value);
+                                ui.end_row();
+                            }
+                        });
+                });
+        }
+        ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
+        if book.current().is_some_and(|e| e.capture.is_none()) {
+            ui.separator();
+            let connected = matches!(status, Some(ConnStatus::Connected { .. }));
+            let recording = connection.and_then(|c| c.recording.as_ref());
+            if let Some(action) = super::capture_ui::record_ui(ui, connected, recording) {
+                actions.push(Action::Record(action));
+            }
+        }
+    });
+
+    if let Some(message) = bar_error {
+        ui.colored_label(ui.visuals().error_fg_color, message);
     }
+    actions
 }
 
 #[cfg(test)]

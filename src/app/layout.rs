@@ -1,40 +1,14 @@
 //! The window's frame around the views: the tab strip, the status bar with
 //! the connection's counters, and what each tab lays out where.
 
+use super::connection::ConnectionState;
 use super::plots::SelectedTopic;
 use super::profile_editor::human_size;
-use super::{Action, App, Tab};
+use super::{Action, App, Notice, Tab};
 use crate::mqtt::ConnStatus;
 use egui::RichText;
 
 impl App {
-    pub(super) fn tab_strip_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            for tab in Tab::ALL {
-                let label = RichText::new(tab.label()).size(15.0);
-                if ui.selectable_label(self.state.tab == tab, label).clicked() {
-                    self.actions.push(Action::SelectTab(tab));
-                }
-            }
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button("Settings…").clicked() {
-                    self.actions.push(Action::OpenSettings);
-                }
-                let text = match self.sandbox.port() {
-                    Some(port) => format!("Sandbox :{port}"),
-                    None => "Sandbox".to_string(),
-                };
-                if ui
-                    .button(text)
-                    .on_hover_text("The MQTT broker inside mqscope, with simulated devices")
-                    .clicked()
-                {
-                    self.actions.push(Action::OpenSandbox);
-                }
-            });
-        });
-    }
-
     pub(super) fn connection_list_ui(&mut self, ui: &mut egui::Ui) {
         let now = std::time::Instant::now();
         let shown = self.current().and_then(|e| e.conn);
@@ -99,80 +73,6 @@ impl App {
         );
     }
 
-    pub(super) fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            let label = if self.log_open {
-                "Hide connection log"
-            } else {
-                "Connection log"
-            };
-            if ui.selectable_label(self.log_open, label).clicked() {
-                self.log_open = !self.log_open;
-            }
-            ui.separator();
-            match self.store() {
-                Some(store) => {
-                    ui.label(format!("{} messages", store.total_messages()));
-                    ui.label(format!("{} topics", store.topic_count()));
-                    ui.label(human_size(store.total_bytes() as usize));
-                    let evicted = store.evicted_payloads();
-                    let text = format!("{evicted} payloads evicted");
-                    if evicted > 0 {
-                        ui.colored_label(ui.visuals().warn_fg_color, text)
-                            .on_hover_text(
-                                "The history limits dropped these payloads (oldest first); \
-                                 their topics and counts are kept. Raise the limits in Settings.",
-                            );
-                    } else {
-                        ui.weak(text);
-                    }
-                    if let Some(c) = self.current_connection()
-                        && c.state.dropped_messages + c.state.dropped_packets > 0
-                    {
-                        ui.colored_label(
-                            ui.visuals().error_fg_color,
-                            format!(
-                                "{} messages dropped (window behind)",
-                                c.state.dropped_messages
-                            ),
-                        )
-                        .on_hover_text(format!(
-                            "The window could not keep up and the worker's memory budget was \
-                             full: {} messages and {} packet records were not shown",
-                            c.state.dropped_messages, c.state.dropped_packets
-                        ));
-                    }
-                    let truncated = store.truncated_payloads();
-                    if truncated > 0 {
-                        ui.colored_label(
-                            ui.visuals().warn_fg_color,
-                            format!("{truncated} payloads truncated"),
-                        );
-                    }
-                    ui.weak(format!("store ≈ {}", human_size(store.memory_estimate())))
-                        .on_hover_text("Estimated memory held by the topic tree and history");
-                }
-                None => {
-                    ui.weak("Not connected");
-                }
-            }
-            if let Some(notice) = &self.notice
-                && self.state.tab != Tab::Profiles
-            {
-                ui.separator();
-                let color = if notice.is_error {
-                    ui.visuals().error_fg_color
-                } else {
-                    ui.visuals().text_color()
-                };
-                ui.add(egui::Label::new(RichText::new(&notice.text).color(color)).truncate());
-                if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
-                    self.actions.push(Action::DismissNotice);
-                }
-            }
-        });
-    }
-
     pub(super) fn explorer_ui(&mut self, ui: &mut egui::Ui) {
         let width = self.state.tree_width;
         let panel = egui::Panel::left("explorer_tree")
@@ -189,7 +89,13 @@ impl App {
                     ui.separator();
                 }
                 self.replay_panel_ui(ui);
-                self.subscriptions_ui(ui);
+                let entry = self.book.current();
+                let connection = entry
+                    .and_then(|e| e.conn)
+                    .and_then(|c| self.connections.get(&c))
+                    .map(|c| &c.state);
+                let asked = self.sub_form.ui(ui, entry, connection);
+                self.actions.extend(asked);
                 ui.separator();
                 self.topic_tree_ui(ui);
             });
@@ -409,4 +315,119 @@ impl App {
             self.actions.push(action);
         }
     }
+}
+
+/// The tabs, Settings… and the Sandbox button (with its port when running).
+pub(super) fn tab_strip_ui(
+    ui: &mut egui::Ui,
+    shown: Tab,
+    sandbox_port: Option<u16>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        for tab in Tab::ALL {
+            let label = RichText::new(tab.label()).size(15.0);
+            if ui.selectable_label(shown == tab, label).clicked() {
+                actions.push(Action::SelectTab(tab));
+            }
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button("Settings…").clicked() {
+                actions.push(Action::OpenSettings);
+            }
+            let text = match sandbox_port {
+                Some(port) => format!("Sandbox :{port}"),
+                None => "Sandbox".to_string(),
+            };
+            if ui
+                .button(text)
+                .on_hover_text("The MQTT broker inside mqscope, with simulated devices")
+                .clicked()
+            {
+                actions.push(Action::OpenSandbox);
+            }
+        });
+    });
+    actions
+}
+
+/// The status bar: the connection log toggle, the shown connection's
+/// counters (drops and evictions in colour) and the last notice.
+pub(super) fn status_bar_ui(
+    ui: &mut egui::Ui,
+    log_open: &mut bool,
+    connection: Option<&ConnectionState>,
+    notice: Option<&Notice>,
+    tab: Tab,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let label = if *log_open {
+            "Hide connection log"
+        } else {
+            "Connection log"
+        };
+        if ui.selectable_label(*log_open, label).clicked() {
+            *log_open = !*log_open;
+        }
+        ui.separator();
+        match connection.map(|c| &c.store) {
+            Some(store) => {
+                ui.label(format!("{} messages", store.total_messages()));
+                ui.label(format!("{} topics", store.topic_count()));
+                ui.label(human_size(store.total_bytes() as usize));
+                let evicted = store.evicted_payloads();
+                let text = format!("{evicted} payloads evicted");
+                if evicted > 0 {
+                    ui.colored_label(ui.visuals().warn_fg_color, text)
+                        .on_hover_text(
+                            "The history limits dropped these payloads (oldest first); \
+                             their topics and counts are kept. Raise the limits in Settings.",
+                        );
+                } else {
+                    ui.weak(text);
+                }
+                if let Some(c) = connection
+                    && c.dropped_messages + c.dropped_packets > 0
+                {
+                    ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!("{} messages dropped (window behind)", c.dropped_messages),
+                    )
+                    .on_hover_text(format!(
+                        "The window could not keep up and the worker's memory budget was \
+                         full: {} messages and {} packet records were not shown",
+                        c.dropped_messages, c.dropped_packets
+                    ));
+                }
+                let truncated = store.truncated_payloads();
+                if truncated > 0 {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("{truncated} payloads truncated"),
+                    );
+                }
+                ui.weak(format!("store ≈ {}", human_size(store.memory_estimate())))
+                    .on_hover_text("Estimated memory held by the topic tree and history");
+            }
+            None => {
+                ui.weak("Not connected");
+            }
+        }
+        if let Some(notice) = notice
+            && tab != Tab::Profiles
+        {
+            ui.separator();
+            let color = if notice.is_error {
+                ui.visuals().error_fg_color
+            } else {
+                ui.visuals().text_color()
+            };
+            ui.add(egui::Label::new(RichText::new(&notice.text).color(color)).truncate());
+            if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
+                actions.push(Action::DismissNotice);
+            }
+        }
+    });
+    actions
 }

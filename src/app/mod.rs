@@ -194,6 +194,8 @@ pub(crate) enum Action {
     StartReplay(crate::capture::replay::ReplayOptions),
     Replay(capture_ui::ReplayAction),
     Learn(learn::LearnAction),
+    /// The Settings window changed limits, theme or redraw cap.
+    Settings(settings::Chosen),
 }
 
 /// Retained messages the user is asked to confirm clearing.
@@ -416,17 +418,16 @@ impl App {
     /// The connection `conn`, made on first use with its profile's saved
     /// plot layout.
     fn connection_mut(&mut self, conn: ConnectionId) -> &mut Connection {
-        let limits = self.state.limits;
-        let specs = self
-            .book
-            .entries
-            .iter()
-            .find(|e| e.conn == Some(conn))
-            .and_then(|e| self.state.plot_layouts.get(&e.profile.name))
-            .cloned()
-            .unwrap_or_default();
+        let (book, state) = (&self.book, &self.state);
         self.connections.entry(conn).or_insert_with(|| {
-            let mut c = Connection::new(limits);
+            let specs = book
+                .entries
+                .iter()
+                .find(|e| e.conn == Some(conn))
+                .and_then(|e| state.plot_layouts.get(&e.profile.name))
+                .cloned()
+                .unwrap_or_default();
+            let mut c = Connection::new(state.limits);
             c.state.plots.set_specs(specs);
             c.views.inspector.set_zone(clock::zone());
             c
@@ -674,18 +675,50 @@ impl eframe::App for App {
             egui::Frame::side_top_panel(ui.style()).inner_margin(egui::Margin::symmetric(10, 8));
         egui::Panel::top("connection_bar")
             .frame(bar_frame)
-            .show(ui, |ui| self.connection_bar_ui(ui));
+            .show(ui, |ui| {
+                let connection = self.current_connection().map(|c| &c.state);
+                let asked = connection_bar::connection_bar_ui(
+                    ui,
+                    &self.book,
+                    connection,
+                    self.bar_error.as_deref(),
+                );
+                self.actions.extend(asked);
+            });
         if !self.open.is_empty() {
             egui::Panel::top("connection_list").show(ui, |ui| self.connection_list_ui(ui));
         }
-        egui::Panel::top("tab_strip").show(ui, |ui| self.tab_strip_ui(ui));
-        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
+        egui::Panel::top("tab_strip").show(ui, |ui| {
+            let asked = layout::tab_strip_ui(ui, self.state.tab, self.sandbox.port());
+            self.actions.extend(asked);
+        });
+        egui::Panel::bottom("status_bar").show(ui, |ui| {
+            let shown = self
+                .book
+                .current()
+                .and_then(|e| e.conn)
+                .and_then(|c| self.connections.get(&c))
+                .map(|c| &c.state);
+            let asked = layout::status_bar_ui(
+                ui,
+                &mut self.log_open,
+                shown,
+                self.notice.as_ref(),
+                self.state.tab,
+            );
+            self.actions.extend(asked);
+        });
         if self.log_open {
             egui::Panel::bottom("connection_log")
                 .resizable(true)
                 .default_size(150.0)
                 .min_size(60.0)
-                .show(ui, |ui| self.connection_log_ui(ui));
+                .show(ui, |ui| {
+                    connection_log::connection_log_ui(
+                        ui,
+                        self.current_connection().map(|c| &c.state),
+                    )
+                });
         }
         match self.state.tab {
             Tab::Explorer => self.explorer_ui(ui),
@@ -709,7 +742,11 @@ impl eframe::App for App {
         }
         self.delete_modal_ui(ui.ctx());
         self.clear_retained_modal_ui(ui.ctx());
-        self.settings_window_ui(ui.ctx());
+        if let Some(chosen) =
+            settings::settings_window_ui(ui.ctx(), &mut self.settings_open, &self.state)
+        {
+            self.apply(Action::Settings(chosen));
+        }
         self.sandbox_window_ui(ui.ctx());
 
         let actions = std::mem::take(&mut self.actions);

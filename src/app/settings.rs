@@ -1,7 +1,6 @@
 //! What the window remembers between runs (through eframe's storage) and the
 //! small "Settings" window that edits the history limits and the theme.
 
-use super::App;
 use super::plots::SeriesSpec;
 use crate::model::store::HistoryLimits;
 use serde::{Deserialize, Serialize};
@@ -90,86 +89,97 @@ impl Default for State {
 
 const MIB: usize = 1 << 20;
 
-impl App {
-    /// The "Settings" window, while open.
-    pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context) {
-        if !self.settings_open {
-            return;
-        }
-        let mut open = true;
-        let mut limits = self.state.limits;
-        let mut dark = self.state.dark;
-        let mut fps = self.state.max_fps;
-        egui::Window::new("Settings")
-            .open(&mut open)
-            .resizable(false)
-            .collapsible(false)
-            .show(ctx, |ui| {
-                egui::Grid::new("settings_grid")
-                    .num_columns(2)
-                    .spacing([12.0, 8.0])
-                    .show(ui, |ui| {
-                        let label = ui.label("Messages kept per topic");
-                        ui.add(
-                            egui::DragValue::new(&mut limits.per_topic_count)
-                                .range(1..=100_000)
-                                .speed(1.0),
-                        )
-                        .labelled_by(label.id);
-                        ui.end_row();
+/// What the Settings window was set to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Chosen {
+    pub(crate) limits: HistoryLimits,
+    pub(crate) dark: bool,
+    pub(crate) max_fps: u32,
+}
 
-                        let label = ui.label("Total history budget (MiB)");
-                        let mut mib = limits.total_bytes / MIB;
-                        if ui
-                            .add(egui::DragValue::new(&mut mib).range(1..=65_536).speed(1.0))
-                            .labelled_by(label.id)
-                            .changed()
-                        {
-                            limits.total_bytes = mib.saturating_mul(MIB);
-                        }
-                        ui.end_row();
-
-                        let label = ui.label("Live redraws per second (at most)");
-                        ui.add(egui::DragValue::new(&mut fps).range(1..=60).speed(0.2))
-                            .labelled_by(label.id)
-                            .on_hover_text(
-                                "How often new messages are drawn. Clicks and typing are \
-                                 answered at once. Where a frame is expensive (software \
-                                 rendering in VMs and remote desktops) live redraws are \
-                                 spaced further, to stay within a tenth of a core.",
-                            );
-                        ui.end_row();
-
-                        ui.label("Theme");
-                        ui.horizontal(|ui| {
-                            ui.selectable_value(&mut dark, true, "Dark");
-                            ui.selectable_value(&mut dark, false, "Light");
-                        });
-                        ui.end_row();
-                    });
-                ui.weak(
-                    "When the budget is full the oldest payloads are dropped and counted \
-                     in the status bar; topics and counts are kept.",
-                );
-            });
-        self.settings_open = open;
-        if fps != self.state.max_fps {
-            self.state.max_fps = fps;
-            self.pace.set(fps);
-        }
-        if dark != self.state.dark {
-            self.state.dark = dark;
-            ctx.set_theme(if dark {
-                egui::Theme::Dark
-            } else {
-                egui::Theme::Light
-            });
-        }
-        if limits != self.state.limits {
-            self.state.limits = limits;
-            for conn in self.connections.values_mut() {
-                conn.state.store.set_limits(limits);
-            }
-        }
+/// The "Settings" window, while `open`; returns what the user changed (the
+/// theme is switched here at once).
+pub(super) fn settings_window_ui(
+    ctx: &egui::Context,
+    open: &mut bool,
+    state: &State,
+) -> Option<Chosen> {
+    if !*open {
+        return None;
     }
+    let before = Chosen {
+        limits: state.limits,
+        dark: state.dark,
+        max_fps: state.max_fps,
+    };
+    let Chosen {
+        mut limits,
+        mut dark,
+        max_fps: mut fps,
+    } = before;
+    egui::Window::new("Settings")
+        .open(open)
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("settings_grid")
+                .num_columns(2)
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    let label = ui.label("Messages kept per topic");
+                    ui.add(
+                        egui::DragValue::new(&mut limits.per_topic_count)
+                            .range(1..=100_000)
+                            .speed(1.0),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
+
+                    let label = ui.label("Total history budget (MiB)");
+                    let mut mib = limits.total_bytes / MIB;
+                    if ui
+                        .add(egui::DragValue::new(&mut mib).range(1..=65_536).speed(1.0))
+                        .labelled_by(label.id)
+                        .changed()
+                    {
+                        limits.total_bytes = mib.saturating_mul(MIB);
+                    }
+                    ui.end_row();
+
+                    let label = ui.label("Live redraws per second (at most)");
+                    ui.add(egui::DragValue::new(&mut fps).range(1..=60).speed(0.2))
+                        .labelled_by(label.id)
+                        .on_hover_text(
+                            "How often new messages are drawn. Clicks and typing are \
+                             answered at once. Where a frame is expensive (software \
+                             rendering in VMs and remote desktops) live redraws are \
+                             spaced further, to stay within a tenth of a core.",
+                        );
+                    ui.end_row();
+
+                    ui.label("Theme");
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut dark, true, "Dark");
+                        ui.selectable_value(&mut dark, false, "Light");
+                    });
+                    ui.end_row();
+                });
+            ui.weak(
+                "When the budget is full the oldest payloads are dropped and counted \
+                 in the status bar; topics and counts are kept.",
+            );
+        });
+    if dark != before.dark {
+        ctx.set_theme(if dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+    }
+    let chosen = Chosen {
+        limits,
+        dark,
+        max_fps: fps,
+    };
+    (chosen != before).then_some(chosen)
 }

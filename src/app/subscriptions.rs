@@ -1,7 +1,9 @@
 //! The subscriptions panel above the topic tree: the selected profile's
 //! topic filters with what the broker answered, and the form to add one.
 
-use super::{Action, App, props_edit};
+use super::connection::ConnectionState;
+use super::profiles::Entry;
+use super::{Action, props_edit};
 use crate::profile::{
     ProtocolVersion, Qos, RetainHandling, SubscriptionSpec, check_user_properties,
     validate_topic_filter,
@@ -47,22 +49,26 @@ pub(crate) struct SubscribeForm {
     pub(crate) error: Option<String>,
 }
 
-impl App {
-    pub(super) fn subscriptions_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(entry) = self.current() else {
+impl SubscribeForm {
+    /// The selected profile's (`entry`) subscriptions with what its
+    /// connection's broker answered, and the form to add one; returns what
+    /// the user asked for.
+    pub(super) fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        entry: Option<&Entry>,
+        connection: Option<&ConnectionState>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(entry) = entry else {
             ui.weak("Add a profile in the Profiles tab to subscribe.");
-            return;
+            return actions;
         };
-        let specs = entry.profile.subscriptions.clone();
-        let connection = self.connection_of(entry);
-        let active = connection.is_some_and(|c| c.state.is_active());
-        let states: Vec<Option<SubState>> = specs
+        let specs = &entry.profile.subscriptions;
+        let active = connection.is_some_and(|c| c.is_active());
+        let states: Vec<Option<&SubState>> = specs
             .iter()
-            .map(|s| {
-                connection
-                    .and_then(|c| c.state.subs.get(&s.filter))
-                    .cloned()
-            })
+            .map(|s| connection.and_then(|c| c.subs.get(&s.filter)))
             .collect();
         ui.horizontal(|ui| {
             ui.strong("Subscriptions");
@@ -82,7 +88,7 @@ impl App {
                     .accessible_name(format!("Unsubscribe {}", spec.filter))
                     .clicked()
                 {
-                    self.actions.push(Action::Unsubscribe(spec.filter.clone()));
+                    actions.push(Action::Unsubscribe(spec.filter.clone()));
                 }
                 ui.label(RichText::new(&spec.filter).monospace());
                 ui.weak(spec.qos.to_string());
@@ -104,20 +110,18 @@ impl App {
         // The field takes the whole row; sizing it from what is left beside
         // other widgets would make the resizable panel grow every frame.
         let response = ui.add(
-            TextEdit::singleline(&mut self.sub_form.filter)
+            TextEdit::singleline(&mut self.filter)
                 .hint_text("topic filter, e.g. sensors/#")
                 .desired_width(f32::INFINITY),
         );
         let response = response.accessible_name("New subscription");
         if response.changed() {
-            self.sub_form.error = None;
+            self.error = None;
         }
         let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let v5 = self
-            .current()
-            .is_some_and(|e| e.profile.protocol == ProtocolVersion::V5);
+        let v5 = entry.profile.protocol == ProtocolVersion::V5;
         if v5 {
-            let form = &mut self.sub_form;
+            let form = &mut *self;
             egui::CollapsingHeader::new("MQTT 5 subscription options")
                 .id_salt("subscription v5 options")
                 .show(ui, |ui| {
@@ -149,19 +153,19 @@ impl App {
         }
         ui.horizontal(|ui| {
             let combo = egui::ComboBox::from_id_salt("new_subscription_qos")
-                .selected_text(self.sub_form.qos.to_string())
+                .selected_text(self.qos.to_string())
                 .width(64.0)
                 .show_ui(ui, |ui| {
                     for qos in Qos::ALL {
-                        ui.selectable_value(&mut self.sub_form.qos, qos, qos.to_string());
+                        ui.selectable_value(&mut self.qos, qos, qos.to_string());
                     }
                 });
             combo
                 .response
                 .accessible_name("QoS of the new subscription");
             if ui.button("Subscribe").clicked() || entered {
-                let filter = self.sub_form.filter.trim().to_string();
-                let form = &self.sub_form;
+                let filter = self.filter.trim().to_string();
+                let form = &*self;
                 let checked = validate_topic_filter(&filter).and_then(|()| {
                     if form.subscription_identifier == Some(0) {
                         return Err("a subscription identifier starts at 1".into());
@@ -186,10 +190,10 @@ impl App {
                         } else {
                             SubscriptionSpec::new(filter, form.qos)
                         };
-                        self.actions.push(Action::SubscribeSpec(spec));
-                        self.sub_form.filter.clear();
+                        actions.push(Action::SubscribeSpec(spec));
+                        self.filter.clear();
                     }
-                    Err(why) => self.sub_form.error = Some(why),
+                    Err(why) => self.error = Some(why),
                 }
             }
             let has_sys = specs.iter().any(|s| s.filter == "$SYS/#");
@@ -199,15 +203,16 @@ impl App {
                     .on_hover_text("Subscribe to the broker's own statistics")
                     .clicked()
             {
-                self.actions.push(Action::Subscribe {
+                actions.push(Action::Subscribe {
                     filter: "$SYS/#".into(),
                     qos: Qos::AtMostOnce,
                 });
             }
         });
-        if let Some(error) = &self.sub_form.error {
+        if let Some(error) = &self.error {
             ui.colored_label(error_color, error);
         }
+        actions
     }
 }
 
