@@ -237,7 +237,7 @@ fn surfing_competition_view_snapshot() {
                 ("altitudefeet", format!("{:?}", altitude * f)),
                 ("status", status.to_string()),
             ] {
-                harness.state_mut().inject_message(&reading(board, r, v, t));
+                harness.state_mut().inject_message(reading(board, r, v, t));
             }
         }
     }

@@ -209,7 +209,7 @@ fn selecting_topic_shows_json_pretty_then_hex() {
     harness.state_mut().set_clock(Some(at));
     harness
         .state_mut()
-        .inject_message(&message("dev/reading", br#"{"t":21.5,"ok":true}"#, at));
+        .inject_message(message("dev/reading", br#"{"t":21.5,"ok":true}"#, at));
     harness.run_ok();
     click(&mut harness, "dev");
     harness.key_press(Key::ArrowRight);
@@ -266,18 +266,18 @@ fn explorer() {
     app.set_clock(Some(now));
     let mut retained = message("home/hall/light", b"on", ago(3600));
     retained.retain = true;
-    app.inject_message(&retained);
+    app.inject_message(retained);
     for (i, t) in [21.0, 21.5, 22.0].iter().enumerate() {
         let json = format!(r#"{{"temperature":{t},"humidity":48,"unit":"C"}}"#);
-        app.inject_message(&message(
+        app.inject_message(message(
             "home/kitchen/climate",
             json.as_bytes(),
             ago(30 - i as u64 * 10),
         ));
     }
-    app.inject_message(&message("home/kitchen/fridge/door", b"closed", ago(95)));
-    app.inject_message(&message("garden/soil/moisture", b"0.31", ago(7)));
-    app.inject_message(&message("garden/pump", &[0x01, 0x00, 0xff, 0x10], ago(400)));
+    app.inject_message(message("home/kitchen/fridge/door", b"closed", ago(95)));
+    app.inject_message(message("garden/soil/moisture", b"0.31", ago(7)));
+    app.inject_message(message("garden/pump", &[0x01, 0x00, 0xff, 0x10], ago(400)));
     harness.run_ok();
 
     for level in ["home", "kitchen", "garden"] {
@@ -308,7 +308,7 @@ fn tree_filter_matches_topic_paths_and_payload_text_ignoring_case() {
     ] {
         harness
             .state_mut()
-            .inject_message(&message(topic, payload, at));
+            .inject_message(message(topic, payload, at));
     }
     harness.run_ok();
     assert!(has_label(&harness, "home") && has_label(&harness, "garden"));

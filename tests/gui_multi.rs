@@ -232,15 +232,15 @@ fn side_by_side() {
     assert!(app.open_offline("sandbox"));
     for (i, speed) in ["14.2", "15.8", "17.1"].iter().enumerate() {
         let at = ago(3 - i as u64);
-        app.inject_message(&message(
+        app.inject_message(message(
             "surfboards/surfboard01/speedmph",
             speed.as_bytes(),
             at,
             false,
         ));
-        app.inject_message(&message("surfboards/surfboard01/status", b"2", at, false));
+        app.inject_message(message("surfboards/surfboard01/status", b"2", at, false));
     }
-    app.inject_message(&message(
+    app.inject_message(message(
         "surfboard01",
         b"{\"Status\": \"Riding\", \"Speed MPH\": 17.1}",
         ago(1),
@@ -249,7 +249,7 @@ fn side_by_side() {
     assert!(app.open_offline("sandbox cloud"));
     for (i, speed) in ["15.8", "17.1"].iter().enumerate() {
         let json = format!("{{\"Status\": \"Riding\", \"Speed MPH\": {speed}}}");
-        app.inject_message(&message(
+        app.inject_message(message(
             "surfboard01",
             json.as_bytes(),
             ago(2 - i as u64),

@@ -35,7 +35,7 @@ fn a_plot_exports_its_points_as_csv_and_its_picture_as_png() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
     for (i, board) in ["surfboard01", "surfboard02"].iter().enumerate() {
         for s in 0..5u64 {
-            harness.state_mut().inject_message(&Message {
+            harness.state_mut().inject_message(Message {
                 topic: format!("surfboards/{board}/speedmph"),
                 payload: format!("{}.5", 10 + s + i as u64).into(),
                 qos: Qos::AtMostOnce,

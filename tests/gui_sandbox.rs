@@ -227,7 +227,7 @@ fn plot_of_surfboard_speed() {
             let speed = 12.0 + 6.0 * f64::from(board) + 8.0 * phase.sin();
             harness
                 .state_mut()
-                .inject_message(&telemetry(board, speed, t));
+                .inject_message(telemetry(board, speed, t));
         }
     }
     harness.run();

@@ -67,7 +67,7 @@ impl App {
     /// Like [`App::inject_message`], into the connection of the profile
     /// named `profile` (opened offline first if needed); false when no
     /// profile has that name.
-    pub fn inject_message_to(&mut self, profile: &str, msg: &Message) -> bool {
+    pub fn inject_message_to(&mut self, profile: &str, msg: Message) -> bool {
         let Some(conn) = self
             .book
             .entries
@@ -79,7 +79,7 @@ impl App {
         };
         self.connection_mut(conn)
             .state
-            .apply(EventKind::Message(msg.clone()));
+            .apply(EventKind::Message(msg));
         true
     }
 
@@ -127,13 +127,13 @@ impl App {
 
     /// Feeds a message into the selected profile's store as if the broker
     /// had sent it, without a connection: for tests, screenshots and demos.
-    pub fn inject_message(&mut self, msg: &Message) {
+    pub fn inject_message(&mut self, msg: Message) {
         let Some(conn) = self.conn_id_for_selected() else {
             return;
         };
         self.connection_mut(conn)
             .state
-            .apply(EventKind::Message(msg.clone()));
+            .apply(EventKind::Message(msg));
     }
 
     /// Freezes the clock the tree's ages and highlights read (`None`: the

@@ -12,7 +12,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// Index of a node in the tree's arena.
 pub type NodeId = u32;
@@ -136,7 +136,8 @@ pub struct Tree {
     /// and is found by scanning its parent's children: correct, and rare
     /// (a few hundred nodes in a million).
     index: HashMap<u32, NodeId, BuildHasherDefault<Spread>>,
-    hasher: RandomState,
+    /// Seeded at random per tree: paths cannot be chosen to collide.
+    hasher: foldhash::fast::RandomState,
     show_sys: bool,
     filter: Option<FilterMask>,
     rows: Vec<Row>,
@@ -169,7 +170,7 @@ impl Tree {
             nodes: vec![root],
             names: String::new(),
             index: HashMap::default(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             show_sys: true,
             filter: None,
             rows: Vec::new(),
@@ -272,7 +273,7 @@ impl Tree {
     }
 
     fn hash_path(&self, path: &str) -> u32 {
-        // The low half of a keyed SipHash; see `index`.
+        // The low half of a keyed hash; see `index`.
         self.hasher.hash_one(path) as u32
     }
 
