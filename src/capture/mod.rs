@@ -16,6 +16,7 @@ pub mod file_cli;
 pub mod format;
 pub mod live_cli;
 pub mod loader;
+pub mod offline;
 pub mod pcap;
 pub mod record;
 pub mod replay;
