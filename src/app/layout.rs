@@ -245,11 +245,13 @@ impl App {
                     .collect()
             })
             .unwrap_or_default();
+        let offline = self.offline.get(&conn).cloned();
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
         let super::connection::Connection { state, views } = connection;
         views.inspector.set_subscription_ids(ids);
+        views.inspector.set_offline(offline);
         if let Some(action) = views.inspector.ui(ui, &state.store, views.tree.selected) {
             self.actions.push(Action::Inspector(action));
         }
