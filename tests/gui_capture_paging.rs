@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::gui::{FakePicker, click, has_label_containing, step_until};
+use common::gui::{FakePicker, click, has_label, has_label_containing, step_until};
 use egui_kittest::kittest::Queryable as _;
 use mqscope::capture::format::{CaptureHeader, CaptureWriter};
 use mqscope::model::packet::{Direction, PacketKind, PacketRecord};
@@ -184,4 +184,68 @@ fn the_inspector_reads_an_evicted_payload_back_from_the_capture() {
         saved.is_file()
     });
     assert_eq!(std::fs::read(&saved).expect("saved"), frame(0));
+}
+
+#[test]
+fn the_timeline_pages_through_a_capture_larger_than_the_packet_log_to_its_last_packet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("long.mqcap");
+    const N: u64 = 25_000;
+    write_capture(
+        &file,
+        N,
+        |i| format!("t/{i}"),
+        |i| i.to_string().into_bytes(),
+    );
+    let mut harness = open_in_window(dir.path(), &file, FakePicker::default());
+    let name = "capture long.mqcap";
+    step_until(&mut harness, "the capture read", LIMIT, |h| {
+        h.state()
+            .store_of(name)
+            .is_some_and(|s| s.total_messages() == N)
+    });
+    // The in-memory packet log keeps its 10,000: more than that is paged.
+    let kept = harness.state().packet_log().map(|l| l.len());
+    assert_eq!(kept, Some(10_000));
+
+    click(&mut harness, "Timeline");
+    assert!(has_label_containing(&harness, "of 25000 packets"));
+    assert!(has_label_containing(&harness, "packets 1–"));
+    assert!(has_label_containing(&harness, "PUBLISH qos=0 8 B · t/0"));
+    assert!(!has_label_containing(&harness, "· t/24999"));
+
+    click(&mut harness, "Jump to end");
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "· t/24999"));
+    assert!(has_label_containing(&harness, "–25000 of 25000 packets"));
+    assert!(!has_label_containing(&harness, "· t/0"));
+
+    click(&mut harness, "Jump to start");
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "· t/0"));
+
+    // A topic filter runs over the whole capture, not only what is loaded.
+    common::gui::set_text(&mut harness, "Filter packets by topic", "t/2499");
+    step_until(&mut harness, "the whole capture filtered", LIMIT, |h| {
+        has_label_containing(
+            h,
+            "11 of 25000 packets match the filter (the whole capture)",
+        )
+    });
+    for topic in ["· t/2499", "· t/24990", "· t/24999"] {
+        assert!(
+            harness.query_all_by_label_contains(topic).next().is_some(),
+            "{topic}"
+        );
+    }
+    assert!(!has_label_containing(&harness, "· t/0"));
+    // The last packet's fields, from the file.
+    harness
+        .query_all_by_label_contains("· t/24999")
+        .next()
+        .expect("the last packet's row")
+        .click();
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "t/24999") && has_label(&harness, "t_us"));
+    assert!(has_label(&harness, "249990"), "the last packet's time");
 }

@@ -117,6 +117,7 @@ fn a_tcpdump_capture_opens_as_one_connection_per_stream_with_tree_and_timeline()
     // The first stream (shown): its QoS 1 exchange in the timeline.
     click(&mut harness, &format!("Show connection {}", names[0]));
     click(&mut harness, "Timeline");
+    assert!(has_label_containing(&harness, "of 5 packets"));
     for label in ["CONNECT", "CONNACK", "PUBACK id=1", "DISCONNECT"] {
         assert!(has_label_containing(&harness, label), "{label}");
     }

@@ -351,7 +351,12 @@ impl App {
                 return;
             };
             let super::connection::Connection { state, views } = connection;
-            if let Some(action) = views.timeline.ui(ui, &state.packets) {
+            // An opened capture pages through all its packets from the file.
+            let action = match self.offline.get(&conn) {
+                Some(offline) => views.timeline.offline_ui(ui, offline),
+                None => views.timeline.ui(ui, &state.packets),
+            };
+            if let Some(action) = action {
                 self.actions.push(Action::Timeline(action));
             }
         });
