@@ -62,6 +62,7 @@ fn open_in_window(
     dir: &Path,
     file: &Path,
     picker: FakePicker,
+    limits: HistoryLimits,
 ) -> egui_kittest::Harness<'static, mqscope::app::App> {
     picker.answers.borrow_mut().push_back(file.to_path_buf());
     mqscope::profile::ProfileStore::at(dir)
@@ -71,6 +72,7 @@ fn open_in_window(
         }])
         .expect("the profile is saved");
     let mut harness = common::gui::app_with(dir, picker);
+    harness.state_mut().set_history_limits(limits);
     assert!(harness.state_mut().open_offline("desk"));
     harness.run_ok();
     click(&mut harness, "+ Open…");
@@ -93,16 +95,16 @@ fn the_inspector_reads_an_evicted_payload_back_from_the_capture() {
     write_capture(&file, 40, |_| "cam/frame".into(), frame);
     let saved = dir.path().join("frame00.bin");
     let picker = FakePicker::default();
-    let mut harness = open_in_window(dir.path(), &file, picker.clone());
     let saved_last = dir.path().join("frame39.bin");
-    picker.answers.borrow_mut().push_back(saved_last.clone());
-    picker.answers.borrow_mut().push_back(saved.clone());
     // Payloads kept cut to 50 kB, and a 1 MiB budget for all of them.
-    harness.state_mut().set_history_limits(HistoryLimits {
+    let limits = HistoryLimits {
         total_bytes: 1 << 20,
         max_payload: 50_000,
         ..HistoryLimits::default()
-    });
+    };
+    let mut harness = open_in_window(dir.path(), &file, picker.clone(), limits);
+    picker.answers.borrow_mut().push_back(saved_last.clone());
+    picker.answers.borrow_mut().push_back(saved.clone());
     let name = "capture camera.mqcap";
     step_until(&mut harness, "the capture read", LIMIT, |h| {
         h.state()
@@ -197,7 +199,12 @@ fn the_timeline_pages_through_a_capture_larger_than_the_packet_log_to_its_last_p
         |i| format!("t/{i}"),
         |i| i.to_string().into_bytes(),
     );
-    let mut harness = open_in_window(dir.path(), &file, FakePicker::default());
+    let mut harness = open_in_window(
+        dir.path(),
+        &file,
+        FakePicker::default(),
+        HistoryLimits::default(),
+    );
     let name = "capture long.mqcap";
     step_until(&mut harness, "the capture read", LIMIT, |h| {
         h.state()
