@@ -193,17 +193,28 @@ fn a_file_that_is_not_a_capture_gets_a_clear_message_in_the_window() {
         "is not a pcap or pcapng file"
     ));
 
-    // A real pcap cut short in the middle of a frame.
+    // A real pcap cut short in the middle of its last frame (tcpdump
+    // killed while writing): what comes before the cut is shown, and the
+    // cut is told.
     let broker = Broker::start();
     let file = dir.path().join("cut.pcap");
     let mut sniffer = Sniffer::start(Tool::TcpdumpLo, broker.port, &file);
     mosquitto_pub(&broker, &["-t", "a", "-m", &"x".repeat(5000), "-q", "1"]);
-    wait_for_capture(&file, |c| c.streams.len() == 1 && c.streams[0].info.closed);
+    let decoded = wait_for_capture(&file, |c| c.streams.len() == 1 && c.streams[0].info.closed);
     sniffer.stop();
+    let s = &decoded.streams[0].info;
+    let name = format!("{} -> {}", s.client, s.broker);
     let bytes = std::fs::read(&file).expect("read");
     std::fs::write(&file, &bytes[..bytes.len() - 10]).expect("cut");
     let mut harness = open_in_window(dir.path(), file);
-    step_until(&mut harness, "the error shown", LIMIT, |h| {
+    step_until(&mut harness, "the cut told", LIMIT, |h| {
         has_label_containing(h, "is truncated")
     });
+    assert!(has_label_containing(&harness, "showing the"));
+    let store = harness
+        .state()
+        .store_of(&name)
+        .expect("the stream before the cut");
+    let a = store.find("a").expect("its message");
+    assert_eq!(store.last_payload(a).map(<[u8]>::len), Some(5000));
 }

@@ -115,7 +115,7 @@ fn load_pcap(
     read: &AtomicU64,
     total: &AtomicU64,
 ) {
-    let capture = match Capture::open(path, ReadOptions::default()) {
+    let (capture, damage) = match Capture::open_partial(path, ReadOptions::default()) {
         Ok(c) => c,
         Err(e) => {
             send(LoadEvent::Failed(e.to_string()));
@@ -123,6 +123,7 @@ fn load_pcap(
         }
     };
     let summary = pcap_summary(path, &capture);
+    let frames = capture.frames;
     let streams: Vec<Arc<Stream>> = capture.streams.into_iter().map(Arc::new).collect();
     total.store(
         streams
@@ -153,7 +154,9 @@ fn load_pcap(
             }
         }
     }
-    send(LoadEvent::Done { notice: None });
+    send(LoadEvent::Done {
+        notice: damage.map(|e| format!("{e}: showing the {} frames before it", frames)),
+    });
 }
 
 /// A capture being loaded. Dropping it cancels the loading.
