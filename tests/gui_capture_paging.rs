@@ -211,6 +211,12 @@ fn the_timeline_pages_through_a_capture_larger_than_the_packet_log_to_its_last_p
             .store_of(name)
             .is_some_and(|s| s.total_messages() == N)
     });
+    step_until(&mut harness, "the load finished", LIMIT, |h| {
+        matches!(
+            h.state().status_of(name),
+            Some(mqscope::mqtt::ConnStatus::Disconnected { reason: Some(r) }) if r == "a capture file, offline"
+        )
+    });
     // The in-memory packet log keeps its 10,000: more than that is paged.
     let kept = harness.state().packet_log().map(|l| l.len());
     assert_eq!(kept, Some(10_000));

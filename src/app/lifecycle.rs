@@ -251,6 +251,9 @@ impl App {
         connection
             .state
             .log(format!("Opening the capture {}", path.display()), false);
+        connection.state.status = ConnStatus::Disconnected {
+            reason: Some("opening a capture file: reading its index…".into()),
+        };
         let ctx = self.wake.clone();
         let loader = crate::capture::loader::Loader::start(
             path,
@@ -303,11 +306,19 @@ impl App {
                             let _ = c.state.apply(kind);
                         }
                         // Offline: whatever status the recording ended with.
+                        let (read, total) = loader.progress();
                         c.state.status = ConnStatus::Disconnected {
-                            reason: Some("a capture file, offline".into()),
+                            reason: Some(format!(
+                                "a capture file, offline: loading, {read} of {total} records read"
+                            )),
                         };
                     }
                     LoadEvent::Done { notice } => {
+                        if self.captures.contains_key(conn) {
+                            self.connection_mut(*conn).state.status = ConnStatus::Disconnected {
+                                reason: Some("a capture file, offline".into()),
+                            };
+                        }
                         for target in self.stream_conns.remove(conn).unwrap_or_default() {
                             let c = self.connection_mut(target);
                             let total = c.state.store.total_messages();

@@ -2,7 +2,8 @@
 //! connection (client lane left, broker lane right, time running down), with
 //! filters, a detail pane for the clicked packet, and export actions.
 //!
-//! Self-contained: it reads a [`PacketLog`] and returns [`TimelineAction`]s
+//! Self-contained: it reads a [`PacketLog`] (a live connection) or pages
+//! through an opened capture ([`Offline`]), and returns [`TimelineAction`]s
 //! for what it cannot do itself (change the log, save a file).
 
 use crate::capture::offline::Offline;
@@ -185,11 +186,7 @@ impl TimelineView {
     pub fn offline_ui(&mut self, ui: &mut egui::Ui, source: &Offline) -> Option<TimelineAction> {
         let total = source.packet_count();
         let p = &mut self.paged;
-        if p.total != total {
-            p.total = total;
-            // Grown (a capture being recorded): the scan goes on from where
-            // it was; nothing else depends on the count.
-        }
+        p.total = total;
         if p.origin.is_none() && total > 0 {
             p.origin = source
                 .packets(0..1)
