@@ -291,6 +291,9 @@ fn worker_recording_reopens_to_the_live_store_and_packet_records() {
                 break;
             }
             LoadEvent::Failed(e) => panic!("{e}"),
+            LoadEvent::PcapOpened { .. } | LoadEvent::StreamBatch { .. } => {
+                panic!("an mqscope capture read as a pcap")
+            }
         }
     }
     assert_eq!(store_contents(&loaded.store), store_contents(&live.store));

@@ -81,7 +81,7 @@ fn a_recording_reopens_offline_with_the_same_topics() {
         *picker.asked.borrow(),
         [
             "Record this connection to a capture file",
-            "Open a capture file (.mqcap)"
+            "Open a capture file (.mqcap, .pcap, .pcapng)"
         ]
     );
     // Replayed from the capture into the live connection, as fast as the

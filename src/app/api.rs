@@ -141,4 +141,13 @@ impl App {
     pub fn set_clock(&mut self, now: Option<SystemTime>) {
         self.clock = now;
     }
+
+    /// Sets the history limits, as the Settings window does, for every
+    /// connection's store and the ones opened later.
+    pub fn set_history_limits(&mut self, limits: crate::model::store::HistoryLimits) {
+        self.state.limits = limits;
+        for conn in self.connections.values_mut() {
+            conn.state.store.set_limits(limits);
+        }
+    }
 }

@@ -127,7 +127,10 @@ pub(crate) fn ui(
         ui.menu_button("+ Open…", |ui| {
             if ui
                 .button("Capture file…")
-                .on_hover_text("A recording (.mqcap), offline: tree, inspector, timeline and plots")
+                .on_hover_text(
+                    "A recording (.mqcap) or a packet capture (.pcap, .pcapng: one \
+                     connection per TCP stream), offline: tree, inspector, timeline and plots",
+                )
                 .clicked()
             {
                 actions.push(ListAction::OpenCapture);

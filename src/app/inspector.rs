@@ -8,6 +8,7 @@
 //! Payloads can be many megabytes: every view lays out a bounded amount
 //! (the hex dump only its visible rows) and says when it shows only part.
 
+use crate::capture::offline::Offline;
 use crate::model::decode::{
     self as decoders, Format, ProtoSchema, SparkplugAliases, auto_format, sparkplug,
 };
@@ -16,10 +17,12 @@ use crate::model::payload::{
     self, PayloadKind, TextPrefix, TokenClass, base64, extract_number, hex_line, hex_rows,
     number_at, numeric_paths, numeric_paths_of, pretty_json, text_prefix,
 };
+use crate::model::protocol::Message;
 use crate::model::store::{HistoryItem, MessageId, Store, TopicInfo};
 use crate::model::tree::NodeId;
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, Label, RichText, ScrollArea, TextStyle};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -224,7 +227,32 @@ pub struct InspectorView {
     now: Option<SystemTime>,
     /// The Protobuf view's schema: what the user typed and what loaded.
     proto: ProtoInput,
+    /// The capture an offline connection was opened from: payloads the
+    /// history budget evicted are read from it on demand.
+    offline: Option<Offline>,
+    /// The shown message's payload as read from the capture (by its
+    /// PUBLISH sequence number), kept while it is shown.
+    file_payload: Option<(u64, FileRead<Arc<[u8]>>)>,
+    /// History rows' previews read from the capture, by sequence number
+    /// (bounded: only the rows scrolled past).
+    file_previews: VecDeque<(u64, String)>,
+    /// The shown topic's messages in the capture (positions, oldest first).
+    file_ids: Vec<u32>,
+    file_ids_node: Option<NodeId>,
+    /// Rows of the capture's earlier messages (time, size, preview), by
+    /// position, read once (bounded like the previews).
+    file_rows: VecDeque<(u32, String)>,
+    /// An earlier message of the capture the user clicked (one the Store no
+    /// longer keeps), and that message as read.
+    pinned_file: Option<u32>,
+    file_message: Option<(u32, FileRead<Arc<Message>>)>,
 }
+
+/// Something read from an offline connection's capture, or why it could not be.
+type FileRead<T> = Result<T, String>;
+
+/// Preview texts of evicted payloads kept at most.
+const FILE_PREVIEWS: usize = 256;
 
 /// The payload view a MIME content type asks for (MQTT 5's Content Type).
 pub fn content_type_view(content_type: &str) -> Option<PayloadView> {
@@ -389,6 +417,105 @@ impl InspectorView {
         self.subscription_ids = ids;
     }
 
+    /// The capture the shown connection was opened from (`None` for a live
+    /// connection): evicted or truncated payloads are read from it.
+    pub fn set_offline(&mut self, offline: Option<Offline>) {
+        let same = match (&self.offline, &offline) {
+            (Some(Offline::File(a)), Some(Offline::File(b))) => Arc::ptr_eq(a, b),
+            (Some(Offline::Stream(a)), Some(Offline::Stream(b))) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.file_payload = None;
+            self.file_previews.clear();
+            self.file_rows.clear();
+            self.file_ids.clear();
+            self.file_ids_node = None;
+            self.pinned_file = None;
+            self.file_message = None;
+        }
+        self.offline = offline;
+    }
+
+    /// The whole payload of `item` from the capture, when the Store no
+    /// longer holds it whole; read once while the message is shown.
+    fn payload_from_file(&mut self, item: &HistoryItem<'_>) -> Option<Result<Arc<[u8]>, String>> {
+        if item.payload.is_some() && item.truncated().is_none() {
+            return None;
+        }
+        let seq = item.packet_seq?;
+        let offline = self.offline.as_ref()?;
+        if let Some((s, read)) = &self.file_payload
+            && *s == seq
+        {
+            return Some(read.clone());
+        }
+        let read = offline.payload_by_packet_seq(seq)?.map(Arc::<[u8]>::from);
+        self.file_payload = Some((seq, read.clone()));
+        Some(read)
+    }
+
+    /// A history row's preview of an evicted payload, from the capture.
+    fn preview_from_file(&mut self, seq: Option<u64>) -> Option<String> {
+        let seq = seq?;
+        if let Some((_, text)) = self.file_previews.iter().find(|(s, _)| *s == seq) {
+            return Some(text.clone());
+        }
+        let read = self
+            .offline
+            .as_ref()?
+            .payload_prefix_by_packet_seq(seq, 4 * PREVIEW_CHARS)?;
+        let text = match read {
+            Ok(p) => payload::preview(&p, PREVIEW_CHARS),
+            Err(e) => format!("unreadable in the capture: {e}"),
+        };
+        if self.file_previews.len() == FILE_PREVIEWS {
+            self.file_previews.pop_front();
+        }
+        self.file_previews.push_back((seq, text.clone()));
+        Some(text)
+    }
+
+    /// The capture's earlier message `i`, read whole once while shown.
+    fn file_message(&mut self, i: u32) -> Option<Result<Arc<Message>, String>> {
+        if let Some((at, read)) = &self.file_message
+            && *at == i
+        {
+            return Some(read.clone());
+        }
+        let read = self
+            .offline
+            .as_ref()?
+            .message_head(i, usize::MAX)
+            .map(|(m, _)| Arc::new(m));
+        self.file_message = Some((i, read.clone()));
+        Some(read)
+    }
+
+    /// The text of the history row of the capture's message `i`.
+    fn file_row(&mut self, i: u32) -> String {
+        if let Some((_, text)) = self.file_rows.iter().find(|(at, _)| *at == i) {
+            return text.clone();
+        }
+        let Some(offline) = self.offline.as_ref() else {
+            return String::new();
+        };
+        let text = match offline.message_head(i, 4 * PREVIEW_CHARS) {
+            Ok((m, len)) => format!(
+                "{} · {len} B · {}",
+                self.clock(m.received),
+                payload::preview(&m.payload, PREVIEW_CHARS)
+            ),
+            Err(e) => format!("unreadable in the capture: {e}"),
+        };
+        if self.file_rows.len() == FILE_PREVIEWS {
+            self.file_rows.pop_front();
+        }
+        self.file_rows.push_back((i, text.clone()));
+        text
+    }
+
     /// Freezes the clock the expiry countdown reads (tests, screenshots).
     pub fn set_now(&mut self, now: Option<SystemTime>) {
         self.now = now;
@@ -401,6 +528,9 @@ impl InspectorView {
             subscription_ids: std::mem::take(&mut self.subscription_ids),
             now: self.now,
             proto: std::mem::take(&mut self.proto),
+            offline: self.offline.take(),
+            file_previews: std::mem::take(&mut self.file_previews),
+            file_rows: std::mem::take(&mut self.file_rows),
             ..InspectorView::default()
         };
     }
@@ -490,20 +620,84 @@ impl InspectorView {
             ));
             return None;
         };
-        let item = match self.pinned.and_then(|m| store.message(node, m)) {
-            Some(item) => item,
-            None => {
+        // An earlier message only the capture file still holds.
+        let mut file_error = None;
+        let file_message = match self.pinned_file.and_then(|i| self.file_message(i)) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                file_error = Some(e);
+                self.pinned_file = None;
+                None
+            }
+            None => None,
+        };
+        let item = match (
+            &file_message,
+            self.pinned.and_then(|m| store.message(node, m)),
+        ) {
+            (Some(m), _) => HistoryItem {
+                id: MessageId(u64::MAX - u64::from(self.pinned_file.unwrap_or(0))),
+                received: m.received,
+                qos: m.qos,
+                retain: m.retain,
+                dup: m.dup,
+                pkid: m.pkid,
+                size: m.payload.len(),
+                payload: Some(&m.payload),
+                packet_seq: m.packet_seq,
+                props: m.props.as_deref(),
+            },
+            (None, Some(item)) => item,
+            (None, None) => {
                 // The pinned message was evicted (or none was pinned).
                 self.pinned = None;
                 info.last
             }
         };
+        if let Some(e) = file_error {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("That message could not be read from the capture: {e}"),
+            );
+        }
+
+        // Evicted or cut short in memory, whole in the capture file.
+        let from_file = self.payload_from_file(&item);
+        let mut item = item;
+        let mut file_note = None;
+        match &from_file {
+            Some(Ok(p)) => {
+                item.payload = Some(p);
+                file_note = Some(Ok(()));
+            }
+            Some(Err(e)) => file_note = Some(Err(e.clone())),
+            None => {}
+        }
+        let item = item;
 
         let mut action = None;
         self.header_ui(ui, &topic, &info, &item);
         self.properties_ui(ui, &item);
         self.buttons_ui(ui, &topic, &info, &item, &mut action);
         ui.separator();
+        if file_message.is_some() {
+            ui.weak("An earlier message read from the capture file (no longer kept in memory).");
+        }
+        match file_note {
+            Some(Ok(())) => {
+                ui.weak(
+                    "Payload read from the capture file: the history budget no longer holds \
+                     it in memory.",
+                );
+            }
+            Some(Err(e)) => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("The payload could not be read from the capture: {e}"),
+                );
+            }
+            None => {}
+        }
         self.payload_ui(ui, store, node, &topic, &item);
         ui.separator();
         self.history_ui(ui, store, node, &info);
@@ -828,9 +1022,13 @@ impl InspectorView {
                                 }
                                 let preview = match item.payload {
                                     Some(p) => payload::preview(p, PREVIEW_CHARS),
-                                    None => "payload evicted".to_string(),
+                                    None => match self.preview_from_file(item.packet_seq) {
+                                        Some(text) => format!("{text} (from the capture)"),
+                                        None => "payload evicted".to_string(),
+                                    },
                                 };
-                                let shown = self.pinned.unwrap_or(latest) == item.id;
+                                let shown = self.pinned_file.is_none()
+                                    && self.pinned.unwrap_or(latest) == item.id;
                                 let text = format!("{} B · {preview}", item.size);
                                 if ui
                                     .add(egui::Button::selectable(shown, text).truncate())
@@ -853,7 +1051,9 @@ impl InspectorView {
                 }
                 if let Some(id) = pin {
                     self.pinned = (id != latest).then_some(id);
+                    self.pinned_file = None;
                 }
+                self.file_history_ui(ui, store, node, info, row_height);
                 ui.horizontal(|ui| {
                     let ready = self.compare.len() == 2;
                     if ui
@@ -863,8 +1063,11 @@ impl InspectorView {
                     {
                         self.comparison = self.compare_ticked(store, node);
                     }
-                    if self.pinned.is_some() && ui.button("Show latest").clicked() {
+                    if (self.pinned.is_some() || self.pinned_file.is_some())
+                        && ui.button("Show latest").clicked()
+                    {
                         self.pinned = None;
+                        self.pinned_file = None;
                     }
                     if !ready {
                         ui.weak("Tick two messages to compare them.");
@@ -872,6 +1075,63 @@ impl InspectorView {
                 });
                 self.comparison_ui(ui);
             });
+    }
+
+    /// The topic's messages the Store no longer keeps, newest first, read
+    /// from the capture an offline connection was opened from (only the
+    /// rows on screen are read).
+    fn file_history_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        store: &Store,
+        node: NodeId,
+        info: &TopicInfo<'_>,
+        row_height: f32,
+    ) {
+        let Some(offline) = self.offline.as_ref() else {
+            return;
+        };
+        let evicted = info.messages.saturating_sub(info.kept as u64);
+        if evicted == 0 {
+            return;
+        }
+        if self.file_ids_node != Some(node) {
+            self.file_ids = offline.message_ids_of(&store.path(node));
+            self.file_ids_node = Some(node);
+        }
+        let earlier = (evicted as usize).min(self.file_ids.len());
+        if earlier == 0 {
+            return;
+        }
+        ui.weak(format!(
+            "{earlier} earlier messages, read from the capture file on demand:"
+        ));
+        let ids = std::mem::take(&mut self.file_ids);
+        let mut pin = None;
+        ScrollArea::vertical()
+            .id_salt("inspector file history rows")
+            .max_height(140.0)
+            .auto_shrink([false, true])
+            .show_rows(ui, row_height, earlier, |ui, rows| {
+                for r in rows {
+                    let i = ids[earlier - 1 - r];
+                    let text = self.file_row(i);
+                    let shown = self.pinned_file == Some(i);
+                    if ui
+                        .add(egui::Button::selectable(shown, text).truncate())
+                        .clicked()
+                    {
+                        pin = Some(i);
+                    }
+                }
+            });
+        self.file_ids = ids;
+        if let Some(i) = pin {
+            self.pinned_file = Some(i);
+            self.pinned = None;
+            // The message above is drawn before this list: show the new one.
+            ui.ctx().request_repaint();
+        }
     }
 
     fn compare_ticked(&self, store: &Store, node: NodeId) -> Option<Comparison> {

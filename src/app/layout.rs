@@ -151,11 +151,13 @@ impl App {
                     .collect()
             })
             .unwrap_or_default();
+        let offline = self.offline.get(&conn).cloned();
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
         let super::connection::Connection { state, views } = connection;
         views.inspector.set_subscription_ids(ids);
+        views.inspector.set_offline(offline);
         if let Some(action) = views.inspector.ui(ui, &state.store, views.tree.selected) {
             self.actions.push(Action::Inspector(action));
         }
@@ -255,7 +257,12 @@ impl App {
                 return;
             };
             let super::connection::Connection { state, views } = connection;
-            if let Some(action) = views.timeline.ui(ui, &state.packets) {
+            // An opened capture pages through all its packets from the file.
+            let action = match self.offline.get(&conn) {
+                Some(offline) => views.timeline.offline_ui(ui, offline),
+                None => views.timeline.ui(ui, &state.packets),
+            };
+            if let Some(action) = action {
                 self.actions.push(Action::Timeline(action));
             }
         });

@@ -7,6 +7,7 @@ use super::subscriptions::SubState;
 use super::timeline::TimelineView;
 use super::{Action, App, Notice, connection_list};
 use crate::mqtt::{Command, ConnStatus, ConnectionId};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl App {
@@ -90,6 +91,7 @@ impl App {
                 {
                     self.worker.send(Command::Disconnect { conn });
                 }
+                self.offline.remove(&conn);
                 let at = self.open.iter().position(|c| *c == conn);
                 self.open.retain(|c| *c != conn);
                 // Closing the connection shown shows its neighbour.
@@ -223,7 +225,10 @@ impl App {
     /// own in the strip: it is read on its own thread, in batches fed to
     /// the connection like a live one's events.
     pub(super) fn open_capture(&mut self) {
-        let Some(path) = self.picker.pick_file("Open a capture file (.mqcap)") else {
+        let Some(path) = self
+            .picker
+            .pick_file("Open a capture file (.mqcap, .pcap, .pcapng)")
+        else {
             return;
         };
         let file_name = path
@@ -246,6 +251,9 @@ impl App {
         connection
             .state
             .log(format!("Opening the capture {}", path.display()), false);
+        connection.state.status = ConnStatus::Disconnected {
+            reason: Some("opening a capture file: reading its index…".into()),
+        };
         let ctx = self.wake.clone();
         let loader = crate::capture::loader::Loader::start(
             path,
@@ -273,7 +281,22 @@ impl App {
                             h.mqscope, h.broker, h.protocol, h.client_id, h.started
                         );
                         self.connection_mut(*conn).state.log(text, false);
+                        self.offline
+                            .insert(*conn, crate::capture::offline::Offline::File(file.clone()));
                         self.captures.insert(*conn, file);
+                    }
+                    LoadEvent::PcapOpened { streams, summary } => {
+                        self.pcap_opened(*conn, streams, summary);
+                    }
+                    LoadEvent::StreamBatch { stream, events } => {
+                        let Some(&target) = self.stream_conns.get(conn).and_then(|c| c.get(stream))
+                        else {
+                            continue;
+                        };
+                        let c = self.connection_mut(target);
+                        for kind in events {
+                            let _ = c.state.apply(kind);
+                        }
                     }
                     LoadEvent::Batch(events) => {
                         let c = self.connection_mut(*conn);
@@ -283,11 +306,28 @@ impl App {
                             let _ = c.state.apply(kind);
                         }
                         // Offline: whatever status the recording ended with.
+                        let (read, total) = loader.progress();
                         c.state.status = ConnStatus::Disconnected {
-                            reason: Some("a capture file, offline".into()),
+                            reason: Some(format!(
+                                "a capture file, offline: loading, {read} of {total} records read"
+                            )),
                         };
                     }
                     LoadEvent::Done { notice } => {
+                        if self.captures.contains_key(conn) {
+                            self.connection_mut(*conn).state.status = ConnStatus::Disconnected {
+                                reason: Some("a capture file, offline".into()),
+                            };
+                        }
+                        for target in self.stream_conns.remove(conn).unwrap_or_default() {
+                            let c = self.connection_mut(target);
+                            let total = c.state.store.total_messages();
+                            let packets = c.state.packets.pushed();
+                            c.state.log(
+                                format!("Stream read: {total} messages, {packets} packets"),
+                                false,
+                            );
+                        }
                         let c = self.connection_mut(*conn);
                         let total = c.state.store.total_messages();
                         let packets = c.state.packets.pushed();
@@ -305,7 +345,12 @@ impl App {
                         finished.push(*conn);
                     }
                     LoadEvent::Failed(text) => {
-                        self.connection_mut(*conn).state.log(text.clone(), true);
+                        self.stream_conns.remove(conn);
+                        let c = self.connection_mut(*conn);
+                        c.state.log(text.clone(), true);
+                        c.state.status = ConnStatus::Disconnected {
+                            reason: Some(format!("could not open: {text}")),
+                        };
                         self.notice = Some(Notice {
                             text: format!("Could not open the capture: {text}"),
                             is_error: true,
@@ -317,5 +362,100 @@ impl App {
         }
         self.loaders = loaders;
         self.loaders.retain(|(c, _)| !finished.contains(c));
+    }
+
+    /// A pcap file was decoded: each stream becomes a connection of its
+    /// own, named by its endpoints (the first one takes the entry made when
+    /// the file was chosen); TLS streams are listed as encrypted.
+    fn pcap_opened(
+        &mut self,
+        first: ConnectionId,
+        streams: Vec<Arc<crate::capture::pcap::Stream>>,
+        summary: String,
+    ) {
+        use crate::capture::pcap::StreamKind;
+        let Some(first_entry) = self.entry_of(first) else {
+            return;
+        };
+        let path = self.book.entries[first_entry].capture.clone();
+        self.connection_mut(first).state.log(summary.clone(), false);
+        if streams.is_empty() {
+            let text = format!("No MQTT connection found in {summary}");
+            let c = self.connection_mut(first);
+            c.state.log(text.clone(), true);
+            c.state.status = ConnStatus::Disconnected {
+                reason: Some("no MQTT connection in this file".into()),
+            };
+            self.notice = Some(Notice {
+                text,
+                is_error: true,
+            });
+            return;
+        }
+        let shown = self.book.selected;
+        let mut conns = Vec::new();
+        for (i, stream) in streams.into_iter().enumerate() {
+            let info = &stream.info;
+            let name = match info.kind {
+                StreamKind::Mqtt(_) => format!("{} -> {}", info.client, info.broker),
+                StreamKind::Encrypted => {
+                    format!("encrypted {} -> {}", info.client, info.broker)
+                }
+                StreamKind::MqttLevel(_) => {
+                    format!("undecoded {} -> {}", info.client, info.broker)
+                }
+            };
+            let profile = crate::profile::Profile {
+                name: self.book.unique_name(&name),
+                host: info.broker.ip().to_string(),
+                port: info.broker.port(),
+                ..crate::profile::Profile::default()
+            };
+            let conn = if i == 0 {
+                self.book.entries[first_entry].profile = profile;
+                first
+            } else {
+                self.book.entries.push(super::Entry {
+                    capture: path.clone(),
+                    ..super::Entry::new(profile)
+                });
+                self.book.selected = self.book.entries.len() - 1;
+                let Some(conn) = self.conn_id_for_selected() else {
+                    continue;
+                };
+                conn
+            };
+            let reason = match info.kind {
+                StreamKind::Mqtt(v) => format!("{} from a pcap file, offline", v.label()),
+                kind => format!("{}: its MQTT is not shown", kind.label()),
+            };
+            let c = self.connection_mut(conn);
+            c.state.log(
+                format!(
+                    "pcap stream {}: {}, client {} -> broker {}, {} packets, {} messages",
+                    info.id + 1,
+                    info.kind.label(),
+                    info.client,
+                    info.broker,
+                    stream.records.len(),
+                    stream.messages.len()
+                ),
+                info.kind == StreamKind::Encrypted,
+            );
+            for problem in &info.problems {
+                c.state.log(problem.clone(), true);
+            }
+            c.state.status = ConnStatus::Disconnected {
+                reason: Some(reason),
+            };
+            self.offline
+                .insert(conn, crate::capture::offline::Offline::Stream(stream));
+            if !self.open.contains(&conn) {
+                self.open.push(conn);
+            }
+            conns.push(conn);
+        }
+        self.book.selected = shown;
+        self.stream_conns.insert(first, conns);
     }
 }

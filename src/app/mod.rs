@@ -247,6 +247,12 @@ pub struct App {
     loaders: Vec<(ConnectionId, crate::capture::loader::Loader)>,
     /// Captures opened in the window, for reads on demand.
     captures: HashMap<ConnectionId, Arc<crate::capture::file::CaptureFile>>,
+    /// Offline connections (captures, pcap streams): what their timeline
+    /// pages through and their inspector reads evicted payloads from.
+    offline: HashMap<ConnectionId, crate::capture::offline::Offline>,
+    /// A pcap file's loader (keyed by its first connection): the
+    /// connection of each of its streams.
+    stream_conns: HashMap<ConnectionId, Vec<ConnectionId>>,
     /// The window's context, for threads that wake it.
     wake: egui::Context,
     /// The replay form's fields, the live connection chosen, and the
@@ -398,6 +404,8 @@ impl App {
             pending_png: None,
             loaders: Vec::new(),
             captures: HashMap::new(),
+            offline: HashMap::new(),
+            stream_conns: HashMap::new(),
             wake: ctx.clone(),
             replay_form: capture_ui::ReplayForm::default(),
             replay_target: None,

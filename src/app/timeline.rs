@@ -2,9 +2,11 @@
 //! connection (client lane left, broker lane right, time running down), with
 //! filters, a detail pane for the clicked packet, and export actions.
 //!
-//! Self-contained: it reads a [`PacketLog`] and returns [`TimelineAction`]s
+//! Self-contained: it reads a [`PacketLog`] (a live connection) or pages
+//! through an opened capture ([`Offline`]), and returns [`TimelineAction`]s
 //! for what it cannot do itself (change the log, save a file).
 
+use crate::capture::offline::Offline;
 use crate::model::flows::{
     ALL_KINDS, Flow, FlowState, KindSet, PacketFilter, PacketLog, Seq, flow_rgb, format_relative,
     packet_label, to_jsonl, to_svg,
@@ -52,6 +54,56 @@ pub struct TimelineView {
     rows_pushed: u64,
     capacity_edit: usize,
     jump_to_bottom: bool,
+    /// Paging through an opened capture's packets (instead of a PacketLog).
+    paged: Paged,
+}
+
+/// Records loaded around the rows on screen, beyond them on each side, so
+/// the flows of the rows shown are linked and scrolling a little reads
+/// nothing.
+const PAGE_MARGIN: usize = 256;
+/// A page spanning more records than this (a sparse filter's rows) is read
+/// row by row, without flows.
+const PAGE_MAX: usize = 4096;
+/// Records the filter reads from the capture per frame.
+const SCAN_PER_FRAME: usize = 20_000;
+
+/// Where a jump button sends the paged timeline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Jump {
+    Start,
+    End,
+}
+
+/// The view of an opened capture: every packet it holds, read from it a
+/// page at a time.
+#[derive(Debug, Default)]
+struct Paged {
+    /// The source's packet count when last drawn.
+    total: usize,
+    /// Time of the capture's first packet: the timeline's zero.
+    origin: Option<u64>,
+    /// Positions (in the capture) of the records in `page`, in order.
+    page_pos: Vec<usize>,
+    /// Their sequence numbers in `page`.
+    page_seq: Vec<Seq>,
+    /// The records loaded, with the flows they form among themselves.
+    page: PacketLog,
+    error: Option<String>,
+    /// Positions of the packets that pass `scan_filter`, oldest first, as
+    /// far as `scanned`.
+    matches: Vec<usize>,
+    scanned: usize,
+    scan_filter: Option<PacketFilter>,
+    /// The recent records the scan saw: a PUBACK matches a topic filter
+    /// through the flow of its PUBLISH.
+    scan_log: Option<PacketLog>,
+    jump: Option<Jump>,
+    /// The clicked packet, by its position in the capture (numbers in a
+    /// page change as pages load).
+    selected_pos: Option<usize>,
+    /// Rows on screen last frame, for the header.
+    visible: std::ops::Range<usize>,
 }
 
 impl Default for TimelineView {
@@ -65,6 +117,7 @@ impl Default for TimelineView {
             rows_pushed: 0,
             capacity_edit: 0,
             jump_to_bottom: true,
+            paged: Paged::default(),
         }
     }
 }
@@ -121,10 +174,313 @@ impl TimelineView {
             egui::Panel::right("mqscope_timeline_detail")
                 .resizable(true)
                 .default_size(280.0)
-                .show(ui, |ui| self.detail_ui(ui, log));
+                .show(ui, |ui| self.detail_ui(ui, log, log.origin_us(), true));
         }
         self.diagram_ui(ui, log);
         action
+    }
+
+    /// The timeline of an opened capture: a scrollbar over all its packets,
+    /// only the rows on screen (and a margin) read from it; the filter runs
+    /// over the whole capture, a slice per frame.
+    pub fn offline_ui(&mut self, ui: &mut egui::Ui, source: &Offline) -> Option<TimelineAction> {
+        let total = source.packet_count();
+        let p = &mut self.paged;
+        p.total = total;
+        if p.origin.is_none() && total > 0 {
+            p.origin = source
+                .packets(0..1)
+                .ok()
+                .and_then(|r| r.first().map(|r| r.t_us));
+        }
+        // The flow filter names flows of a page: not meaningful across pages.
+        self.filter.flow = None;
+        if self.filter.is_empty() {
+            p.scan_filter = None;
+            p.matches.clear();
+            p.scanned = 0;
+            p.scan_log = None;
+        } else {
+            if p.scan_filter.as_ref() != Some(&self.filter) {
+                p.scan_filter = Some(self.filter.clone());
+                p.matches.clear();
+                p.scanned = 0;
+                p.scan_log = Some(PacketLog::new(PAGE_MAX));
+            }
+            if p.scanned < total {
+                let end = (p.scanned + SCAN_PER_FRAME).min(total);
+                match source.packets(p.scanned..end) {
+                    Ok(records) => {
+                        let log = p.scan_log.get_or_insert_with(|| PacketLog::new(PAGE_MAX));
+                        for (k, r) in records.into_iter().enumerate() {
+                            log.push(r);
+                            if let Some(e) = log.entries().next_back()
+                                && log.matches(e, &self.filter)
+                            {
+                                p.matches.push(p.scanned + k);
+                            }
+                        }
+                        p.scanned = end;
+                    }
+                    Err(e) => {
+                        p.error = Some(e);
+                        p.scanned = total;
+                    }
+                }
+                ui.ctx().request_repaint();
+            }
+        }
+        let mut action = None;
+        self.offline_header_ui(ui, source, &mut action);
+        ui.separator();
+        self.selected = self.paged_seq_of(self.paged.selected_pos);
+        if self.paged.selected_pos.is_some() {
+            let origin = self.paged.origin.unwrap_or(0);
+            let page = std::mem::take(&mut self.paged.page);
+            egui::Panel::right("mqscope_timeline_detail")
+                .resizable(true)
+                .default_size(280.0)
+                .show(ui, |ui| self.detail_ui(ui, &page, origin, false));
+            self.paged.page = page;
+            if self.selected.is_none() && self.paged.selected_pos.is_some() {
+                // Closed in the detail pane.
+                self.paged.selected_pos = None;
+            }
+        }
+        self.offline_diagram_ui(ui, source);
+        action
+    }
+
+    /// The number in the loaded page of the packet at capture position `pos`.
+    fn paged_seq_of(&self, pos: Option<usize>) -> Option<Seq> {
+        let i = self.paged.page_pos.binary_search(&pos?).ok()?;
+        self.paged.page_seq.get(i).copied()
+    }
+
+    /// How many rows the paged timeline has: every packet, or the matches.
+    fn paged_rows(&self) -> usize {
+        if self.paged.scan_filter.is_some() {
+            self.paged.matches.len()
+        } else {
+            self.paged.total
+        }
+    }
+
+    /// The capture position shown on row `row`.
+    fn paged_pos(&self, row: usize) -> Option<usize> {
+        if self.paged.scan_filter.is_some() {
+            self.paged.matches.get(row).copied()
+        } else {
+            (row < self.paged.total).then_some(row)
+        }
+    }
+
+    fn offline_header_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        source: &Offline,
+        action: &mut Option<TimelineAction>,
+    ) {
+        let p = &self.paged;
+        let rows = self.paged_rows();
+        let shown = if p.visible.is_empty() || rows == 0 {
+            "no packets on screen".to_string()
+        } else {
+            let first = self.paged_pos(p.visible.start).map_or(0, |x| x + 1);
+            let last = self
+                .paged_pos(p.visible.end.saturating_sub(1).min(rows - 1))
+                .map_or(0, |x| x + 1);
+            format!("packets {first}–{last}")
+        };
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{shown} of {} packets · {}, read from it as you scroll",
+                p.total,
+                source.describe()
+            ));
+        });
+        if p.scan_filter.is_some() {
+            let text = if p.scanned < p.total {
+                format!(
+                    "filtering the whole capture: {} matches in the first {} of {} packets…",
+                    p.matches.len(),
+                    p.scanned,
+                    p.total
+                )
+            } else {
+                format!(
+                    "{} of {} packets match the filter (the whole capture)",
+                    p.matches.len(),
+                    p.total
+                )
+            };
+            ui.label(text);
+        }
+        if let Some(e) = &p.error {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("Could not read the capture: {e}"),
+            );
+        }
+        ui.horizontal(|ui| {
+            if ui
+                .button("Jump to start")
+                .on_hover_text("The capture's first packet")
+                .clicked()
+            {
+                self.paged.jump = Some(Jump::Start);
+            }
+            if ui
+                .button("Jump to end")
+                .on_hover_text("The capture's last packet")
+                .clicked()
+            {
+                self.paged.jump = Some(Jump::End);
+            }
+            let entries = || {
+                self.paged
+                    .page_seq
+                    .iter()
+                    .filter_map(|&s| self.paged.page.get(s))
+            };
+            if ui
+                .button("Export JSONL")
+                .on_hover_text("The packets loaded around the rows on screen")
+                .clicked()
+            {
+                *action = Some(TimelineAction::ExportJsonl(to_jsonl(entries())));
+            }
+            if ui
+                .button("Export SVG")
+                .on_hover_text("The packets loaded around the rows on screen")
+                .clicked()
+            {
+                *action = Some(TimelineAction::ExportSvg(to_svg(
+                    &self.paged.page,
+                    entries(),
+                )));
+            }
+            self.filter_widgets_ui(ui);
+        });
+    }
+
+    /// Loads the records of `rows` (plus a margin) unless already loaded.
+    fn load_page(&mut self, source: &Offline, rows: std::ops::Range<usize>) {
+        let positions: Vec<usize> = rows.clone().filter_map(|r| self.paged_pos(r)).collect();
+        let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
+            return;
+        };
+        let p = &mut self.paged;
+        let loaded = |x: &usize| p.page_pos.binary_search(x).is_ok();
+        if positions.iter().all(loaded) {
+            return;
+        }
+        let mut log = PacketLog::new(PAGE_MAX * 2);
+        let mut pos = Vec::new();
+        let mut seqs = Vec::new();
+        let result = if last - first < PAGE_MAX {
+            let start = first.saturating_sub(PAGE_MARGIN);
+            let end = (last + 1 + PAGE_MARGIN).min(p.total);
+            source.packets(start..end).map(|records| {
+                for (k, r) in records.into_iter().enumerate() {
+                    seqs.push(push_seq(&mut log, r));
+                    pos.push(start + k);
+                }
+            })
+        } else {
+            positions.iter().try_for_each(|&x| {
+                source.packets(x..x + 1).map(|records| {
+                    for r in records {
+                        seqs.push(push_seq(&mut log, r));
+                        pos.push(x);
+                    }
+                })
+            })
+        };
+        match result {
+            Ok(()) => {
+                p.page = log;
+                p.page_pos = pos;
+                p.page_seq = seqs;
+                p.error = None;
+            }
+            Err(e) => p.error = Some(e),
+        }
+    }
+
+    fn offline_diagram_ui(&mut self, ui: &mut egui::Ui, source: &Offline) {
+        self.lane_titles_ui(ui);
+        let rows = self.paged_rows();
+        let row_step = ROW_H + ui.spacing().item_spacing.y;
+        let mut scroll = egui::ScrollArea::vertical()
+            .id_salt("mqscope_timeline_pages")
+            .auto_shrink(false);
+        match self.paged.jump.take() {
+            Some(Jump::Start) => scroll = scroll.vertical_scroll_offset(0.0),
+            Some(Jump::End) => {
+                // The exact bottom: show_rows overflows on f32::MAX.
+                let content = rows as f32 * row_step;
+                scroll = scroll.vertical_scroll_offset((content - ui.available_height()).max(0.0));
+            }
+            None => {}
+        }
+        let origin = self.paged.origin.unwrap_or(0);
+        let output = scroll.show_rows(ui, ROW_H, rows, |ui, range| {
+            self.paged.visible = range.clone();
+            self.load_page(source, range.clone());
+            let page = std::mem::take(&mut self.paged.page);
+            let mut clicked = None;
+            for row in range {
+                let seq = self.paged_pos(row).and_then(|x| {
+                    let i = self.paged.page_pos.binary_search(&x).ok()?;
+                    self.paged.page_seq.get(i).copied()
+                });
+                match seq {
+                    Some(seq) => {
+                        if let Some(seq) = self.row_ui(ui, &page, seq, origin) {
+                            clicked = Some(seq);
+                        }
+                    }
+                    None => {
+                        ui.allocate_exact_size(vec2(ui.available_width(), ROW_H), Sense::hover());
+                    }
+                }
+            }
+            self.paged.page = page;
+            clicked
+        });
+        if rows == 0 {
+            self.paged.visible = 0..0;
+        }
+        if let Some(seq) = output.inner {
+            let pos = self
+                .paged
+                .page_seq
+                .iter()
+                .position(|&s| s == seq)
+                .and_then(|i| self.paged.page_pos.get(i).copied());
+            self.paged.selected_pos = if self.paged.selected_pos == pos {
+                None
+            } else {
+                pos
+            };
+            self.selected = self.paged_seq_of(self.paged.selected_pos);
+        }
+    }
+
+    /// "Client" and "Broker" above the lanes drawn in the rows below.
+    fn lane_titles_ui(&self, ui: &mut egui::Ui) {
+        let (title_rect, _) =
+            ui.allocate_exact_size(vec2(ui.available_width(), 18.0), Sense::hover());
+        let (client_x, broker_x) = lanes(title_rect);
+        ui.place(
+            egui::Rect::from_center_size(pos2(client_x, title_rect.center().y), vec2(80.0, 18.0)),
+            Label::new(RichText::new("Client").strong()),
+        );
+        ui.place(
+            egui::Rect::from_center_size(pos2(broker_x, title_rect.center().y), vec2(80.0, 18.0)),
+            Label::new(RichText::new("Broker").strong()),
+        );
     }
 
     fn header_ui(
@@ -200,36 +556,7 @@ impl TimelineView {
                 self.rows_key = None;
                 self.refresh_rows(log);
             }
-            let shown_kinds = ALL_KINDS
-                .iter()
-                .filter(|&&k| self.filter.kinds.contains(k))
-                .count();
-            let kinds_title = if shown_kinds == ALL_KINDS.len() {
-                "Kinds: all".to_string()
-            } else {
-                format!("Kinds: {shown_kinds}/{}", ALL_KINDS.len())
-            };
-            ui.menu_button(kinds_title, |ui| {
-                ui.horizontal(|ui| {
-                    if ui.button("All").clicked() {
-                        self.filter.kinds = KindSet::all();
-                    }
-                    if ui.button("None").clicked() {
-                        self.filter.kinds = KindSet::none();
-                    }
-                });
-                for kind in ALL_KINDS {
-                    let mut on = self.filter.kinds.contains(kind);
-                    if ui.checkbox(&mut on, kind.name()).changed() {
-                        self.filter.kinds.set(kind, on);
-                    }
-                }
-            });
-            ui.add(
-                TextEdit::singleline(&mut self.filter.topic)
-                    .hint_text("filter by topic")
-                    .desired_width(160.0),
-            );
+            self.filter_widgets_ui(ui);
             if let Some(flow) = self.filter.flow
                 && ui.button(format!("only flow #{flow} · show all")).clicked()
             {
@@ -238,19 +565,45 @@ impl TimelineView {
         });
     }
 
+    /// The kind menu and the topic field.
+    fn filter_widgets_ui(&mut self, ui: &mut egui::Ui) {
+        let shown_kinds = ALL_KINDS
+            .iter()
+            .filter(|&&k| self.filter.kinds.contains(k))
+            .count();
+        let kinds_title = if shown_kinds == ALL_KINDS.len() {
+            "Kinds: all".to_string()
+        } else {
+            format!("Kinds: {shown_kinds}/{}", ALL_KINDS.len())
+        };
+        ui.menu_button(kinds_title, |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("All").clicked() {
+                    self.filter.kinds = KindSet::all();
+                }
+                if ui.button("None").clicked() {
+                    self.filter.kinds = KindSet::none();
+                }
+            });
+            for kind in ALL_KINDS {
+                let mut on = self.filter.kinds.contains(kind);
+                if ui.checkbox(&mut on, kind.name()).changed() {
+                    self.filter.kinds.set(kind, on);
+                }
+            }
+        });
+        ui.add(
+            TextEdit::singleline(&mut self.filter.topic)
+                .hint_text("filter by topic")
+                .desired_width(160.0),
+        )
+        .widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Filter packets by topic")
+        });
+    }
+
     fn diagram_ui(&mut self, ui: &mut egui::Ui, log: &PacketLog) {
-        // Lane titles, aligned with the lanes drawn in the rows below.
-        let (title_rect, _) =
-            ui.allocate_exact_size(vec2(ui.available_width(), 18.0), Sense::hover());
-        let (client_x, broker_x) = lanes(title_rect);
-        ui.place(
-            egui::Rect::from_center_size(pos2(client_x, title_rect.center().y), vec2(80.0, 18.0)),
-            Label::new(RichText::new("Client").strong()),
-        );
-        ui.place(
-            egui::Rect::from_center_size(pos2(broker_x, title_rect.center().y), vec2(80.0, 18.0)),
-            Label::new(RichText::new("Broker").strong()),
-        );
+        self.lane_titles_ui(ui);
 
         let mut scroll = egui::ScrollArea::vertical()
             .auto_shrink(false)
@@ -387,7 +740,7 @@ impl TimelineView {
         (response.clicked() || label.clicked()).then_some(seq)
     }
 
-    fn detail_ui(&mut self, ui: &mut egui::Ui, log: &PacketLog) {
+    fn detail_ui(&mut self, ui: &mut egui::Ui, log: &PacketLog, origin: u64, flow_filter: bool) {
         let Some(entry) = self.selected.and_then(|s| log.get(s)) else {
             ui.label("The selected packet is no longer in the log.");
             if ui.button("Close").clicked() {
@@ -409,7 +762,7 @@ impl TimelineView {
                     .num_columns(2)
                     .striped(true)
                     .show(ui, |ui| {
-                        for (name, value) in record_fields(r, log.origin_us()) {
+                        for (name, value) in record_fields(r, origin) {
                             ui.label(name);
                             ui.label(value);
                             ui.end_row();
@@ -458,7 +811,9 @@ impl TimelineView {
                 if let Some(latency) = stats.latency_us {
                     ui.label(format!("round trip {}", format_relative(latency)));
                 }
-                if self.filter.flow == Some(flow.id) {
+                if !flow_filter {
+                    // A capture's pages link flows only within what is loaded.
+                } else if self.filter.flow == Some(flow.id) {
                     if ui.button("Show all flows").clicked() {
                         self.filter.flow = None;
                     }
@@ -467,6 +822,15 @@ impl TimelineView {
                 }
             });
     }
+}
+
+/// Adds `r` to `log`; returns the sequence number it has there.
+fn push_seq(log: &mut PacketLog, mut r: PacketRecord) -> Seq {
+    // Numbered in the order loaded: the log finds records by consecutive
+    // numbers, and a sparse page (a filter's rows) has gaps.
+    r.seq = log.pushed();
+    log.push(r);
+    log.entries().next_back().map_or(0, |e| e.seq)
 }
 
 /// x of the client and broker lanes within a row of the diagram.

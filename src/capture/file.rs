@@ -407,11 +407,17 @@ impl CaptureFile {
 
     /// Message `i` of the capture, payload included.
     pub fn message(&self, i: u32) -> Result<Message, CaptureError> {
+        self.message_head(i, usize::MAX)
+    }
+
+    /// Message `i` with at most the first `max` bytes of its payload (a
+    /// history row's preview; its length is in [`Self::message_info`]).
+    pub fn message_head(&self, i: u32, max: usize) -> Result<Message, CaptureError> {
         let Some(e) = self.index.messages.get(i as usize).copied() else {
             return Err(self.out_of_range("message", i as usize, self.index.messages.len()));
         };
         let meta_at = e.offset + (FRAME_HEAD + BODY_HEAD) as u64;
-        let mut buf = vec![0u8; e.meta_len as usize + e.payload_len as usize];
+        let mut buf = vec![0u8; e.meta_len as usize + (e.payload_len as usize).min(max)];
         self.read_at(meta_at, &mut buf)?;
         let payload = bytes::Bytes::copy_from_slice(&buf[e.meta_len as usize..]);
         buf.truncate(e.meta_len as usize);
@@ -432,6 +438,17 @@ impl CaptureFile {
         };
         let at = e.offset + (FRAME_HEAD + BODY_HEAD) as u64 + e.meta_len as u64;
         let mut buf = vec![0u8; e.payload_len as usize];
+        self.read_at(at, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// The first `max` bytes of the payload of message `i` (a preview).
+    pub fn payload_prefix(&self, i: u32, max: usize) -> Result<Vec<u8>, CaptureError> {
+        let Some(e) = self.index.messages.get(i as usize).copied() else {
+            return Err(self.out_of_range("message", i as usize, self.index.messages.len()));
+        };
+        let at = e.offset + (FRAME_HEAD + BODY_HEAD) as u64 + e.meta_len as u64;
+        let mut buf = vec![0u8; (e.payload_len as usize).min(max)];
         self.read_at(at, &mut buf)?;
         Ok(buf)
     }

@@ -2,11 +2,14 @@
 //! indexes the file, then streams its records as the same `EventKind`s a
 //! live connection produces, in bounded batches over a bounded channel (so
 //! memory stays flat however large the file), while the window drains a
-//! few batches per frame into the connection's state.
+//! few batches per frame into the connection's state. A pcap/pcapng file
+//! is decoded whole (TCP reassembly needs it), then each of its streams is
+//! streamed the same way, to a connection of its own.
 
 use super::file::CaptureFile;
-use crate::mqtt::{EventKind, Wake};
-use std::path::PathBuf;
+use super::pcap::{Capture, ReadOptions, Stream, StreamKind};
+use crate::mqtt::{ConnStatus, EventKind, Wake};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
@@ -28,6 +31,132 @@ pub enum LoadEvent {
     Done { notice: Option<String> },
     /// The capture could not be opened or read, in words.
     Failed(String),
+    /// A pcap/pcapng file was decoded: its MQTT (and TLS) streams, each to
+    /// be shown as a connection of its own, and a line on what else the
+    /// file held. Comes before the streams' batches.
+    PcapOpened {
+        streams: Vec<Arc<Stream>>,
+        summary: String,
+    },
+    /// The next records of pcap stream `stream` (its position in
+    /// `PcapOpened::streams`), as a live connection's events.
+    StreamBatch {
+        stream: usize,
+        events: Vec<EventKind>,
+    },
+}
+
+/// True when the file starts like a pcap or pcapng file.
+pub fn is_pcap(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && (matches!(
+            u32::from_le_bytes(head),
+            0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1
+        ) || u32::from_be_bytes(head) == 0x0a0d0d0a)
+}
+
+/// A pcap stream's packets and messages in wire order, as events: each
+/// message right after the PUBLISH record that carried it, and a closed
+/// connection's end as a status.
+pub fn stream_events(stream: &Stream) -> Vec<EventKind> {
+    let mut out = Vec::with_capacity(stream.records.len() + stream.messages.len() + 1);
+    let mut messages = stream.messages.iter().peekable();
+    for (i, record) in stream.records.iter().enumerate() {
+        // Messages whose record is not kept (none in practice) come first.
+        while let Some(m) = messages.next_if(|m| m.packet_seq.is_none_or(|s| s < i as u64)) {
+            out.push(EventKind::Message(m.clone()));
+        }
+        out.push(EventKind::Packet(record.clone()));
+        while let Some(m) = messages.next_if(|m| m.packet_seq == Some(i as u64)) {
+            out.push(EventKind::Message(m.clone()));
+        }
+    }
+    out.extend(messages.map(|m| EventKind::Message(m.clone())));
+    if stream.info.closed && matches!(stream.info.kind, StreamKind::Mqtt(_)) {
+        out.push(EventKind::Status(ConnStatus::Disconnected {
+            reason: Some("the TCP connection closed inside the capture".into()),
+        }));
+    }
+    out
+}
+
+/// What a pcap file held besides its MQTT streams, in one line.
+fn pcap_summary(path: &Path, c: &Capture) -> String {
+    let mqtt = c
+        .streams
+        .iter()
+        .filter(|s| matches!(s.info.kind, StreamKind::Mqtt(_)))
+        .count();
+    let encrypted = c
+        .streams
+        .iter()
+        .filter(|s| s.info.kind == StreamKind::Encrypted)
+        .count();
+    format!(
+        "{}: {} frames, {mqtt} MQTT streams, {encrypted} encrypted (TLS) streams, {} other \
+         streams; {} other TCP connections, {} frames not TCP, {} unreadable frames",
+        path.display(),
+        c.frames,
+        c.streams.len() - mqtt - encrypted,
+        c.other_tcp,
+        c.not_tcp,
+        c.unreadable
+    )
+}
+
+/// Decodes a pcap file and streams its connections' events.
+fn load_pcap(
+    path: &Path,
+    send: &dyn Fn(LoadEvent) -> bool,
+    cancel: &AtomicBool,
+    read: &AtomicU64,
+    total: &AtomicU64,
+) {
+    let (capture, damage) = match Capture::open_partial(path, ReadOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            send(LoadEvent::Failed(e.to_string()));
+            return;
+        }
+    };
+    let summary = pcap_summary(path, &capture);
+    let frames = capture.frames;
+    let streams: Vec<Arc<Stream>> = capture.streams.into_iter().map(Arc::new).collect();
+    total.store(
+        streams
+            .iter()
+            .map(|s| (s.records.len() + s.messages.len()) as u64)
+            .sum(),
+        Ordering::Release,
+    );
+    if !send(LoadEvent::PcapOpened {
+        streams: streams.clone(),
+        summary,
+    }) {
+        return;
+    }
+    for (i, stream) in streams.iter().enumerate() {
+        let mut events = stream_events(stream);
+        while !events.is_empty() {
+            if cancel.load(Ordering::Acquire) {
+                return;
+            }
+            let rest = events.split_off(events.len().min(BATCH_EVENTS));
+            read.fetch_add(events.len() as u64, Ordering::AcqRel);
+            if !send(LoadEvent::StreamBatch {
+                stream: i,
+                events: std::mem::replace(&mut events, rest),
+            }) {
+                return;
+            }
+        }
+    }
+    send(LoadEvent::Done {
+        notice: damage.map(|e| format!("{e}: showing the {} frames before it", frames)),
+    });
 }
 
 /// A capture being loaded. Dropping it cancels the loading.
@@ -57,6 +186,15 @@ impl Loader {
                     }
                     ok
                 };
+                // A file named .pcap that is not one is told so by the pcap
+                // reader, in pcap terms.
+                let named_pcap = path.extension().is_some_and(|e| {
+                    e.eq_ignore_ascii_case("pcap") || e.eq_ignore_ascii_case("pcapng")
+                });
+                if is_pcap(&path) || (named_pcap && !super::file::is_capture(&path)) {
+                    load_pcap(&path, &send, &c, &r, &t);
+                    return;
+                }
                 let capture = match CaptureFile::open(&path) {
                     Ok(c) => Arc::new(c),
                     Err(e) => {

@@ -5,8 +5,10 @@
 //! messages exported to CSV or JSON Lines (`export`). `cli` holds the
 //! `read` and `export` subcommands.
 //!
-//! Pure data and files: no egui, no tokio. The GUI opens a
-//! [`pcap::Capture`] (streams → records + messages) like a connection.
+//! Pure data and files: no egui, no tokio. The window opens a capture or
+//! a [`pcap::Capture`] (streams → records + messages) on the `loader`
+//! thread, as connections fed like live ones; `offline` is what their
+//! timeline pages through and their inspector reads evicted payloads from.
 
 pub mod cli;
 pub mod decode;
@@ -16,6 +18,7 @@ pub mod file_cli;
 pub mod format;
 pub mod live_cli;
 pub mod loader;
+pub mod offline;
 pub mod pcap;
 pub mod record;
 pub mod replay;

@@ -229,8 +229,20 @@ impl Sink for Capture {
 impl Capture {
     /// Reads and decodes a whole file.
     pub fn open(path: &Path, options: ReadOptions) -> Result<Capture, ReadError> {
+        match Capture::open_partial(path, options)? {
+            (capture, None) => Ok(capture),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Like [`Capture::open`], but a file cut short or damaged after its
+    /// first frame gives what was read before that point, and the error.
+    pub fn open_partial(
+        path: &Path,
+        options: ReadOptions,
+    ) -> Result<(Capture, Option<ReadError>), ReadError> {
         let mut capture = Capture::default();
-        let summary = read_file(path, options, &mut capture)?;
+        let (summary, error) = read_file_partial(path, options, &mut capture)?;
         let mut streams: Vec<Option<Stream>> = capture.streams.drain(..).map(Some).collect();
         capture.streams = summary
             .streams
@@ -254,7 +266,7 @@ impl Capture {
         capture.not_tcp = summary.not_tcp;
         capture.unreadable = summary.unreadable;
         capture.other_tcp = summary.other_tcp;
-        Ok(capture)
+        Ok((capture, error))
     }
 }
 
@@ -265,6 +277,20 @@ pub fn read_file(
     options: ReadOptions,
     sink: &mut dyn Sink,
 ) -> Result<Summary, ReadError> {
+    match read_file_partial(path, options, sink)? {
+        (summary, None) => Ok(summary),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// Like [`read_file`], but a file cut short or damaged after its first
+/// frame still gives what was read before that point, with the error
+/// beside it (the window shows both).
+pub fn read_file_partial(
+    path: &Path,
+    options: ReadOptions,
+    sink: &mut dyn Sink,
+) -> Result<(Summary, Option<ReadError>), ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -304,109 +330,120 @@ pub fn read_file(
             what: other.to_string(),
         },
     };
-    match u32::from_be_bytes(magic) {
-        0x0A0D0D0A => {
-            let mut r = pcap_file::pcapng::PcapNgReader::new(reader).map_err(|e| match e {
-                PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    ReadError::Truncated {
-                        path: path.to_path_buf(),
-                        frame: 0,
+    let read_frames = || -> Result<(), ReadError> {
+        match u32::from_be_bytes(magic) {
+            0x0A0D0D0A => {
+                let mut r = pcap_file::pcapng::PcapNgReader::new(reader).map_err(|e| match e {
+                    PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        ReadError::Truncated {
+                            path: path.to_path_buf(),
+                            frame: 0,
+                        }
                     }
-                }
-                other => ReadError::NotPcap {
-                    path: path.to_path_buf(),
-                    what: format!("its pcapng section header is invalid: {other}"),
-                },
-            })?;
-            let mut last_ts = Duration::ZERO;
-            while let Some(block) = r.next_block() {
-                if decoder.sink.done() {
-                    break;
-                }
-                let frame = decoder.summary.frames + 1;
-                let block = block.map_err(|e| frame_error(e, frame))?.into_owned();
-                let (interface, ts, data) = match block {
-                    Block::EnhancedPacket(p) => (p.interface_id, Some(p.timestamp), p.data),
-                    Block::SimplePacket(p) => (0, None, p.data),
-                    Block::Packet(p) => (
-                        u32::from(p.interface_id),
-                        Some(Duration::from_nanos(p.timestamp)),
-                        p.data,
-                    ),
-                    _ => continue,
-                };
-                let Some(idb) = r.interfaces().get(interface as usize) else {
-                    return Err(ReadError::Corrupt {
+                    other => ReadError::NotPcap {
                         path: path.to_path_buf(),
-                        frame,
+                        what: format!("its pcapng section header is invalid: {other}"),
+                    },
+                })?;
+                let mut last_ts = Duration::ZERO;
+                while let Some(block) = r.next_block() {
+                    if decoder.sink.done() {
+                        break;
+                    }
+                    let frame = decoder.summary.frames + 1;
+                    let block = block.map_err(|e| frame_error(e, frame))?.into_owned();
+                    let (interface, ts, data) = match block {
+                        Block::EnhancedPacket(p) => (p.interface_id, Some(p.timestamp), p.data),
+                        Block::SimplePacket(p) => (0, None, p.data),
+                        Block::Packet(p) => (
+                            u32::from(p.interface_id),
+                            Some(Duration::from_nanos(p.timestamp)),
+                            p.data,
+                        ),
+                        _ => continue,
+                    };
+                    let Some(idb) = r.interfaces().get(interface as usize) else {
+                        return Err(ReadError::Corrupt {
+                            path: path.to_path_buf(),
+                            frame,
+                            what: format!(
+                                "a packet names interface {interface}, which is not described"
+                            ),
+                        });
+                    };
+                    let link = idb.linktype;
+                    let ts = match ts {
+                        Some(raw) => {
+                            let t = pcapng_time(raw, &idb.options);
+                            last_ts = t;
+                            t
+                        }
+                        None => last_ts,
+                    };
+                    let data = data.into_owned();
+                    decoder.frame(path, link, ts, &data)?;
+                }
+            }
+            0xA1B2C3D4 | 0xD4C3B2A1 | 0xA1B23C4D | 0x4D3CB2A1 => {
+                let mut r = pcap_file::pcap::PcapReader::new(reader).map_err(|e| match e {
+                    PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        ReadError::Truncated {
+                            path: path.to_path_buf(),
+                            frame: 0,
+                        }
+                    }
+                    other => ReadError::NotPcap {
+                        path: path.to_path_buf(),
+                        what: format!("its pcap header is invalid: {other}"),
+                    },
+                })?;
+                let header = r.header();
+                if header.version_major != 2 {
+                    return Err(ReadError::NotPcap {
+                        path: path.to_path_buf(),
                         what: format!(
-                            "a packet names interface {interface}, which is not described"
+                            "its pcap header says version {}.{}, not 2.4",
+                            header.version_major, header.version_minor
                         ),
                     });
-                };
-                let link = idb.linktype;
-                let ts = match ts {
-                    Some(raw) => {
-                        let t = pcapng_time(raw, &idb.options);
-                        last_ts = t;
-                        t
-                    }
-                    None => last_ts,
-                };
-                let data = data.into_owned();
-                decoder.frame(path, link, ts, &data)?;
-            }
-        }
-        0xA1B2C3D4 | 0xD4C3B2A1 | 0xA1B23C4D | 0x4D3CB2A1 => {
-            let mut r = pcap_file::pcap::PcapReader::new(reader).map_err(|e| match e {
-                PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    ReadError::Truncated {
-                        path: path.to_path_buf(),
-                        frame: 0,
-                    }
                 }
-                other => ReadError::NotPcap {
-                    path: path.to_path_buf(),
-                    what: format!("its pcap header is invalid: {other}"),
-                },
-            })?;
-            let header = r.header();
-            if header.version_major != 2 {
+                let link = header.datalink;
+                if !supported(link) {
+                    return Err(ReadError::LinkType {
+                        path: path.to_path_buf(),
+                        link,
+                    });
+                }
+                while let Some(packet) = r.next_packet() {
+                    if decoder.sink.done() {
+                        break;
+                    }
+                    let frame = decoder.summary.frames + 1;
+                    let packet = packet.map_err(|e| frame_error(e, frame))?;
+                    decoder.frame(path, link, packet.timestamp, &packet.data)?;
+                }
+            }
+            _ => {
                 return Err(ReadError::NotPcap {
                     path: path.to_path_buf(),
                     what: format!(
-                        "its pcap header says version {}.{}, not 2.4",
-                        header.version_major, header.version_minor
+                        "it starts with {:02x} {:02x} {:02x} {:02x}, not a pcap or pcapng magic number",
+                        magic[0], magic[1], magic[2], magic[3]
                     ),
                 });
             }
-            let link = header.datalink;
-            if !supported(link) {
-                return Err(ReadError::LinkType {
-                    path: path.to_path_buf(),
-                    link,
-                });
-            }
-            while let Some(packet) = r.next_packet() {
-                if decoder.sink.done() {
-                    break;
-                }
-                let frame = decoder.summary.frames + 1;
-                let packet = packet.map_err(|e| frame_error(e, frame))?;
-                decoder.frame(path, link, packet.timestamp, &packet.data)?;
-            }
         }
-        _ => {
-            return Err(ReadError::NotPcap {
-                path: path.to_path_buf(),
-                what: format!(
-                    "it starts with {:02x} {:02x} {:02x} {:02x}, not a pcap or pcapng magic number",
-                    magic[0], magic[1], magic[2], magic[3]
-                ),
-            });
+        Ok(())
+    };
+    match read_frames() {
+        Ok(()) => Ok((decoder.finish(), None)),
+        Err(e @ (ReadError::Truncated { frame, .. } | ReadError::Corrupt { frame, .. }))
+            if frame > 1 =>
+        {
+            Ok((decoder.finish(), Some(e)))
         }
+        Err(e) => Err(e),
     }
-    Ok(decoder.finish())
 }
 
 fn supported(link: DataLink) -> bool {

@@ -1,0 +1,264 @@
+//! Captures larger than the window keeps in memory: the inspector reads
+//! payloads the history budget evicted back from the file, and the
+//! timeline pages through every packet of the capture (only the rows on
+//! screen are read), to the last one.
+
+mod common;
+
+use bytes::Bytes;
+use common::gui::{FakePicker, click, has_label, has_label_containing, step_until};
+use egui_kittest::kittest::Queryable as _;
+use mqscope::capture::format::{CaptureHeader, CaptureWriter};
+use mqscope::model::packet::{Direction, PacketKind, PacketRecord};
+use mqscope::model::protocol::{Message, Qos};
+use mqscope::model::store::HistoryLimits;
+use mqscope::mqtt::EventKind;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Writes a capture of `n` messages on `topic(i)` with `payload(i)`, each
+/// after its PUBLISH record, as the recorder writes a live connection.
+fn write_capture(
+    path: &Path,
+    n: u64,
+    topic: impl Fn(u64) -> String,
+    payload: impl Fn(u64) -> Vec<u8>,
+) {
+    let header = CaptureHeader {
+        broker: "127.0.0.1:1883".into(),
+        client_id: "paging".into(),
+        protocol: "MQTT 3.1.1".into(),
+        ..CaptureHeader::default()
+    };
+    let mut w = CaptureWriter::create(path, &header).expect("create");
+    for i in 0..n {
+        let topic = topic(i);
+        let payload = payload(i);
+        let mut r = PacketRecord::new(i * 10, Direction::In, PacketKind::Publish, None, 0);
+        r.seq = i;
+        r.qos = Some(0);
+        r.bytes = 4 + topic.len() + payload.len();
+        r.detail.topic = Some(topic.clone());
+        r.detail.retain = Some(false);
+        r.detail.dup = Some(false);
+        r.detail.payload_bytes = Some(payload.len());
+        w.packet(i * 10, &r).expect("packet");
+        let m = Message {
+            topic,
+            payload: Bytes::from(payload),
+            qos: Qos::AtMostOnce,
+            received: UNIX_EPOCH + Duration::from_micros(1_796_000_000_000_000 + i * 10),
+            packet_seq: Some(i),
+            ..Message::default()
+        };
+        w.event(i * 10, &EventKind::Message(m)).expect("message");
+    }
+    w.finish(n * 10).expect("finish");
+}
+
+fn open_in_window(
+    dir: &Path,
+    file: &Path,
+    picker: FakePicker,
+    limits: HistoryLimits,
+) -> egui_kittest::Harness<'static, mqscope::app::App> {
+    picker.answers.borrow_mut().push_back(file.to_path_buf());
+    mqscope::profile::ProfileStore::at(dir)
+        .save(&[mqscope::profile::Profile {
+            name: "desk".into(),
+            ..mqscope::profile::Profile::default()
+        }])
+        .expect("the profile is saved");
+    let mut harness = common::gui::app_with(dir, picker);
+    harness.state_mut().set_history_limits(limits);
+    assert!(harness.state_mut().open_offline("desk"));
+    harness.run_ok();
+    click(&mut harness, "+ Open…");
+    click(&mut harness, "Capture file…");
+    harness
+}
+
+/// A frame of 100 kB whose bytes say which frame it is.
+fn frame(i: u64) -> Vec<u8> {
+    let mut p = format!("frame {i:02}:").into_bytes();
+    p.extend((0..100_000 - p.len()).map(|k| b'a' + ((k as u64 * 7 + i) % 26) as u8));
+    p
+}
+
+#[test]
+fn the_inspector_reads_an_evicted_payload_back_from_the_capture() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("camera.mqcap");
+    // 40 frames of 100 kB: 4 MB, four times the 1 MiB budget below.
+    write_capture(&file, 40, |_| "cam/frame".into(), frame);
+    let saved = dir.path().join("frame00.bin");
+    let picker = FakePicker::default();
+    let saved_last = dir.path().join("frame39.bin");
+    // Payloads kept cut to 50 kB, and a 1 MiB budget for all of them.
+    let limits = HistoryLimits {
+        total_bytes: 1 << 20,
+        max_payload: 50_000,
+        ..HistoryLimits::default()
+    };
+    let mut harness = open_in_window(dir.path(), &file, picker.clone(), limits);
+    picker.answers.borrow_mut().push_back(saved_last.clone());
+    picker.answers.borrow_mut().push_back(saved.clone());
+    let name = "capture camera.mqcap";
+    step_until(&mut harness, "the capture read", LIMIT, |h| {
+        h.state()
+            .store_of(name)
+            .is_some_and(|s| s.total_messages() == 40)
+    });
+    let store = harness.state().store_of(name).expect("store");
+    assert!(
+        store.evicted_payloads() >= 15,
+        "the budget evicted most payloads ({} evicted)",
+        store.evicted_payloads()
+    );
+
+    // Tall enough for the inspector's history below the payload.
+    harness.set_size(egui::vec2(1280.0, 1600.0));
+    harness.run_ok();
+    click(&mut harness, "cam");
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_ok();
+    harness.key_press(egui::Key::ArrowDown);
+    harness.run_ok();
+    assert_eq!(
+        harness.state().selected_topic().as_deref(),
+        Some("cam/frame")
+    );
+    // The latest frame is kept cut short in memory: shown and saved whole,
+    // from the file.
+    assert!(has_label_containing(
+        &harness,
+        "Payload read from the capture file"
+    ));
+    assert!(!has_label_containing(&harness, "truncated: kept"));
+    click(&mut harness, "Save payload…");
+    step_until(&mut harness, "the latest payload saved", LIMIT, |_| {
+        saved_last.is_file()
+    });
+    assert_eq!(std::fs::read(&saved_last).expect("saved"), frame(39));
+
+    // Down the history (newest first) to the first frame's row: its
+    // preview read from the file, not "evicted".
+    for _ in 0..40 {
+        if has_label_containing(&harness, "B · frame 00:") {
+            break;
+        }
+        harness
+            .query_all_by_label_contains("B · frame")
+            .last()
+            .expect("history rows")
+            .scroll_down();
+        harness.run_ok();
+    }
+    assert!(has_label_containing(&harness, "B · frame 00:"));
+    assert!(!has_label_containing(&harness, "payload evicted"));
+    for _ in 0..2 {
+        harness
+            .query_all_by_label_contains("B · frame 00:")
+            .next()
+            .expect("the first frame's history row")
+            .scroll_to_me();
+        harness.run_ok();
+    }
+    harness
+        .query_all_by_label_contains("B · frame 00:")
+        .next()
+        .expect("the first frame's history row")
+        .click();
+    harness.run_ok();
+    assert!(has_label_containing(
+        &harness,
+        "An earlier message read from the capture file"
+    ));
+    assert!(has_label_containing(
+        &harness,
+        "earlier messages, read from the capture file"
+    ));
+    // Saved from the inspector: the whole first frame, byte for byte.
+    click(&mut harness, "Save payload…");
+    step_until(&mut harness, "the payload saved", LIMIT, |_| {
+        saved.is_file()
+    });
+    assert_eq!(std::fs::read(&saved).expect("saved"), frame(0));
+}
+
+#[test]
+fn the_timeline_pages_through_a_capture_larger_than_the_packet_log_to_its_last_packet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("long.mqcap");
+    const N: u64 = 25_000;
+    write_capture(
+        &file,
+        N,
+        |i| format!("t/{i}"),
+        |i| i.to_string().into_bytes(),
+    );
+    let mut harness = open_in_window(
+        dir.path(),
+        &file,
+        FakePicker::default(),
+        HistoryLimits::default(),
+    );
+    let name = "capture long.mqcap";
+    step_until(&mut harness, "the capture read", LIMIT, |h| {
+        h.state()
+            .store_of(name)
+            .is_some_and(|s| s.total_messages() == N)
+    });
+    step_until(&mut harness, "the load finished", LIMIT, |h| {
+        matches!(
+            h.state().status_of(name),
+            Some(mqscope::mqtt::ConnStatus::Disconnected { reason: Some(r) }) if r == "a capture file, offline"
+        )
+    });
+    // The in-memory packet log keeps its 10,000: more than that is paged.
+    let kept = harness.state().packet_log().map(|l| l.len());
+    assert_eq!(kept, Some(10_000));
+
+    click(&mut harness, "Timeline");
+    assert!(has_label_containing(&harness, "of 25000 packets"));
+    assert!(has_label_containing(&harness, "packets 1–"));
+    assert!(has_label_containing(&harness, "PUBLISH qos=0 8 B · t/0"));
+    assert!(!has_label_containing(&harness, "· t/24999"));
+
+    click(&mut harness, "Jump to end");
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "· t/24999"));
+    assert!(has_label_containing(&harness, "–25000 of 25000 packets"));
+    assert!(!has_label_containing(&harness, "· t/0"));
+
+    click(&mut harness, "Jump to start");
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "· t/0"));
+
+    // A topic filter runs over the whole capture, not only what is loaded.
+    common::gui::set_text(&mut harness, "Filter packets by topic", "t/2499");
+    step_until(&mut harness, "the whole capture filtered", LIMIT, |h| {
+        has_label_containing(
+            h,
+            "11 of 25000 packets match the filter (the whole capture)",
+        )
+    });
+    for topic in ["· t/2499", "· t/24990", "· t/24999"] {
+        assert!(
+            harness.query_all_by_label_contains(topic).next().is_some(),
+            "{topic}"
+        );
+    }
+    assert!(!has_label_containing(&harness, "· t/0"));
+    // The last packet's fields, from the file.
+    harness
+        .query_all_by_label_contains("· t/24999")
+        .next()
+        .expect("the last packet's row")
+        .click();
+    harness.run_ok();
+    assert!(has_label_containing(&harness, "t/24999") && has_label(&harness, "t_us"));
+    assert!(has_label(&harness, "249990"), "the last packet's time");
+}
