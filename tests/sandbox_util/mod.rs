@@ -63,7 +63,9 @@ pub fn wait_subscriptions(s: &Sandbox, n: u64) {
 }
 
 pub fn wait_clients(s: &Sandbox, n: u64) {
-    wait_until(Duration::from_secs(20), "clients", || s.stats().clients >= n);
+    wait_until(Duration::from_secs(20), "clients", || {
+        s.stats().clients >= n
+    });
 }
 
 /// All of the broker's log so far, one string.
