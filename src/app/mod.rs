@@ -26,6 +26,7 @@ mod profile_editor;
 mod profiles;
 mod props_edit;
 pub mod publish_panel;
+pub mod qos_fault;
 pub mod qos_lab;
 mod sandbox_panel;
 mod settings;

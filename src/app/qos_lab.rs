@@ -8,10 +8,13 @@
 //! depend on the main timeline's filters or limit. [`QosLabView`] draws it and
 //! returns [`QosLabAction`]s for the app to carry out.
 
+use super::qos_fault::{FailureRun, FaultSide};
 use crate::model::flows::{FlowId, PacketLog, Side, format_relative, packet_label};
 use crate::model::packet::{Direction, PacketRecord};
+use crate::mqtt::fault::CutStep;
 use crate::mqtt::{Command, ConnStatus, ConnectionId, EventKind, PublishOutcome, PublishToken};
-use crate::profile::{Qos, SubscriptionSpec};
+use crate::profile::{Profile, Qos, SubscriptionSpec};
+use crate::sandbox::Broker;
 use egui::{Color32, Label, RichText, Sense, Shape, Stroke, pos2, vec2};
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -163,6 +166,10 @@ pub struct QosLab {
     /// Run number, part of every token so runs never share one.
     run: u64,
     last_progress: Instant,
+    /// A failure run (what each level buys) instead of the cost run.
+    failure: Option<FailureRun>,
+    /// Why the last failure run could not start.
+    failure_error: Option<String>,
 }
 
 impl QosLab {
@@ -181,6 +188,54 @@ impl QosLab {
             granted: None,
             run: 0,
             last_progress: Instant::now(),
+            failure: None,
+            failure_error: None,
+        }
+    }
+
+    /// Starts a failure run (see [`FailureRun`]) for the connection `conn`
+    /// made with `profile`; returns the commands to send now, or says (also
+    /// in [`Self::failure_error`]) why it cannot run.
+    pub fn start_failure(
+        &mut self,
+        conn: ConnectionId,
+        profile: &Profile,
+        step: CutStep,
+        side: FaultSide,
+        sandbox: Option<Broker>,
+        payload_size: usize,
+    ) -> Result<Vec<Command>, String> {
+        self.conn = conn;
+        self.run += 1;
+        self.failure = None;
+        self.failure_error = None;
+        match FailureRun::start(conn, profile, step, side, sandbox, payload_size, self.run) {
+            Ok((run, commands)) => {
+                self.failure = Some(run);
+                Ok(commands)
+            }
+            Err(why) => {
+                self.failure_error = Some(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// The failure run, when the last run was one.
+    pub fn failure(&self) -> Option<&FailureRun> {
+        self.failure.as_ref()
+    }
+
+    /// Why the last failure run could not start.
+    pub fn failure_error(&self) -> Option<&str> {
+        self.failure_error.as_deref()
+    }
+
+    /// Feeds one event of the failure run's own connections.
+    pub fn on_lab_event(&mut self, conn: ConnectionId, event: &EventKind) -> Vec<Command> {
+        match self.failure.as_mut() {
+            Some(run) => run.on_event(conn, event),
+            None => Vec::new(),
         }
     }
 
@@ -208,6 +263,8 @@ impl QosLab {
         self.payload_size = payload_size.max(largest_tag);
         self.topic = topic;
         self.run += 1;
+        self.failure = None;
+        self.failure_error = None;
         self.status = LabStatus::Subscribing;
         self.exchanges = vec![Exchange::default(); 3 * n];
         self.current = 0;
@@ -246,10 +303,16 @@ impl QosLab {
 
     /// Whether the run is over (finished or aborted).
     pub fn is_done(&self) -> bool {
+        if let Some(run) = &self.failure {
+            return !run.is_running();
+        }
         matches!(self.status, LabStatus::Done | LabStatus::Aborted(_))
     }
 
     pub fn is_running(&self) -> bool {
+        if let Some(run) = &self.failure {
+            return run.is_running();
+        }
         matches!(self.status, LabStatus::Subscribing | LabStatus::Running)
     }
 
@@ -276,7 +339,7 @@ impl QosLab {
     /// Feeds one event of this lab's connection; returns the commands to
     /// send next.
     pub fn on_event(&mut self, event: &EventKind) -> Vec<Command> {
-        if !self.is_running() {
+        if self.failure.is_some() || !self.is_running() {
             return Vec::new();
         }
         match event {
@@ -346,6 +409,9 @@ impl QosLab {
     /// Ends the run if its current step is overdue; call it now and then
     /// (each frame) while [`Self::is_running`].
     pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        if let Some(run) = self.failure.as_mut() {
+            return run.tick(now);
+        }
         if !self.is_running() || now.saturating_duration_since(self.last_progress) < STEP_TIMEOUT {
             return Vec::new();
         }
@@ -369,6 +435,9 @@ impl QosLab {
 
     /// Stops the run at the user's request.
     pub fn stop(&mut self) -> Vec<Command> {
+        if let Some(run) = self.failure.as_mut() {
+            return run.stop();
+        }
         if !self.is_running() {
             return Vec::new();
         }
@@ -539,7 +608,7 @@ impl QosLab {
 
 /// `lab <qos> <index>`, padded with a space and dots to `size` bytes, so
 /// each delivered message says exactly which publish it was.
-fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
+pub(crate) fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
     let mut text = format!("lab {qos} {index}").into_bytes();
     if size > text.len() {
         text.push(b' ');
@@ -549,7 +618,7 @@ fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
 }
 
 /// The (QoS, index) a lab payload carries.
-fn parse_payload(payload: &[u8]) -> Option<(u8, usize)> {
+pub(crate) fn parse_payload(payload: &[u8]) -> Option<(u8, usize)> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut words = text.split(' ');
     if words.next()? != "lab" {
