@@ -508,6 +508,19 @@ impl App {
         {
             return;
         }
+        // The QoS lab's own publisher and subscriber (a failure run).
+        if let Some(owner) = qos_fault::owner_of(event.conn) {
+            let cmds = self
+                .connections
+                .get_mut(&owner)
+                .and_then(|c| c.state.lab.as_mut())
+                .map(|lab| lab.on_lab_event(event.conn, &event.kind))
+                .unwrap_or_default();
+            for cmd in cmds {
+                self.worker.send(cmd);
+            }
+            return;
+        }
         let Some(conn) = self.connections.get_mut(&event.conn) else {
             if let EventKind::Error(text) = event.kind {
                 // Not tied to a connection we know (e.g. the worker's runtime

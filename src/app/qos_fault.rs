@@ -664,6 +664,132 @@ fn lab_profile(profile: &Profile, client_id: &str) -> Profile {
     p
 }
 
+// ------------------------------------------------------------------ view
+
+/// Draws a failure run: where it stands, the verdict table, and per level
+/// the sequence (the publisher's packets, the cut, the subscriber's copies).
+pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
+    let how = format!("cut {} on the {}", run.step().label(), run.side().label());
+    match run.status() {
+        FaultStatus::Connecting => {
+            let via = run
+                .relay()
+                .map(|r| format!(" through the relay on 127.0.0.1:{}", r.port()))
+                .unwrap_or_default();
+            ui.label(format!(
+                "connecting the lab's publisher{via} and its subscriber..."
+            ));
+        }
+        FaultStatus::Level(q) => {
+            ui.label(format!("running QoS {q}: {how}"));
+        }
+        FaultStatus::Done => {
+            ui.label(format!("done: {how} · {}", run.topic()));
+        }
+        FaultStatus::Aborted(why) => {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("failure run incomplete: {why}"),
+            );
+        }
+    }
+    ui.weak(format!(
+        "Publisher {} keeps its session; a separate subscriber counts the copies.",
+        run.publisher_id()
+    ));
+    ui.add_space(4.0);
+    egui::Grid::new("qos_fault_table")
+        .num_columns(5)
+        .striped(true)
+        .spacing(egui::vec2(16.0, 4.0))
+        .show(ui, |ui| {
+            for title in [
+                "QoS",
+                "lost packet",
+                "subscriber got",
+                "with DUP",
+                "verdict",
+            ] {
+                ui.strong(title);
+            }
+            ui.end_row();
+            for row in run.rows() {
+                ui.label(row.qos.to_string());
+                ui.label(match run.step().lost_packet(row.qos) {
+                    Some(kind) => kind.name().to_string(),
+                    None => "none (no such step)".into(),
+                });
+                if row.finished {
+                    ui.label(format!("{} copies", row.copies));
+                    ui.label(row.dup_copies.to_string());
+                } else {
+                    ui.label("-");
+                    ui.label("-");
+                }
+                match row.verdict() {
+                    Some(v) => {
+                        let colour = match v {
+                            Verdict::Lost => ui.visuals().error_fg_color,
+                            Verdict::Duplicate(_) => ui.visuals().warn_fg_color,
+                            Verdict::Once => OK_RGB,
+                        };
+                        ui.colored_label(colour, v.to_string());
+                    }
+                    None => {
+                        ui.label("-");
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    ui.add_space(8.0);
+    ui.columns(3, |columns| {
+        for (ui, row) in columns.iter_mut().zip(run.rows()) {
+            sequence_ui(ui, row);
+        }
+    });
+}
+
+const OK_RGB: egui::Color32 = egui::Color32::from_rgb(0x2c, 0xa0, 0x2c);
+
+fn sequence_ui(ui: &mut egui::Ui, row: &FaultRow) {
+    ui.strong(row.summary());
+    if row.finished || row.cut.is_some() {
+        ui.weak(row.explanation());
+    }
+    for line in &row.lines {
+        let text = match line {
+            FaultLine::Packet(r) => {
+                let arrow = match r.dir {
+                    Direction::Out => "client -> broker",
+                    Direction::In => "broker -> client",
+                };
+                let dup = if r.kind == PacketKind::Publish && r.detail.dup == Some(true) {
+                    " DUP"
+                } else {
+                    ""
+                };
+                egui::RichText::new(format!(
+                    "{arrow}: {}{dup}",
+                    crate::model::flows::packet_label(r)
+                ))
+                .monospace()
+                .size(11.0)
+            }
+            FaultLine::Cut(what) => egui::RichText::new(format!("CUT: {what}"))
+                .color(ui.visuals().error_fg_color)
+                .size(11.0),
+            FaultLine::Arrived { dup, qos } => egui::RichText::new(format!(
+                "subscriber got a copy (QoS {qos}, DUP={})",
+                u8::from(*dup)
+            ))
+            .color(OK_RGB)
+            .size(11.0),
+        };
+        ui.add(egui::Label::new(text).wrap());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -648,6 +648,13 @@ pub enum QosLabAction {
     Run { n: usize, payload_size: usize },
     /// Stop the run: `QosLab::stop()` and send its commands.
     Stop,
+    /// Start a failure run: `QosLab::start_failure(..)` with the
+    /// connection's profile (and the sandbox, on the sandbox side).
+    RunFailure {
+        step: CutStep,
+        side: FaultSide,
+        payload_size: usize,
+    },
 }
 
 /// Height of one arrow in the mini sequence diagrams.
@@ -661,6 +668,11 @@ const DELIVERY_RGB: Color32 = Color32::from_rgb(0x2c, 0xa0, 0x2c);
 pub struct QosLabView {
     pub n: usize,
     pub payload_size: usize,
+    /// Where the next run cuts the connection ("No failure": the cost run).
+    pub step: CutStep,
+    pub side: FaultSide,
+    /// The connection is the sandbox's, running: the sandbox side can cut.
+    pub sandbox_available: bool,
 }
 
 impl Default for QosLabView {
@@ -668,6 +680,9 @@ impl Default for QosLabView {
         QosLabView {
             n: 20,
             payload_size: 32,
+            step: CutStep::None,
+            side: FaultSide::Client,
+            sandbox_available: false,
         }
     }
 }
@@ -705,18 +720,31 @@ impl QosLabView {
                 }
             } else if ui
                 .add_enabled(connected, egui::Button::new("Run QoS lab"))
-                .on_hover_text(
+                .on_hover_text(if self.step == CutStep::None {
                     "Publish the payload N times at QoS 0, 1 and 2 to a lab topic this \
-                     connection subscribes to at QoS 2",
-                )
+                     connection subscribes to at QoS 2"
+                } else {
+                    "Publish one message at QoS 0, 1 and 2 from a lab publisher that keeps \
+                     its session, cut its connection at the chosen step, and count at a \
+                     separate subscriber what arrived"
+                })
                 .clicked()
             {
-                action = Some(QosLabAction::Run {
-                    n: self.n,
-                    payload_size: self.payload_size,
+                action = Some(if self.step == CutStep::None {
+                    QosLabAction::Run {
+                        n: self.n,
+                        payload_size: self.payload_size,
+                    }
+                } else {
+                    QosLabAction::RunFailure {
+                        step: self.step,
+                        side: self.side,
+                        payload_size: self.payload_size,
+                    }
                 });
             }
         });
+        self.failure_controls_ui(ui, running);
         if !connected && !running {
             ui.label(
                 RichText::new("Connect to a broker to run the QoS lab.")
@@ -726,6 +754,14 @@ impl QosLabView {
         let Some(lab) = lab else {
             return action;
         };
+        if let Some(why) = lab.failure_error() {
+            ui.colored_label(ui.visuals().error_fg_color, why);
+            return action;
+        }
+        if let Some(run) = lab.failure() {
+            super::qos_fault::failure_ui(ui, run);
+            return action;
+        }
         status_ui(ui, lab);
         let rows = lab.results();
         ui.add_space(4.0);
@@ -737,6 +773,49 @@ impl QosLabView {
             }
         });
         action
+    }
+}
+
+impl QosLabView {
+    /// The failure chooser: the step to cut at and where the cut is made.
+    fn failure_controls_ui(&mut self, ui: &mut egui::Ui, running: bool) {
+        ui.add_enabled_ui(!running, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Cut the connection:").on_hover_text(
+                    "What each QoS level buys: the connection dies at this step of the \
+                         handshake, and a separate subscriber counts what arrived",
+                );
+                for step in CutStep::ALL {
+                    ui.selectable_value(&mut self.step, step, step.label());
+                }
+            });
+            if self.step == CutStep::None {
+                return;
+            }
+            if !self.sandbox_available {
+                self.side = FaultSide::Client;
+            }
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Made on the");
+                ui.selectable_value(&mut self.side, FaultSide::Client, FaultSide::Client.label())
+                    .on_hover_text(
+                        "A relay between the lab's publisher and the broker drops the packet in \
+                     flight and closes both sides (any broker, MQTT over TCP)",
+                    );
+                ui.add_enabled_ui(self.sandbox_available, |ui| {
+                    ui.selectable_value(
+                        &mut self.side,
+                        FaultSide::Sandbox,
+                        FaultSide::Sandbox.label(),
+                    )
+                    .on_hover_text(
+                        "The sandbox broker drops the packet itself and closes the publisher's \
+                         connection (its log says so)",
+                    )
+                    .on_disabled_hover_text("Connect to the sandbox broker to cut on its side");
+                });
+            });
+        });
     }
 }
 

@@ -96,8 +96,8 @@ pub struct Cut {
 impl fmt::Display for Cut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = match self.dir {
-            Direction::Out => "client → broker",
-            Direction::In => "broker → client",
+            Direction::Out => "client -> broker",
+            Direction::In => "broker -> client",
         };
         write!(f, "{} ({who}", self.dropped.name())?;
         if let Some(id) = self.pkid {
