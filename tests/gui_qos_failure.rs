@@ -42,7 +42,8 @@ fn lab_cuts_after_puback_pubrec_on_the_sandbox_side_and_says_what_each_level_bou
     harness.get_by_label("Run QoS lab").click();
     steps(&mut harness, 3);
     let q1 = "QoS 1 redelivered it with DUP: the subscriber got a duplicate (2 copies)";
-    let q2 = "QoS 2 redelivered it with DUP after the reconnect: the subscriber got it once";
+    let q2 =
+        "QoS 2 redelivered it with DUP after the reconnect: the subscriber got it exactly once";
     step_until(
         &mut harness,
         "the three verdicts",
@@ -50,6 +51,9 @@ fn lab_cuts_after_puback_pubrec_on_the_sandbox_side_and_says_what_each_level_bou
         |h| has_label_containing(h, "done: cut after PUBACK/PUBREC on the sandbox side"),
     );
     steps(&mut harness, 2);
+    if let Ok(path) = std::env::var("QOS_FAILURE_RENDER") {
+        harness.render().expect("render").save(path).expect("save");
+    }
     assert!(has_label(&harness, "QoS 0 delivered it exactly once"));
     assert!(has_label(&harness, q1));
     assert!(has_label(&harness, q2));

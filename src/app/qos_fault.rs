@@ -47,7 +47,7 @@ pub fn subscriber_conn(owner: ConnectionId) -> ConnectionId {
 
 /// The connection whose failure run `conn` belongs to, if it is one.
 pub fn owner_of(conn: ConnectionId) -> Option<ConnectionId> {
-    (conn & LAB_CONN_BIT != 0).then(|| (conn & !LAB_CONN_BIT) >> 1)
+    (conn & LAB_CONN_BIT != 0).then_some((conn & !LAB_CONN_BIT) >> 1)
 }
 
 /// Where the cut is made.
@@ -103,7 +103,7 @@ impl fmt::Display for Verdict {
 /// copy that reached the subscriber.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultLine {
-    Packet(PacketRecord),
+    Packet(Box<PacketRecord>),
     /// The connection died; the words say what was dropped.
     Cut(String),
     /// A copy of the message reached the subscriber (with its DUP flag).
@@ -157,7 +157,8 @@ impl FaultRow {
         match verdict {
             Verdict::Lost => format!("QoS {q} lost the message: the subscriber never got it"),
             Verdict::Once if self.resent_with_dup > 0 => format!(
-                "QoS {q} redelivered it with DUP after the reconnect: the subscriber got it once"
+                "QoS {q} redelivered it with DUP after the reconnect: the subscriber got it \
+                 exactly once"
             ),
             Verdict::Once if self.resent_pubrel > 0 => format!(
                 "QoS {q} resent PUBREL after the reconnect: the subscriber got it exactly once"
@@ -484,7 +485,7 @@ impl FailureRun {
                                 _ => {}
                             }
                         }
-                        row.lines.push(FaultLine::Packet(record.clone()));
+                        row.lines.push(FaultLine::Packet(Box::new(record.clone())));
                         self.last_change = Instant::now();
                     }
                 }
@@ -694,7 +695,8 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
         }
     }
     ui.weak(format!(
-        "Publisher {} keeps its session; a separate subscriber counts the copies.",
+        "Publisher {} keeps its session; a separate subscriber counts the copies. Both are \
+         the lab's own connections: their packets are below, not in this connection's Timeline.",
         run.publisher_id()
     ));
     ui.add_space(4.0);
@@ -720,7 +722,10 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
                     None => "none (no such step)".into(),
                 });
                 if row.finished {
-                    ui.label(format!("{} copies", row.copies));
+                    ui.label(match row.copies {
+                        1 => "1 copy".to_string(),
+                        n => format!("{n} copies"),
+                    });
                     ui.label(row.dup_copies.to_string());
                 } else {
                     ui.label("-");

@@ -303,6 +303,10 @@ impl QosLab {
 
     /// Whether the run is over (finished or aborted).
     pub fn is_done(&self) -> bool {
+        if self.failure_error.is_some() {
+            // A failure run that could not start is over before it began.
+            return true;
+        }
         if let Some(run) = &self.failure {
             return !run.is_running();
         }
@@ -1448,6 +1452,46 @@ mod tests {
         harness.get_by_label("Run QoS lab").click();
         harness.run();
         assert!(harness.state().1.is_empty());
+    }
+
+    #[test]
+    fn choosing_a_cut_step_makes_run_start_a_failure_run() {
+        let lab = QosLab::new(1);
+        let mut harness = harness_for(&lab, true);
+        harness.run();
+        // "No failure" is the cost run; the side row appears with a step.
+        assert_eq!(harness.query_all_by_label("client side (relay)").count(), 0);
+        harness.get_by_label("after PUBREL").click();
+        harness.run();
+        // Not the sandbox's connection: its side cannot be chosen.
+        harness.get_by_label("sandbox side").click();
+        harness.run();
+        harness.get_by_label("Run QoS lab").click();
+        harness.run();
+        assert_eq!(
+            harness.state().1,
+            vec![QosLabAction::RunFailure {
+                step: CutStep::AfterPubrel,
+                side: FaultSide::Client,
+                payload_size: 32,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failure_run_that_cannot_start_says_why_in_the_lab() {
+        let mut lab = QosLab::new(1);
+        let profile = Profile {
+            transport: crate::profile::TransportKind::Tls,
+            ..Profile::default()
+        };
+        let err = lab
+            .start_failure(1, &profile, CutStep::AfterAck, FaultSide::Client, None, 32)
+            .expect_err("no relay over TLS");
+        let mut harness = harness_for(&lab, true);
+        harness.run();
+        harness.get_by_label(&err);
+        assert!(lab.is_done() && !lab.is_running());
     }
 
     #[test]
