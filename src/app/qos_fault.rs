@@ -705,15 +705,16 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
         .striped(true)
         .spacing(egui::vec2(16.0, 4.0))
         .show(ui, |ui| {
-            for title in [
-                "QoS",
-                "lost packet",
-                "subscriber got",
-                "with DUP",
-                "verdict",
-            ] {
+            for title in ["QoS", "lost packet", "subscriber got"] {
                 ui.strong(title);
             }
+            ui.strong("with DUP").on_hover_text(
+                "Copies that reached the subscriber with DUP set. A broker does not pass a \
+                 publisher's DUP on (MQTT 3.1.1 §3.3.1.1): a resent PUBLISH it forwards again \
+                 arrives as a new message, so a duplicate usually shows DUP=0 here. The DUP of \
+                 the resend is on the publisher's PUBLISH below.",
+            );
+            ui.strong("verdict");
             ui.end_row();
             for row in run.rows() {
                 ui.label(row.qos.to_string());
