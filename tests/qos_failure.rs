@@ -11,7 +11,7 @@ use mqscope::app::qos_fault::{FaultLine, FaultRow, FaultSide, FaultStatus, Verdi
 use mqscope::app::qos_lab::QosLab;
 use mqscope::model::packet::{Direction, PacketKind};
 use mqscope::mqtt::fault::CutStep;
-use mqscope::mqtt::{Command, ConnectionId, PublishOutcome, Worker};
+use mqscope::mqtt::{Command, ConnStatus, ConnectionId, EventKind, PublishOutcome, Worker};
 use mqscope::profile::{Profile, ProtocolVersion};
 use mqscope::sandbox::Sandbox;
 use std::time::{Duration, Instant};
@@ -183,6 +183,23 @@ fn mosquitto_client_side_cuts_lose_qos0_duplicate_qos1_and_keep_qos2_once() {
 
     let lab = run_case(&profile, CutStep::AfterPubrel, FaultSide::Client, None);
     check_cut_after_pubrel(&rows(&lab));
+    // The broker keeps no session of the lab's publisher after the run.
+    let publisher = lab.failure().expect("run").publisher_id().to_string();
+    let worker = Worker::spawn(None);
+    let mut again = common::profile_for(&broker);
+    again.client_id = publisher;
+    again.clean_session = false;
+    worker.send(Command::Connect {
+        conn: 9,
+        profile: Box::new(again),
+    });
+    let present = common::wait_for(&worker, Duration::from_secs(10), |e| match &e.kind {
+        EventKind::Status(ConnStatus::Connected {
+            session_present, ..
+        }) if e.conn == 9 => Some(*session_present),
+        _ => None,
+    });
+    assert!(!present, "the lab's session was left on the broker");
     let relay = lab.failure().and_then(|f| f.relay()).expect("relay");
     let pubrels = relay
         .seen()

@@ -207,6 +207,9 @@ pub enum FaultStatus {
     Connecting,
     /// Running the level of this QoS.
     Level(u8),
+    /// The publisher reconnects with a clean session, so the broker does not
+    /// keep the lab's session after the run.
+    Closing,
     Done,
     Aborted(String),
 }
@@ -226,6 +229,9 @@ pub struct FailureRun {
     publisher_id: String,
     payload_size: usize,
     injector: Injector,
+    /// The publisher with a clean session, straight to the broker: connected
+    /// once at the end to remove the lab's session from the broker.
+    cleanup: Profile,
     status: FaultStatus,
     rows: [FaultRow; 3],
     sub_ready: bool,
@@ -267,6 +273,9 @@ impl FailureRun {
         let topic = format!("mqscope/lab/fault/{tag}");
         let publisher_id = format!("mqscope-lab-pub-{tag}");
         let mut publisher = lab_profile(profile, &publisher_id);
+        let mut cleanup = publisher.clone();
+        cleanup.clean_session = true;
+        cleanup.v5.session_expiry_interval = None;
         let injector = match side {
             FaultSide::Client => {
                 if profile.transport != TransportKind::Tcp {
@@ -320,6 +329,7 @@ impl FailureRun {
             publisher_id,
             payload_size,
             injector,
+            cleanup,
             status: FaultStatus::Connecting,
             rows: [0, 1, 2].map(|qos| FaultRow {
                 qos,
@@ -359,7 +369,10 @@ impl FailureRun {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.status, FaultStatus::Connecting | FaultStatus::Level(_))
+        matches!(
+            self.status,
+            FaultStatus::Connecting | FaultStatus::Level(_) | FaultStatus::Closing
+        )
     }
 
     pub fn rows(&self) -> &[FaultRow; 3] {
@@ -384,6 +397,10 @@ impl FailureRun {
             FaultStatus::Level(q) => Some(usize::from(q)),
             _ => None,
         };
+        if conn == subscriber_conn(self.owner) && self.status == FaultStatus::Closing {
+            // Its counting is over: it was closed when the last level ended.
+            return Vec::new();
+        }
         if conn == subscriber_conn(self.owner) {
             match event {
                 EventKind::Subscribed {
@@ -423,6 +440,15 @@ impl FailureRun {
                     ));
                 }
                 _ => {}
+            }
+        } else if conn == publisher_conn(self.owner) && self.status == FaultStatus::Closing {
+            // The old connection's end is expected; the clean one's CONNACK
+            // means the broker dropped the lab's session.
+            if let EventKind::Status(ConnStatus::Connected { .. }) = event {
+                self.status = FaultStatus::Done;
+                return vec![Command::Disconnect {
+                    conn: publisher_conn(self.owner),
+                }];
             }
         } else if conn == publisher_conn(self.owner) {
             match event {
@@ -517,6 +543,11 @@ impl FailureRun {
                     "the QoS {q} case did not finish within {} s",
                     LEVEL_TIMEOUT.as_secs()
                 ),
+                FaultStatus::Closing => format!(
+                    "the lab publisher's session could not be removed from the broker within \
+                     {} s (the broker may keep it)",
+                    LEVEL_TIMEOUT.as_secs()
+                ),
                 _ => String::new(),
             };
             return self.abort(why);
@@ -555,8 +586,18 @@ impl FailureRun {
                 }
                 self.rows[i].finished = true;
                 if q >= 2 {
-                    self.status = FaultStatus::Done;
-                    return self.close();
+                    self.status = FaultStatus::Closing;
+                    self.level_started = now;
+                    let mut cmds = self.close();
+                    // Instead of the publisher's DISCONNECT: reopen it clean.
+                    cmds.retain(|c| {
+                        !matches!(c, Command::Disconnect { conn } if *conn == publisher_conn(self.owner))
+                    });
+                    cmds.push(Command::Connect {
+                        conn: publisher_conn(self.owner),
+                        profile: Box::new(self.cleanup.clone()),
+                    });
+                    return cmds;
                 }
                 self.begin_level(q + 1, now)
             }
@@ -683,6 +724,9 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
         }
         FaultStatus::Level(q) => {
             ui.label(format!("running QoS {q}: {how}"));
+        }
+        FaultStatus::Closing => {
+            ui.label("removing the lab publisher's session from the broker...");
         }
         FaultStatus::Done => {
             ui.label(format!("done: {how} · {}", run.topic()));
