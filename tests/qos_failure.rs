@@ -332,3 +332,118 @@ fn sandbox_profile(sandbox: &Sandbox) -> Profile {
         ..Profile::default()
     }
 }
+
+#[test]
+fn an_unreachable_broker_ends_the_run_with_the_reason() {
+    let port = common::free_port();
+    let profile = Profile {
+        name: "nobody".into(),
+        host: "127.0.0.1".into(),
+        port,
+        subscriptions: Vec::new(),
+        ..Profile::default()
+    };
+    let worker = Worker::spawn(None);
+    let mut lab = QosLab::new(OWNER);
+    let first = lab
+        .start_failure(
+            OWNER,
+            &profile,
+            CutStep::AfterAck,
+            FaultSide::Client,
+            None,
+            24,
+        )
+        .expect("starts");
+    send(&worker, first);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab.is_done() {
+        assert!(Instant::now() < deadline, "the run did not end");
+        if let Some(event) = worker.recv_timeout(Duration::from_millis(50))
+            && owner_of(event.conn) == Some(OWNER)
+        {
+            send(&worker, lab.on_lab_event(event.conn, &event.kind));
+        }
+        send(&worker, lab.tick(Instant::now()));
+    }
+    let Some(FaultStatus::Aborted(why)) = lab.failure().map(|f| f.status().clone()) else {
+        panic!("expected an aborted run");
+    };
+    // Whichever of the lab's two connections noticed first says so.
+    assert!(
+        why.contains(&format!("127.0.0.1:{port}")) && why.contains("connect"),
+        "{why}"
+    );
+    assert!(
+        lab.failure()
+            .expect("run")
+            .rows()
+            .iter()
+            .all(|r| !r.finished)
+    );
+}
+
+#[test]
+fn stopping_a_run_removes_the_lab_session_from_the_broker() {
+    let broker = common::Broker::start();
+    let profile = common::profile_for(&broker);
+    let worker = Worker::spawn(None);
+    let mut lab = QosLab::new(OWNER);
+    let first = lab
+        .start_failure(
+            OWNER,
+            &profile,
+            CutStep::AfterPubrel,
+            FaultSide::Client,
+            None,
+            24,
+        )
+        .expect("starts");
+    send(&worker, first);
+    // Stop as soon as the first level is under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not start");
+        if let Some(event) = worker.recv_timeout(Duration::from_millis(50))
+            && owner_of(event.conn) == Some(OWNER)
+        {
+            send(&worker, lab.on_lab_event(event.conn, &event.kind));
+        }
+        if matches!(
+            lab.failure().map(|f| f.status().clone()),
+            Some(FaultStatus::Level(_))
+        ) {
+            break;
+        }
+    }
+    send(&worker, lab.stop());
+    let publisher = lab.failure().expect("run").publisher_id().to_string();
+    // The lab reopens its publisher clean and closes it once it is in.
+    let mut closed = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !closed {
+        if let Some(event) = worker.recv_timeout(Duration::from_millis(50))
+            && owner_of(event.conn) == Some(OWNER)
+        {
+            let cmds = lab.on_lab_event(event.conn, &event.kind);
+            closed = cmds.iter().any(|c| matches!(c, Command::Disconnect { .. }));
+            send(&worker, cmds);
+        }
+    }
+    assert!(closed, "the clean publisher was closed");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = common::profile_for(&broker);
+    again.client_id = publisher;
+    again.clean_session = false;
+    worker.send(Command::Connect {
+        conn: 9,
+        profile: Box::new(again),
+    });
+    let present = common::wait_for(&worker, Duration::from_secs(10), |e| match &e.kind {
+        EventKind::Status(ConnStatus::Connected {
+            session_present, ..
+        }) if e.conn == 9 => Some(*session_present),
+        _ => None,
+    });
+    assert!(!present, "the stopped run left its session on the broker");
+}

@@ -236,6 +236,11 @@ pub struct FailureRun {
     rows: [FaultRow; 3],
     sub_ready: bool,
     pub_connected: bool,
+    /// The publisher connected at least once (so the broker may hold its
+    /// session).
+    ever_connected: bool,
+    /// An aborted run reopened the publisher clean; close it when it is in.
+    cleanup_after_abort: bool,
     /// The current level's publish went out (its token).
     token: Option<PublishToken>,
     /// A cut was seen by the publisher and it has not connected again.
@@ -338,6 +343,8 @@ impl FailureRun {
             }),
             sub_ready: false,
             pub_connected: false,
+            ever_connected: false,
+            cleanup_after_abort: false,
             token: None,
             cut_pending: false,
             level_started: now,
@@ -390,6 +397,20 @@ impl FailureRun {
     /// Feeds one event of the run's connections; returns the commands to
     /// send next.
     pub fn on_event(&mut self, conn: ConnectionId, event: &EventKind) -> Vec<Command> {
+        if self.cleanup_after_abort && conn == publisher_conn(self.owner) {
+            // The clean reconnect after an aborted run: once it is in (the
+            // session is gone) or failed (nothing more to try), close it.
+            if let EventKind::Status(
+                ConnStatus::Connected { .. } | ConnStatus::Reconnecting { .. },
+            ) = event
+            {
+                self.cleanup_after_abort = false;
+                return vec![Command::Disconnect {
+                    conn: publisher_conn(self.owner),
+                }];
+            }
+            return Vec::new();
+        }
         if !self.is_running() {
             return Vec::new();
         }
@@ -456,6 +477,7 @@ impl FailureRun {
                     session_present, ..
                 }) => {
                     self.pub_connected = true;
+                    self.ever_connected = true;
                     if let Some(i) = level
                         && self.cut_pending
                     {
@@ -467,9 +489,13 @@ impl FailureRun {
                 EventKind::Status(ConnStatus::Reconnecting { reason, .. }) => {
                     self.pub_connected = false;
                     let Some(i) = level else {
-                        return self.abort(format!(
-                            "the publisher could not connect: {reason} (is the broker reachable?)"
-                        ));
+                        let relay = self
+                            .relay()
+                            .and_then(|r| r.errors().last().cloned())
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default();
+                        return self
+                            .abort(format!("the publisher could not connect: {reason}{relay}"));
                     };
                     let what = self.cut_words(i);
                     let row = &mut self.rows[i];
@@ -667,8 +693,22 @@ impl FailureRun {
     }
 
     fn abort(&mut self, why: String) -> Vec<Command> {
+        let was_closing = self.status == FaultStatus::Closing;
         self.status = FaultStatus::Aborted(why);
-        self.close()
+        let mut cmds = self.close();
+        if self.ever_connected && !was_closing {
+            // Don't leave the lab's session on the broker: reopen the
+            // publisher clean instead of just closing it.
+            cmds.retain(|c| {
+                !matches!(c, Command::Disconnect { conn } if *conn == publisher_conn(self.owner))
+            });
+            cmds.push(Command::Connect {
+                conn: publisher_conn(self.owner),
+                profile: Box::new(self.cleanup.clone()),
+            });
+            self.cleanup_after_abort = true;
+        }
+        cmds
     }
 
     /// Disarms the cut and closes the run's connections.
