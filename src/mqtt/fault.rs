@@ -11,6 +11,7 @@
 
 use crate::model::packet::{Direction, PacketKind};
 use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,7 +135,7 @@ struct State {
     /// PUBREL of the armed packet id went through (AfterPubrel).
     released: bool,
     cuts: Vec<Cut>,
-    seen: Vec<SeenFrame>,
+    seen: VecDeque<SeenFrame>,
     seen_forgotten: u64,
     connections: u64,
     errors: Vec<String>,
@@ -218,7 +219,7 @@ impl Relay {
     /// The frames seen so far (the oldest are forgotten past a limit; see
     /// [`Self::seen_forgotten`]).
     pub fn seen(&self) -> Vec<SeenFrame> {
-        lock(&self.state).seen.clone()
+        lock(&self.state).seen.iter().cloned().collect()
     }
 
     pub fn seen_forgotten(&self) -> u64 {
@@ -364,10 +365,10 @@ fn judge(state: &Mutex<State>, dir: Direction, frame: &[u8]) -> bool {
         st.released = false;
     }
     if st.seen.len() >= SEEN_LIMIT {
-        st.seen.remove(0);
+        st.seen.pop_front();
         st.seen_forgotten += 1;
     }
-    st.seen.push(SeenFrame {
+    st.seen.push_back(SeenFrame {
         dir,
         kind: info.kind,
         pkid: info.pkid,
@@ -497,6 +498,60 @@ mod tests {
         // A truncated frame is read as far as it goes, without a panic.
         let short = frame_info(&[0x32, 3, 0, 9]);
         assert_eq!((short.topic, short.pkid), (None, None));
+    }
+
+    fn publish(topic: &str, qos: u8, pkid: u16) -> Vec<u8> {
+        let mut body = vec![0, topic.len() as u8];
+        body.extend_from_slice(topic.as_bytes());
+        if qos > 0 {
+            body.extend_from_slice(&pkid.to_be_bytes());
+        }
+        body.push(b'x');
+        let mut frame = vec![0x30 | (qos << 1), body.len() as u8];
+        frame.extend(body);
+        frame
+    }
+
+    fn ack(kind: u8, pkid: u16) -> Vec<u8> {
+        let [hi, lo] = pkid.to_be_bytes();
+        vec![kind, 2, hi, lo]
+    }
+
+    #[test]
+    fn after_pubrel_cuts_only_the_pubcomp_of_the_armed_message() {
+        let state = Mutex::new(State::default());
+        lock(&state).armed = Some((CutStep::AfterPubrel, "lab".into()));
+        use Direction::{In, Out};
+        // Another topic's handshake with the same id passes untouched.
+        assert!(!judge(&state, Out, &publish("other", 2, 7)));
+        assert!(!judge(&state, In, &ack(0x50, 7)));
+        assert!(!judge(&state, In, &ack(0x70, 7)));
+        // The lab's: PUBLISH, PUBREC, PUBREL pass; the PUBCOMP is the cut.
+        assert!(!judge(&state, Out, &publish("lab", 2, 8)));
+        assert!(!judge(&state, In, &ack(0x50, 8)));
+        assert!(!judge(&state, Out, &ack(0x62, 8)));
+        assert!(judge(&state, In, &ack(0x70, 8)));
+        let st = lock(&state);
+        assert_eq!(
+            st.cuts,
+            vec![Cut {
+                step: CutStep::AfterPubrel,
+                dropped: PacketKind::Pubcomp,
+                dir: In,
+                pkid: Some(8),
+            }]
+        );
+        assert!(st.armed.is_none(), "a cut fires once");
+        assert_eq!(st.seen.iter().filter(|f| f.dropped).count(), 1);
+    }
+
+    #[test]
+    fn after_publish_cuts_the_publish_itself() {
+        let state = Mutex::new(State::default());
+        lock(&state).armed = Some((CutStep::AfterPublish, "lab".into()));
+        assert!(judge(&state, Direction::Out, &publish("lab", 0, 0)));
+        // Disarmed: the next one passes.
+        assert!(!judge(&state, Direction::Out, &publish("lab", 0, 0)));
     }
 
     #[test]
