@@ -229,6 +229,34 @@ impl App {
                 }
                 self.connection_mut(conn).state.lab = Some(lab);
             }
+            Action::Lab(QosLabAction::RunFailure {
+                step,
+                side,
+                payload_size,
+            }) => {
+                let Some(conn) = self.active_conn() else {
+                    return;
+                };
+                let Some(profile) = self.current().map(|e| e.profile.clone()) else {
+                    return;
+                };
+                let sandbox = self
+                    .sandbox
+                    .running
+                    .as_ref()
+                    .filter(|_| sandbox_panel::is_sandbox_profile(&profile))
+                    .map(|s| s.broker().clone());
+                let mut lab = QosLab::new(conn);
+                // A failure that keeps it from starting is shown in the lab.
+                if let Ok(cmds) =
+                    lab.start_failure(conn, &profile, step, side, sandbox, payload_size)
+                {
+                    for cmd in cmds {
+                        self.worker.send(cmd);
+                    }
+                }
+                self.connection_mut(conn).state.lab = Some(lab);
+            }
             Action::Inspector(InspectorAction::SavePayload { topic, bytes }) => {
                 let name = format!("{}.bin", topic.replace(['/', '\\'], "_"));
                 self.save_bytes("Save the payload", &name, &bytes);

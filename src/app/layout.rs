@@ -272,11 +272,16 @@ impl App {
         let connected = self
             .current_connection()
             .is_some_and(|c| matches!(c.state.status, ConnStatus::Connected { .. }));
+        let sandbox_conn = self.sandbox.running.is_some()
+            && self
+                .current()
+                .is_some_and(|e| super::sandbox_panel::is_sandbox_profile(&e.profile));
         egui::CentralPanel::default().show(ui, |ui| {
             let Some(connection) = self.selected_mut() else {
                 return;
             };
             let super::connection::Connection { state, views } = connection;
+            views.lab_view.sandbox_available = sandbox_conn;
             if let Some(action) = views.lab_view.ui(ui, state.lab.as_ref(), connected) {
                 self.actions.push(Action::Lab(action));
             }

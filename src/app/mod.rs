@@ -26,6 +26,7 @@ mod profile_editor;
 mod profiles;
 mod props_edit;
 pub mod publish_panel;
+pub mod qos_fault;
 pub mod qos_lab;
 mod sandbox_panel;
 mod settings;
@@ -514,6 +515,19 @@ impl App {
             && let Some(replay) = &self.replay
             && replay.on_published(*token, outcome)
         {
+            return;
+        }
+        // The QoS lab's own publisher and subscriber (a failure run).
+        if let Some(owner) = qos_fault::owner_of(event.conn) {
+            let cmds = self
+                .connections
+                .get_mut(&owner)
+                .and_then(|c| c.state.lab.as_mut())
+                .map(|lab| lab.on_lab_event(event.conn, &event.kind))
+                .unwrap_or_default();
+            for cmd in cmds {
+                self.worker.send(cmd);
+            }
             return;
         }
         let Some(conn) = self.connections.get_mut(&event.conn) else {

@@ -8,10 +8,13 @@
 //! depend on the main timeline's filters or limit. [`QosLabView`] draws it and
 //! returns [`QosLabAction`]s for the app to carry out.
 
+use super::qos_fault::{FailureRun, FaultSide};
 use crate::model::flows::{FlowId, PacketLog, Side, format_relative, packet_label};
 use crate::model::packet::{Direction, PacketRecord};
+use crate::mqtt::fault::CutStep;
 use crate::mqtt::{Command, ConnStatus, ConnectionId, EventKind, PublishOutcome, PublishToken};
-use crate::profile::{Qos, SubscriptionSpec};
+use crate::profile::{Profile, Qos, SubscriptionSpec};
+use crate::sandbox::Broker;
 use egui::{Color32, Label, RichText, Sense, Shape, Stroke, pos2, vec2};
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -163,6 +166,10 @@ pub struct QosLab {
     /// Run number, part of every token so runs never share one.
     run: u64,
     last_progress: Instant,
+    /// A failure run (what each level buys) instead of the cost run.
+    failure: Option<FailureRun>,
+    /// Why the last failure run could not start.
+    failure_error: Option<String>,
 }
 
 impl QosLab {
@@ -181,6 +188,54 @@ impl QosLab {
             granted: None,
             run: 0,
             last_progress: Instant::now(),
+            failure: None,
+            failure_error: None,
+        }
+    }
+
+    /// Starts a failure run (see [`FailureRun`]) for the connection `conn`
+    /// made with `profile`; returns the commands to send now, or says (also
+    /// in [`Self::failure_error`]) why it cannot run.
+    pub fn start_failure(
+        &mut self,
+        conn: ConnectionId,
+        profile: &Profile,
+        step: CutStep,
+        side: FaultSide,
+        sandbox: Option<Broker>,
+        payload_size: usize,
+    ) -> Result<Vec<Command>, String> {
+        self.conn = conn;
+        self.run += 1;
+        self.failure = None;
+        self.failure_error = None;
+        match FailureRun::start(conn, profile, step, side, sandbox, payload_size, self.run) {
+            Ok((run, commands)) => {
+                self.failure = Some(run);
+                Ok(commands)
+            }
+            Err(why) => {
+                self.failure_error = Some(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// The failure run, when the last run was one.
+    pub fn failure(&self) -> Option<&FailureRun> {
+        self.failure.as_ref()
+    }
+
+    /// Why the last failure run could not start.
+    pub fn failure_error(&self) -> Option<&str> {
+        self.failure_error.as_deref()
+    }
+
+    /// Feeds one event of the failure run's own connections.
+    pub fn on_lab_event(&mut self, conn: ConnectionId, event: &EventKind) -> Vec<Command> {
+        match self.failure.as_mut() {
+            Some(run) => run.on_event(conn, event),
+            None => Vec::new(),
         }
     }
 
@@ -208,6 +263,8 @@ impl QosLab {
         self.payload_size = payload_size.max(largest_tag);
         self.topic = topic;
         self.run += 1;
+        self.failure = None;
+        self.failure_error = None;
         self.status = LabStatus::Subscribing;
         self.exchanges = vec![Exchange::default(); 3 * n];
         self.current = 0;
@@ -246,10 +303,20 @@ impl QosLab {
 
     /// Whether the run is over (finished or aborted).
     pub fn is_done(&self) -> bool {
+        if self.failure_error.is_some() {
+            // A failure run that could not start is over before it began.
+            return true;
+        }
+        if let Some(run) = &self.failure {
+            return !run.is_running();
+        }
         matches!(self.status, LabStatus::Done | LabStatus::Aborted(_))
     }
 
     pub fn is_running(&self) -> bool {
+        if let Some(run) = &self.failure {
+            return run.is_running();
+        }
         matches!(self.status, LabStatus::Subscribing | LabStatus::Running)
     }
 
@@ -276,7 +343,7 @@ impl QosLab {
     /// Feeds one event of this lab's connection; returns the commands to
     /// send next.
     pub fn on_event(&mut self, event: &EventKind) -> Vec<Command> {
-        if !self.is_running() {
+        if self.failure.is_some() || !self.is_running() {
             return Vec::new();
         }
         match event {
@@ -346,6 +413,9 @@ impl QosLab {
     /// Ends the run if its current step is overdue; call it now and then
     /// (each frame) while [`Self::is_running`].
     pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        if let Some(run) = self.failure.as_mut() {
+            return run.tick(now);
+        }
         if !self.is_running() || now.saturating_duration_since(self.last_progress) < STEP_TIMEOUT {
             return Vec::new();
         }
@@ -369,6 +439,9 @@ impl QosLab {
 
     /// Stops the run at the user's request.
     pub fn stop(&mut self) -> Vec<Command> {
+        if let Some(run) = self.failure.as_mut() {
+            return run.stop();
+        }
         if !self.is_running() {
             return Vec::new();
         }
@@ -539,7 +612,7 @@ impl QosLab {
 
 /// `lab <qos> <index>`, padded with a space and dots to `size` bytes, so
 /// each delivered message says exactly which publish it was.
-fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
+pub(crate) fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
     let mut text = format!("lab {qos} {index}").into_bytes();
     if size > text.len() {
         text.push(b' ');
@@ -549,7 +622,7 @@ fn payload(qos: u8, index: usize, size: usize) -> Vec<u8> {
 }
 
 /// The (QoS, index) a lab payload carries.
-fn parse_payload(payload: &[u8]) -> Option<(u8, usize)> {
+pub(crate) fn parse_payload(payload: &[u8]) -> Option<(u8, usize)> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut words = text.split(' ');
     if words.next()? != "lab" {
@@ -579,6 +652,13 @@ pub enum QosLabAction {
     Run { n: usize, payload_size: usize },
     /// Stop the run: `QosLab::stop()` and send its commands.
     Stop,
+    /// Start a failure run: `QosLab::start_failure(..)` with the
+    /// connection's profile (and the sandbox, on the sandbox side).
+    RunFailure {
+        step: CutStep,
+        side: FaultSide,
+        payload_size: usize,
+    },
 }
 
 /// Height of one arrow in the mini sequence diagrams.
@@ -592,6 +672,11 @@ const DELIVERY_RGB: Color32 = Color32::from_rgb(0x2c, 0xa0, 0x2c);
 pub struct QosLabView {
     pub n: usize,
     pub payload_size: usize,
+    /// Where the next run cuts the connection ("No failure": the cost run).
+    pub step: CutStep,
+    pub side: FaultSide,
+    /// The connection is the sandbox's, running: the sandbox side can cut.
+    pub sandbox_available: bool,
 }
 
 impl Default for QosLabView {
@@ -599,6 +684,9 @@ impl Default for QosLabView {
         QosLabView {
             n: 20,
             payload_size: 32,
+            step: CutStep::None,
+            side: FaultSide::Client,
+            sandbox_available: false,
         }
     }
 }
@@ -636,18 +724,31 @@ impl QosLabView {
                 }
             } else if ui
                 .add_enabled(connected, egui::Button::new("Run QoS lab"))
-                .on_hover_text(
+                .on_hover_text(if self.step == CutStep::None {
                     "Publish the payload N times at QoS 0, 1 and 2 to a lab topic this \
-                     connection subscribes to at QoS 2",
-                )
+                     connection subscribes to at QoS 2"
+                } else {
+                    "Publish one message at QoS 0, 1 and 2 from a lab publisher that keeps \
+                     its session, cut its connection at the chosen step, and count at a \
+                     separate subscriber what arrived"
+                })
                 .clicked()
             {
-                action = Some(QosLabAction::Run {
-                    n: self.n,
-                    payload_size: self.payload_size,
+                action = Some(if self.step == CutStep::None {
+                    QosLabAction::Run {
+                        n: self.n,
+                        payload_size: self.payload_size,
+                    }
+                } else {
+                    QosLabAction::RunFailure {
+                        step: self.step,
+                        side: self.side,
+                        payload_size: self.payload_size,
+                    }
                 });
             }
         });
+        self.failure_controls_ui(ui, running);
         if !connected && !running {
             ui.label(
                 RichText::new("Connect to a broker to run the QoS lab.")
@@ -657,6 +758,14 @@ impl QosLabView {
         let Some(lab) = lab else {
             return action;
         };
+        if let Some(why) = lab.failure_error() {
+            ui.colored_label(ui.visuals().error_fg_color, why);
+            return action;
+        }
+        if let Some(run) = lab.failure() {
+            super::qos_fault::failure_ui(ui, run);
+            return action;
+        }
         status_ui(ui, lab);
         let rows = lab.results();
         ui.add_space(4.0);
@@ -668,6 +777,49 @@ impl QosLabView {
             }
         });
         action
+    }
+}
+
+impl QosLabView {
+    /// The failure chooser: the step to cut at and where the cut is made.
+    fn failure_controls_ui(&mut self, ui: &mut egui::Ui, running: bool) {
+        ui.add_enabled_ui(!running, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Cut the connection:").on_hover_text(
+                    "What each QoS level buys: the connection dies at this step of the \
+                         handshake, and a separate subscriber counts what arrived",
+                );
+                for step in CutStep::ALL {
+                    ui.selectable_value(&mut self.step, step, step.label());
+                }
+            });
+            if self.step == CutStep::None {
+                return;
+            }
+            if !self.sandbox_available {
+                self.side = FaultSide::Client;
+            }
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Made on the");
+                ui.selectable_value(&mut self.side, FaultSide::Client, FaultSide::Client.label())
+                    .on_hover_text(
+                        "A relay between the lab's publisher and the broker drops the packet in \
+                     flight and closes both sides (any broker, MQTT over TCP)",
+                    );
+                ui.add_enabled_ui(self.sandbox_available, |ui| {
+                    ui.selectable_value(
+                        &mut self.side,
+                        FaultSide::Sandbox,
+                        FaultSide::Sandbox.label(),
+                    )
+                    .on_hover_text(
+                        "The sandbox broker drops the packet itself and closes the publisher's \
+                         connection (its log says so)",
+                    )
+                    .on_disabled_hover_text("Connect to the sandbox broker to cut on its side");
+                });
+            });
+        });
     }
 }
 
@@ -1300,6 +1452,46 @@ mod tests {
         harness.get_by_label("Run QoS lab").click();
         harness.run();
         assert!(harness.state().1.is_empty());
+    }
+
+    #[test]
+    fn choosing_a_cut_step_makes_run_start_a_failure_run() {
+        let lab = QosLab::new(1);
+        let mut harness = harness_for(&lab, true);
+        harness.run();
+        // "No failure" is the cost run; the side row appears with a step.
+        assert_eq!(harness.query_all_by_label("client side (relay)").count(), 0);
+        harness.get_by_label("after PUBREL").click();
+        harness.run();
+        // Not the sandbox's connection: its side cannot be chosen.
+        harness.get_by_label("sandbox side").click();
+        harness.run();
+        harness.get_by_label("Run QoS lab").click();
+        harness.run();
+        assert_eq!(
+            harness.state().1,
+            vec![QosLabAction::RunFailure {
+                step: CutStep::AfterPubrel,
+                side: FaultSide::Client,
+                payload_size: 32,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failure_run_that_cannot_start_says_why_in_the_lab() {
+        let mut lab = QosLab::new(1);
+        let profile = Profile {
+            transport: crate::profile::TransportKind::Tls,
+            ..Profile::default()
+        };
+        let err = lab
+            .start_failure(1, &profile, CutStep::AfterAck, FaultSide::Client, None, 32)
+            .expect_err("no relay over TLS");
+        let mut harness = harness_for(&lab, true);
+        harness.run();
+        harness.get_by_label(&err);
+        assert!(lab.is_done() && !lab.is_running());
     }
 
     #[test]

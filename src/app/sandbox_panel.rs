@@ -12,9 +12,10 @@
 use super::publish_panel::PublishRequest;
 use super::{Action, App};
 use crate::mqtt::Command;
+use crate::mqtt::fault::CutStep;
 use crate::profile::{Profile, Qos, TlsSettings, TransportKind};
 use crate::sandbox::devices::BOOK_VEHICLE_COMMANDS;
-use crate::sandbox::{DemoConfig, Sandbox, SandboxConfig, SandboxError, example_commands};
+use crate::sandbox::{DemoConfig, Fault, Sandbox, SandboxConfig, SandboxError, example_commands};
 use egui::RichText;
 
 /// The name of the profile that connects to the embedded broker.
@@ -90,6 +91,9 @@ pub(crate) struct SandboxHost {
     pub(crate) new_cert: String,
     /// The outcome of the last certificate action: (is an error, text).
     pub(crate) cert_note: Option<(bool, String)>,
+    /// The fault control: the client to cut and the step to cut it at.
+    pub(crate) fault_client: String,
+    pub(crate) fault_step: CutStep,
 }
 
 impl SandboxHost {
@@ -108,6 +112,8 @@ impl SandboxHost {
             tls_client: "board001".into(),
             new_cert: String::new(),
             cert_note: None,
+            fault_client: String::new(),
+            fault_step: CutStep::AfterAck,
         }
     }
 
@@ -145,6 +151,8 @@ pub(crate) enum SandboxAction {
     CreateClientCert(String),
     /// Show the certificate folder in the file manager.
     OpenCertFolder,
+    /// Arm (or with `None` disarm) a one-shot fault on a client's connection.
+    SetFault(Option<Fault>),
 }
 
 impl App {
@@ -341,6 +349,11 @@ impl App {
                     }
                     Err(e) => (true, e.to_string()),
                 });
+            }
+            SandboxAction::SetFault(fault) => {
+                if let Some(sandbox) = &self.sandbox.running {
+                    sandbox.broker().set_fault(fault);
+                }
             }
             SandboxAction::OpenCertFolder => {
                 let Some(certs) = self.sandbox.running.as_ref().and_then(Sandbox::certs) else {
@@ -557,6 +570,8 @@ impl App {
                 .push(Action::Sandbox(SandboxAction::SetDemo(demo)));
         }
 
+        self.fault_ui(ui);
+
         if let Some(sandbox) = &self.sandbox.running {
             // The counters move even when no message reaches this window.
             ui.ctx()
@@ -589,6 +604,63 @@ impl App {
                 }
             });
         }
+    }
+
+    /// Fault injection: cut one client's connection once, at a step of its
+    /// next publish handshake (the sandbox's log says when it fired).
+    fn fault_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(sandbox) = self.sandbox.running.as_ref().filter(|s| s.is_running()) else {
+            return;
+        };
+        let broker = sandbox.broker();
+        let armed = broker.fault();
+        let cut = broker.faults_injected();
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("Cut client");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.sandbox.fault_client)
+                    .hint_text("client id")
+                    .desired_width(160.0),
+            )
+            .labelled_by(label.id);
+            let combo = egui::ComboBox::from_id_salt("sandbox_fault_step")
+                .selected_text(format!("cut {}", self.sandbox.fault_step.label()))
+                .show_ui(ui, |ui| {
+                    for step in &CutStep::ALL[1..] {
+                        ui.selectable_value(&mut self.sandbox.fault_step, *step, step.label());
+                    }
+                });
+            combo.response.accessible_name("Step of the cut");
+            let client = self.sandbox.fault_client.trim().to_string();
+            if ui
+                .add_enabled(!client.is_empty(), egui::Button::new("Arm cut"))
+                .on_hover_text(
+                    "Once: at this step of the client's next publish handshake the sandbox \
+                     drops the packet (its PUBLISH, its PUBACK/PUBREC, or the PUBCOMP after its \
+                     PUBREL) and closes the connection",
+                )
+                .clicked()
+            {
+                self.actions
+                    .push(Action::Sandbox(SandboxAction::SetFault(Some(Fault {
+                        client_id: client,
+                        step: self.sandbox.fault_step,
+                    }))));
+            }
+            if armed.is_some() && ui.button("Disarm").clicked() {
+                self.actions
+                    .push(Action::Sandbox(SandboxAction::SetFault(None)));
+            }
+        });
+        let state = match &armed {
+            Some(f) => format!(
+                "armed: client '{}' is cut {} · {cut} connections cut so far",
+                f.client_id,
+                f.step.label()
+            ),
+            None => format!("no cut armed · {cut} connections cut so far"),
+        };
+        ui.weak(state);
     }
 
     /// The TLS and websocket listeners, the certificate folder, the

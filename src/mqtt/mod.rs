@@ -3,6 +3,7 @@
 //! [`Command`]s and receives [`Event`]s; it never touches the network.
 
 mod errors;
+pub mod fault;
 mod options;
 mod session;
 pub(crate) mod v4;

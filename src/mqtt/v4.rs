@@ -175,10 +175,11 @@ pub(crate) fn connect_record(opts: &MqttOptions, t_us: u64) -> PacketRecord {
 
 /// Removes the requests rumqttc has not sent yet (no packet id) from its
 /// pending queue, which it would silently clear on a new session; returns
-/// how many publishes, subscribes and unsubscribes went.
+/// how many publishes, subscribes and unsubscribes went. The publishes kept
+/// (in flight, with a packet id) are marked DUP for their resend.
 pub(crate) fn drop_unsent(eventloop: &mut EventLoop) -> (usize, usize, usize) {
     let (mut p, mut s, mut u) = (0, 0, 0);
-    eventloop.pending.retain(|r| match r {
+    eventloop.pending.retain_mut(|r| match r {
         Request::Publish(x) if x.pkid == 0 => {
             p += 1;
             false
@@ -192,6 +193,13 @@ pub(crate) fn drop_unsent(eventloop: &mut EventLoop) -> (usize, usize, usize) {
             false
         }
         Request::Disconnect(_) | Request::PingReq(_) => false,
+        Request::Publish(x) => {
+            // Kept to be sent again if the session resumes: a retransmission
+            // must carry DUP (MQTT 3.1.1 §3.3.1.1, MQTT 5 §3.3.1.1), which
+            // rumqttc 0.25.1's `MqttState::clean` leaves unset.
+            x.dup = true;
+            true
+        }
         _ => true,
     });
     (p, s, u)

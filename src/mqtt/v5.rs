@@ -503,10 +503,10 @@ pub(crate) fn connect_record(opts: &MqttOptions, t_us: u64) -> PacketRecord {
     r
 }
 
-/// As `v4::drop_unsent`, for the v5 event loop.
+/// As `v4::drop_unsent` (DUP on the kept publishes too), for the v5 event loop.
 pub(crate) fn drop_unsent(eventloop: &mut EventLoop) -> (usize, usize, usize) {
     let (mut p, mut s, mut u) = (0, 0, 0);
-    eventloop.pending.retain(|r| match r {
+    eventloop.pending.retain_mut(|r| match r {
         Request::Publish(x) if x.pkid == 0 => {
             p += 1;
             false
@@ -520,6 +520,13 @@ pub(crate) fn drop_unsent(eventloop: &mut EventLoop) -> (usize, usize, usize) {
             false
         }
         Request::Disconnect | Request::PingReq => false,
+        Request::Publish(x) => {
+            // Kept to be sent again if the session resumes: a retransmission
+            // must carry DUP (MQTT 3.1.1 §3.3.1.1, MQTT 5 §3.3.1.1), which
+            // rumqttc 0.25.1's `MqttState::clean` leaves unset.
+            x.dup = true;
+            true
+        }
         _ => true,
     });
     (p, s, u)

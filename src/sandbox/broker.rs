@@ -36,6 +36,7 @@ use super::codec::{
 use super::sys;
 use super::trie::{SessionKey, SubTree};
 use crate::model::topic::matches;
+use crate::mqtt::fault::CutStep;
 use crate::profile::{validate_topic_filter, validate_topic_name};
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::QoS;
@@ -151,6 +152,8 @@ pub struct Counters {
     pub expired: AtomicU64,
     /// Publishes and subscriptions the ACL refused.
     pub denied: AtomicU64,
+    /// Connections the sandbox cut on purpose (an armed [`Fault`]).
+    pub faults: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
@@ -897,6 +900,23 @@ struct Shared {
     started: Instant,
     /// Set when the sandbox stops: MQTT 5 clients get DISCONNECT 0x8B.
     shutdown: watch::Sender<bool>,
+    /// The fault to inject once, if armed.
+    fault: Mutex<Option<Fault>>,
+}
+
+/// A fault the sandbox injects once on one client's connection, at a step of
+/// a publish handshake (the QoS lab's "sandbox side"): it drops the packet of
+/// that step and closes the connection, as a lost link would. Logged and
+/// counted ([`Counters::faults`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The client whose connection is cut.
+    pub client_id: String,
+    /// `AfterPublish`: the client's next PUBLISH is dropped unread.
+    /// `AfterAck`: its next QoS 1/2 PUBLISH is taken (and forwarded or
+    /// stored) but the PUBACK/PUBREC is not sent. `AfterPubrel`: its next
+    /// PUBREL releases the message but the PUBCOMP is not sent.
+    pub step: CutStep,
 }
 
 #[derive(Default)]
@@ -955,6 +975,7 @@ impl Broker {
                 log: Mutex::new(LogRing::default()),
                 started: Instant::now(),
                 shutdown: watch::Sender::new(false),
+                fault: Mutex::new(None),
             }),
         }
     }
@@ -979,6 +1000,47 @@ impl Broker {
         if logins.get(&port) == Some(&self.shared.device_secret) {
             logins.remove(&port);
         }
+    }
+
+    /// Arms (or with `None` disarms) a fault; it fires once.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        let fault = fault.filter(|f| f.step != CutStep::None);
+        if let Some(f) = &fault {
+            self.log(format!(
+                "fault armed: client '{}' is cut {}",
+                f.client_id,
+                f.step.label()
+            ));
+        }
+        *self.shared.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// The fault armed and not fired yet.
+    pub fn fault(&self) -> Option<Fault> {
+        self.shared
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Connections cut by a fault so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.counters.faults.load(Ordering::Relaxed)
+    }
+
+    /// Takes the armed fault if it is for this client at this step.
+    fn fire_fault(&self, conn: &Conn, step: CutStep) -> bool {
+        let mut fault = self.shared.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault
+            .as_ref()
+            .is_some_and(|f| f.step == step && f.client_id == conn.client_id)
+        {
+            *fault = None;
+            add(&self.shared.counters.faults, 1);
+            return true;
+        }
+        false
     }
 
     pub(crate) fn counters(&self) -> &Counters {
@@ -1487,7 +1549,21 @@ impl Broker {
                         deadline = Some(Instant::now() + d);
                     }
                     replies.clear();
+                    if matches!(packet, In::Publish(_)) && self.fire_fault(conn, CutStep::AfterPublish) {
+                        self.log(format!(
+                            "fault injected: {}: PUBLISH dropped unread and the connection closed",
+                            conn.who()
+                        ));
+                        return End::Abnormal;
+                    }
                     let step = self.handle(conn, packet, &mut replies, &mut blocked, &mut progress);
+                    if let Some(lost) = self.faulted_reply(conn, &replies) {
+                        self.log(format!(
+                            "fault injected: {}: {lost} not sent and the connection closed",
+                            conn.who()
+                        ));
+                        return End::Abnormal;
+                    }
                     if !replies.is_empty()
                         && let Err(e) = write_outs(wr, conn.proto, &replies, limits, counters).await
                     {
@@ -1558,6 +1634,18 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// The reply an armed fault swallows (the PUBACK/PUBREC of a PUBLISH,
+    /// the PUBCOMP of a PUBREL), in words.
+    fn faulted_reply(&self, conn: &Conn, replies: &[Out]) -> Option<String> {
+        let (step, lost) = replies.iter().find_map(|r| match r {
+            Out::PubAck(id, _) => Some((CutStep::AfterAck, format!("PUBACK id={id}"))),
+            Out::PubRec(id, _) => Some((CutStep::AfterAck, format!("PUBREC id={id}"))),
+            Out::PubComp(id, _) => Some((CutStep::AfterPubrel, format!("PUBCOMP id={id}"))),
+            _ => None,
+        })?;
+        self.fire_fault(conn, step).then_some(lost)
     }
 
     fn is_congested(&self, conn: &Conn) -> bool {

@@ -20,7 +20,7 @@ pub mod tls;
 mod trie;
 pub mod ws;
 
-pub use broker::{Broker, BrokerStats, Limits, Security};
+pub use broker::{Broker, BrokerStats, Fault, Limits, Security};
 pub use certs::CertFolder;
 pub use cli::{SandboxArgs, run_sandbox};
 pub use devices::{DemoConfig, demo_topics, example_commands};
