@@ -30,16 +30,8 @@ fn stream_names(c: &Capture) -> Vec<String> {
 fn open_in_window(dir: &Path, file: PathBuf) -> egui_kittest::Harness<'static, mqscope::app::App> {
     let picker = FakePicker::default();
     picker.answers.borrow_mut().push_back(file);
-    // The strip (and its "+ Open…") shows once a connection is open: a
-    // profile opened offline, as after a first connection.
-    mqscope::profile::ProfileStore::at(dir)
-        .save(&[mqscope::profile::Profile {
-            name: "desk".into(),
-            ..mqscope::profile::Profile::default()
-        }])
-        .expect("the profile is saved");
+    // A fresh start: no profile open, "+ Open…" is in the strip already.
     let mut harness = common::gui::app_with(dir, picker);
-    assert!(harness.state_mut().open_offline("desk"));
     harness.run_ok();
     click(&mut harness, "+ Open…");
     click(&mut harness, "Capture file…");
@@ -95,7 +87,7 @@ fn a_tcpdump_capture_opens_as_one_connection_per_stream_with_tree_and_timeline()
         })
     });
     let app = harness.state();
-    assert_eq!(app.open_connections()[1..], names);
+    assert_eq!(app.open_connections()[..], names);
     for (name, topic, payload) in [
         (&names[0], "plant/boiler/temp", &b"71.5"[..]),
         (&names[1], "plant/pump", &b"on"[..]),
@@ -162,7 +154,7 @@ fn a_tls_stream_is_listed_as_encrypted_with_its_endpoints() {
 
     let mut harness = open_in_window(dir.path(), file);
     step_until(&mut harness, "the stream listed", LIMIT, |h| {
-        h.state().open_connections()[1..] == [name.clone()]
+        h.state().open_connections()[..] == [name.clone()]
     });
     assert!(has_label(&harness, &format!("Show connection {name}")));
     assert!(

@@ -62,6 +62,9 @@ pub(crate) fn ui(
     let mut actions = Vec::new();
     ui.horizontal_wrapped(|ui| {
         ui.weak("Connections");
+        if items.is_empty() {
+            ui.weak("none open: connect a profile, or open a capture file");
+        }
         for item in items {
             let frame = egui::Frame::group(ui.style())
                 .inner_margin(egui::Margin::symmetric(6, 2))

@@ -707,9 +707,8 @@ impl eframe::App for App {
                 );
                 self.actions.extend(asked);
             });
-        if !self.open.is_empty() {
-            egui::Panel::top("connection_list").show(ui, |ui| self.connection_list_ui(ui));
-        }
+        // Always there: "+ Open…" is how a capture is opened on a fresh start.
+        egui::Panel::top("connection_list").show(ui, |ui| self.connection_list_ui(ui));
         egui::Panel::top("tab_strip").show(ui, |ui| {
             let asked = layout::tab_strip_ui(ui, self.state.tab, self.sandbox.port());
             self.actions.extend(asked);
