@@ -46,7 +46,12 @@ fn config_from_env() -> PathBuf {
 fn save_a_password(harness: &mut Harness<'_, App>, password: &str, saved: impl Fn() -> bool) {
     set_text(harness, "Password", password);
     click(harness, "Save password");
-    step_until(harness, "the password saved", Duration::from_secs(15), |_| saved());
+    step_until(
+        harness,
+        "the password saved",
+        Duration::from_secs(15),
+        |_| saved(),
+    );
 }
 
 /// The password the keyring holds for the profile saved with one.
@@ -103,10 +108,7 @@ fn the_editor_saves_the_password_in_the_keyring_and_says_so() {
         .iter()
         .find(|p| p.save_password)
         .expect("a profile with its password saved");
-    assert_eq!(
-        service.lookup(&saved.id).as_deref(),
-        Some("gui-k3yring-pw")
-    );
+    assert_eq!(service.lookup(&saved.id).as_deref(), Some("gui-k3yring-pw"));
     assert!(!config.join("passwords.ron").exists());
     let text = std::fs::read_to_string(config.join("profiles.ron")).expect("profiles.ron");
     assert!(!text.contains("gui-k3yring-pw"));

@@ -22,7 +22,10 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// The real binary with `config` as its config directory and the Secret
 /// Service's environment (or none: `env`).
-fn mqscope_with(config: &Path, env: &[(std::ffi::OsString, std::ffi::OsString)]) -> std::process::Command {
+fn mqscope_with(
+    config: &Path,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"));
     cmd.env("MQSCOPE_CONFIG_DIR", config)
         .envs(env.iter().cloned())
@@ -50,7 +53,9 @@ fn file_text(path: &Path) -> String {
 
 #[test]
 fn an_imported_password_goes_to_the_keyring_not_the_file_and_the_profile_connects_with_it() {
-    let broker = Broker::builder().password("alice", "k3yr1ng-s3cret").start();
+    let broker = Broker::builder()
+        .password("alice", "k3yr1ng-s3cret")
+        .start();
     let service = SecretService::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config");
@@ -114,7 +119,11 @@ fn an_imported_password_goes_to_the_keyring_not_the_file_and_the_profile_connect
     // ...and without the keyring (no bus) it has no password: refused.
     let nobus = no_bus_env(dir.path());
     let done = publish(&nobus);
-    assert_ne!(done.code, Some(0), "connected without the keyring's password");
+    assert_ne!(
+        done.code,
+        Some(0),
+        "connected without the keyring's password"
+    );
     assert!(
         done.stderr.to_lowercase().contains("not authori"),
         "{}",
@@ -167,7 +176,10 @@ fn store_step() {
         }
         "check-reuse" => {
             let i = find(&profiles, "plant");
-            assert_eq!(profiles[i].password, "", "a new profile found an old password");
+            assert_eq!(
+                profiles[i].password, "",
+                "a new profile found an old password"
+            );
             let j = find(&profiles, "plant north");
             assert_eq!(profiles[j].password, "second-pw");
         }
@@ -310,8 +322,12 @@ fn locked_step() {
         save_password: true,
         ..Profile::default()
     });
-    store.save(&profiles).expect("the profiles are saved all the same");
-    let notice = store.take_keyring_notice().expect("the refusal is reported");
+    store
+        .save(&profiles)
+        .expect("the profiles are saved all the same");
+    let notice = store
+        .take_keyring_notice()
+        .expect("the refusal is reported");
     assert!(
         notice.contains("The Secret Service refused the password of 'locked out'")
             && notice.contains("passwords.ron instead"),
@@ -328,7 +344,8 @@ fn locked_step() {
 
 #[test]
 fn a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_says_so() {
-    if is_child("a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_says_so") {
+    if is_child("a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_says_so")
+    {
         locked_step();
         return;
     }
@@ -347,7 +364,11 @@ fn a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_say
     let passwords = config.join("passwords.ron");
     assert!(file_text(&passwords).contains("kept-pw"));
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&passwords).expect("meta").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&passwords)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     assert!(!file_text(&config.join("profiles.ron")).contains("kept-pw"));
 }

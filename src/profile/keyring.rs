@@ -168,7 +168,10 @@ impl SystemKeyring {
                 let _ = tx.send(f());
             });
         if let Err(e) = spawned {
-            return Err(format!("cannot start a thread to ask the {}: {e}", self.name));
+            return Err(format!(
+                "cannot start a thread to ask the {}: {e}",
+                self.name
+            ));
         }
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(value)) => Ok(value),

@@ -9,8 +9,8 @@
 //! to) the file, and the editor says which holds it.
 
 use super::keyring::{Keyring, PasswordHome};
-use super::{Profile, generate_profile_id};
 use super::validate::{Field, FieldError};
+use super::{Profile, generate_profile_id};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -307,8 +307,7 @@ impl ProfileStore {
             if let Keyring::Available(k) = &self.keyring {
                 match k.get(&profile.id) {
                     Ok(Some(password)) => {
-                        self.in_keyring
-                            .insert(profile.id.clone(), password.clone());
+                        self.in_keyring.insert(profile.id.clone(), password.clone());
                         profile.password = password;
                     }
                     Ok(None) => {}
@@ -1039,8 +1038,8 @@ mod tests {
     #[test]
     fn without_a_keyring_the_store_names_its_file_and_why() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ProfileStore::at(dir.path())
-            .with_keyring(Keyring::none("no session bus (test)"));
+        let store =
+            ProfileStore::at(dir.path()).with_keyring(Keyring::none("no session bus (test)"));
         let home = store.password_home(&full_profile());
         assert_eq!(
             home.describe(true),

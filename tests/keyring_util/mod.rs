@@ -127,7 +127,10 @@ impl SecretService {
     pub fn env(&self) -> Vec<(OsString, OsString)> {
         let d = self.dir.path();
         vec![
-            ("DBUS_SESSION_BUS_ADDRESS".into(), self.address.clone().into()),
+            (
+                "DBUS_SESSION_BUS_ADDRESS".into(),
+                self.address.clone().into(),
+            ),
             ("XDG_RUNTIME_DIR".into(), d.join("run").into()),
             ("HOME".into(), d.join("home").into()),
             ("XDG_DATA_HOME".into(), d.join("data").into()),
