@@ -361,6 +361,10 @@ fn a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_say
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("HOME-TEXT"), "{stdout}");
+    // What the user reads (shown with --nocapture).
+    for line in stdout.lines().filter(|l| l.starts_with("HOME-TEXT")) {
+        println!("{line}");
+    }
     let passwords = config.join("passwords.ron");
     assert!(file_text(&passwords).contains("kept-pw"));
     use std::os::unix::fs::PermissionsExt as _;
@@ -417,6 +421,9 @@ fn with_no_session_bus_passwords_go_to_the_file_and_the_reason_is_given() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("REASON "), "{stdout}");
+    for line in stdout.lines().filter(|l| l.starts_with("REASON") || l.starts_with("HOME-TEXT")) {
+        println!("{line}");
+    }
     assert!(file_text(&config.join("passwords.ron")).contains("file-pw"));
 }
 
