@@ -362,7 +362,7 @@ fn a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_say
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("HOME-TEXT"), "{stdout}");
     // What the user reads (shown with --nocapture).
-    for line in stdout.lines().filter(|l| l.starts_with("HOME-TEXT")) {
+    for line in stdout.lines().filter_map(|l| l.find("HOME-TEXT").map(|i| &l[i..])) {
         println!("{line}");
     }
     let passwords = config.join("passwords.ron");
@@ -421,7 +421,12 @@ fn with_no_session_bus_passwords_go_to_the_file_and_the_reason_is_given() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("REASON "), "{stdout}");
-    for line in stdout.lines().filter(|l| l.starts_with("REASON") || l.starts_with("HOME-TEXT")) {
+    for line in stdout.lines().filter_map(|l| {
+        ["REASON", "HOME-TEXT"]
+            .iter()
+            .find_map(|k| l.find(k))
+            .map(|i| &l[i..])
+    }) {
         println!("{line}");
     }
     assert!(file_text(&config.join("passwords.ron")).contains("file-pw"));
