@@ -362,7 +362,10 @@ fn a_locked_keyring_that_refuses_a_write_leaves_the_password_in_the_file_and_say
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("HOME-TEXT"), "{stdout}");
     // What the user reads (shown with --nocapture).
-    for line in stdout.lines().filter_map(|l| l.find("HOME-TEXT").map(|i| &l[i..])) {
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find("HOME-TEXT").map(|i| &l[i..]))
+    {
         println!("{line}");
     }
     let passwords = config.join("passwords.ron");
