@@ -328,6 +328,13 @@ impl App {
             }
         }
 
+        // Where the selected profile's password is kept (not for a capture,
+        // which is not a saved profile).
+        let password_home = self
+            .book
+            .current()
+            .filter(|e| e.capture.is_none())
+            .and_then(|e| Some(self.book.store.as_ref()?.password_home(&e.profile)));
         let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
             ui.add_space(24.0);
             ui.vertical_centered(|ui| {
@@ -457,15 +464,31 @@ impl App {
                             )
                             .labelled_by(label.id)
                             .changed();
+                        let hover = match &password_home {
+                            Some(home) => format!(
+                                "Kept in {}; never in an exported profile",
+                                home.place()
+                            ),
+                            None => "Never kept in an exported profile".to_string(),
+                        };
                         changed |= ui
                             .checkbox(&mut profile.save_password, "Save password")
-                            .on_hover_text(
-                                "Kept in a separate file readable only by you, never in an \
-                                 exported profile",
-                            )
+                            .on_hover_text(hover)
                             .changed();
                     });
                     ui.end_row();
+                    // Where the password is kept, once the user asks to keep it.
+                    if let Some(home) = password_home.as_ref().filter(|_| profile.save_password) {
+                        row_label(ui, "");
+                        let saved = !profile.password.is_empty();
+                        let text = home.describe(saved);
+                        let color = match home {
+                            crate::profile::PasswordHome::File { .. } if saved => warn_color,
+                            _ => ui.visuals().weak_text_color(),
+                        };
+                        ui.add(egui::Label::new(RichText::new(text).small().color(color)).wrap());
+                        ui.end_row();
+                    }
                 });
 
                 section(ui, "Session");

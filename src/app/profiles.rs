@@ -6,7 +6,8 @@
 use super::Notice;
 use crate::mqtt::ConnectionId;
 use crate::profile::{
-    Field, FieldError, Profile, ProfileStore, SaveOutcome, name_errors, unique_name, validate_port,
+    Field, FieldError, Profile, ProfileStore, SaveOutcome, generate_profile_id, name_errors,
+    unique_name, validate_port,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -108,8 +109,13 @@ impl ProfileBook {
         unique_name(&self.profiles(), base)
     }
 
-    /// Adds a profile, selects it and saves.
-    pub(crate) fn add(&mut self, profile: Profile) -> Option<Notice> {
+    /// Adds a profile, selects it and saves. A copy of another profile
+    /// (duplicate, open again) gets an id of its own: a saved password is
+    /// found by id.
+    pub(crate) fn add(&mut self, mut profile: Profile) -> Option<Notice> {
+        if profile.id.is_empty() || self.entries.iter().any(|e| e.profile.id == profile.id) {
+            profile.id = generate_profile_id();
+        }
         self.entries.push(Entry::new(profile));
         self.selected = self.entries.len() - 1;
         self.renaming = None;
@@ -159,16 +165,23 @@ impl ProfileBook {
             // the Name field shows the error and the save waits for the fix.
             return None;
         }
-        match store.save(&profiles) {
+        let result = store.save(&profiles);
+        // A password the system keyring refused went to the file: say so.
+        let keyring_notice = store.take_keyring_notice().map(|text| Notice {
+            text,
+            is_error: true,
+        });
+        match result {
             Ok(outcome) => {
                 self.dirty_since = None;
                 if let SaveOutcome::Recovered(path) = outcome {
                     self.recovered_to = Some(path);
                 }
-                self.save_failed.take().map(|_| Notice {
+                let saved_again = self.save_failed.take().map(|_| Notice {
                     text: "The profiles are saved again.".into(),
                     is_error: false,
-                })
+                });
+                keyring_notice.or(saved_again)
             }
             Err(e) => {
                 // The edits stay unsaved: retried, and saved on quit if the

@@ -978,8 +978,8 @@ pub fn report_text(file: &Path, store: &ProfileStore, r: &Report) -> String {
             if r.passwords {
                 let _ = writeln!(
                     s,
-                    "    password imported (kept in {})",
-                    store.passwords_path().display()
+                    "    password imported, saved in {}",
+                    store.password_home(p).place()
                 );
             } else {
                 let _ = writeln!(
@@ -1004,6 +1004,9 @@ pub fn run_import(args: ImportArgs) -> i32 {
         .map_err(ImportError::from)
         .and_then(|mut store| {
             let report = import_file(&args.file, &mut store, args.with_passwords)?;
+            if let Some(notice) = store.take_keyring_notice() {
+                eprintln!("mqscope import: {notice}");
+            }
             Ok(report_text(&args.file, &store, &report))
         });
     match result {

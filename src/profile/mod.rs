@@ -2,11 +2,13 @@
 //! validation, and the RON store in the user's config directory.
 
 pub mod import;
+pub mod keyring;
 mod store;
 mod validate;
 
 pub use crate::model::protocol::{ProtocolVersion, Qos};
 pub use crate::model::topic::{validate_topic_filter, validate_topic_name};
+pub use keyring::{KEYRING_SERVICE, Keyring, NO_KEYRING_ENV, PasswordHome, SystemKeyring};
 pub use store::{CONFIG_DIR_ENV, ProfileStore, SaveOutcome, StoreError, name_errors, unique_name};
 pub use validate::{
     Field, FieldError, check_user_properties, check_ws_headers, check_ws_path, validate_port,
@@ -209,6 +211,12 @@ pub const MQTT_MAX_PACKET: usize = 268_435_460;
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Profile {
+    /// Stable identity of a saved profile: its password in the system
+    /// keyring is found by this id, so a rename keeps it and a profile
+    /// created later under an old name never finds an old password. Every
+    /// new profile gets a fresh one ([`generate_profile_id`]); a copy must
+    /// too. Empty in shared (exported) files.
+    pub id: String,
     pub name: String,
     pub host: String,
     pub port: u16,
@@ -256,6 +264,7 @@ impl std::fmt::Debug for Profile {
 impl Default for Profile {
     fn default() -> Self {
         Profile {
+            id: generate_profile_id(),
             name: "localhost".into(),
             host: "127.0.0.1".into(),
             port: 1883,
@@ -347,6 +356,11 @@ pub fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
         None => None,
     };
     Ok((host.to_string(), port))
+}
+
+/// A new profile id: 16 random hex digits.
+pub fn generate_profile_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// `mqscope-` and six random lowercase letters/digits.

@@ -1,9 +1,16 @@
-//! The profile file (`profiles.ron`) and the saved passwords (`passwords.ron`)
-//! in the config directory: atomic writes, and a file that cannot be read is
-//! kept untouched while changes go to a recovery file beside it.
+//! The profile file (`profiles.ron`) and the saved passwords in the config
+//! directory: atomic writes, and a file that cannot be read is kept
+//! untouched while changes go to a recovery file beside it.
+//!
+//! Saved passwords go to the system keyring when one answered the start-up
+//! probe (entries keyed by the profile's id), else to the owner-only
+//! `passwords.ron` (keyed by profile name). A password in the file moves to
+//! the keyring once one is there; one the keyring refuses stays in (or goes
+//! to) the file, and the editor says which holds it.
 
-use super::Profile;
+use super::keyring::{Keyring, PasswordHome};
 use super::validate::{Field, FieldError};
+use super::{Profile, generate_profile_id};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -51,6 +58,11 @@ pub enum StoreError {
     Serialize { path: PathBuf, message: String },
     #[error("two profiles are named '{name}'; give each profile its own name before saving")]
     DuplicateName { name: String },
+    #[error("profile '{name}' has the id of another profile (or none); it was not saved")]
+    DuplicateId { name: String },
+    /// The system keyring could not read or take a saved password.
+    #[error("{0}")]
+    Keyring(String),
 }
 
 /// Where `save` put the profiles.
@@ -110,7 +122,6 @@ fn format_version() -> u32 {
 }
 
 /// The profiles in one config directory.
-#[derive(Debug)]
 pub struct ProfileStore {
     dir: PathBuf,
     /// Files that exist but could not be loaded: never written over.
@@ -123,15 +134,42 @@ pub struct ProfileStore {
     loaded: bool,
     /// The passwords as passwords.ron holds them (last load or save).
     on_disk: BTreeMap<String, String>,
+    /// The system keyring, or why there is none.
+    keyring: Keyring,
+    /// The passwords the keyring holds as far as this store knows (read or
+    /// written in this session): profile id → password.
+    in_keyring: BTreeMap<String, String>,
+    /// Profiles (by name) whose password is in the file because the keyring
+    /// refused it, with the keyring's answer.
+    refused: BTreeMap<String, String>,
+    /// What went wrong with the keyring in the last save, to tell the user.
+    keyring_notice: Option<String>,
+}
+
+impl std::fmt::Debug for ProfileStore {
+    /// Without the passwords it holds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileStore")
+            .field("dir", &self.dir)
+            .field("keyring", &self.keyring)
+            .field("passwords_in_file", &self.on_disk.len())
+            .field("passwords_in_keyring", &self.in_keyring.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProfileStore {
     /// `$MQSCOPE_CONFIG_DIR` if set, else the platform's config directory
     /// (e.g. `~/.config/mqscope`). The directory is created by the first save.
+    /// Saved passwords go to the system keyring if one answers a probe
+    /// (waiting at most a few seconds; see [`Keyring::probe`]).
     pub fn open_default() -> Result<ProfileStore, StoreError> {
-        config_dir(std::env::var_os(CONFIG_DIR_ENV)).map(ProfileStore::at)
+        let dir = config_dir(std::env::var_os(CONFIG_DIR_ENV))?;
+        Ok(ProfileStore::at(dir).with_keyring(Keyring::probe()))
     }
 
+    /// The store of `dir`, with saved passwords in its owner-only file only
+    /// (tests, portable setups): see [`ProfileStore::with_keyring`].
     pub fn at(dir: impl Into<PathBuf>) -> ProfileStore {
         ProfileStore {
             dir: dir.into(),
@@ -140,7 +178,53 @@ impl ProfileStore {
             password_problem: None,
             loaded: false,
             on_disk: BTreeMap::new(),
+            keyring: Keyring::none("the system keyring is not used for this profile directory"),
+            in_keyring: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            keyring_notice: None,
         }
+    }
+
+    /// Saved passwords go to `keyring` when it is available. Call before
+    /// `load`.
+    pub fn with_keyring(mut self, keyring: Keyring) -> ProfileStore {
+        self.keyring = keyring;
+        self
+    }
+
+    /// The system keyring, or why there is none.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Where the password of `profile` is saved (or would be, once
+    /// "save password" is ticked), for the editor.
+    pub fn password_home(&self, profile: &Profile) -> PasswordHome {
+        let path = self
+            .recovery
+            .get(&self.passwords_path())
+            .cloned()
+            .unwrap_or_else(|| self.passwords_path());
+        match &self.keyring {
+            Keyring::Available(k) => match self.refused.get(&profile.name) {
+                Some(why) => PasswordHome::File {
+                    path,
+                    reason: format!("the {} refused it: {why}", k.name()),
+                },
+                None => PasswordHome::Keyring { name: k.name() },
+            },
+            Keyring::Unavailable(why) => PasswordHome::File {
+                path,
+                reason: format!("no system keyring available: {why}"),
+            },
+        }
+    }
+
+    /// What went wrong with the keyring in the last save (a password it
+    /// refused went to the file instead; an old entry it did not remove),
+    /// once.
+    pub fn take_keyring_notice(&mut self) -> Option<String> {
+        self.keyring_notice.take()
     }
 
     pub fn dir(&self) -> &Path {
@@ -188,18 +272,73 @@ impl ProfileStore {
         let passwords = match read_ron::<PasswordsFile>(&passwords_path) {
             Ok(file) => file.map(|f| f.passwords).unwrap_or_default(),
             Err(e) => {
-                self.protected.insert(passwords_path);
+                self.protected.insert(passwords_path.clone());
                 self.password_problem = Some(e);
                 BTreeMap::new()
             }
         };
         self.on_disk = passwords.clone();
+        // Every profile has an id of its own (a file written by hand or by
+        // an older mqscope may have none or the same twice).
+        let mut ids = HashSet::new();
         for profile in &mut profiles {
-            profile.password = if profile.save_password {
-                passwords.get(&profile.name).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            };
+            if profile.id.is_empty() || !ids.insert(profile.id.clone()) {
+                profile.id = generate_profile_id();
+                ids.insert(profile.id.clone());
+            }
+        }
+        self.in_keyring.clear();
+        self.refused.clear();
+        // A password in the file wins: the file holds one only when it was
+        // saved before a keyring was there, or the keyring refused it; both
+        // move to the keyring now.
+        let mut to_move = false;
+        let mut unreadable = Vec::new();
+        for profile in &mut profiles {
+            profile.password = String::new();
+            if !profile.save_password {
+                continue;
+            }
+            if let Some(password) = passwords.get(&profile.name) {
+                profile.password = password.clone();
+                to_move |= matches!(self.keyring, Keyring::Available(_));
+                continue;
+            }
+            if let Keyring::Available(k) = &self.keyring {
+                match k.get(&profile.id) {
+                    Ok(Some(password)) => {
+                        self.in_keyring.insert(profile.id.clone(), password.clone());
+                        profile.password = password;
+                    }
+                    Ok(None) => {}
+                    Err(e) => unreadable.push(format!("'{}' ({e})", profile.name)),
+                }
+            }
+        }
+        if !unreadable.is_empty()
+            && let Keyring::Available(k) = &self.keyring
+        {
+            self.password_problem = Some(StoreError::Keyring(format!(
+                "the {} did not give the saved password of {}",
+                k.name(),
+                unreadable.join(", ")
+            )));
+        }
+        let passwords_readable = !self.protected.contains(&passwords_path);
+        if to_move && passwords_readable {
+            // Keyring first, then the profiles, then the file pruned: a
+            // failure at any step leaves each password findable.
+            let moved = self.save(&profiles);
+            let notice = self.keyring_notice.take();
+            if self.password_problem.is_none() {
+                self.password_problem = match (moved, notice) {
+                    (Err(e), _) => Some(StoreError::Keyring(format!(
+                        "the saved passwords could not be moved to the system keyring: {e}"
+                    ))),
+                    (Ok(_), Some(notice)) => Some(StoreError::Keyring(notice)),
+                    (Ok(_), None) => None,
+                };
+            }
         }
         Ok(profiles)
     }
@@ -233,11 +372,46 @@ impl ProfileStore {
             source,
         })?;
 
-        let wanted: BTreeMap<String, String> = profiles
+        let mut ids = HashSet::new();
+        if let Some(p) = profiles
+            .iter()
+            .find(|p| p.id.is_empty() || !ids.insert(p.id.as_str()))
+        {
+            return Err(StoreError::DuplicateId {
+                name: p.name.clone(),
+            });
+        }
+
+        // Passwords to the keyring first (found by profile id, which a
+        // rename keeps); what it refuses goes to the file.
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        let mut in_keyring_now: HashSet<String> = HashSet::new();
+        let mut refusals = Vec::new();
+        for p in profiles
             .iter()
             .filter(|p| p.save_password && !p.password.is_empty())
-            .map(|p| (p.name.clone(), p.password.clone()))
-            .collect();
+        {
+            let Keyring::Available(k) = &self.keyring else {
+                wanted.insert(p.name.clone(), p.password.clone());
+                continue;
+            };
+            if self.in_keyring.get(&p.id) == Some(&p.password) {
+                in_keyring_now.insert(p.id.clone());
+                continue;
+            }
+            match k.set(&p.id, &p.password) {
+                Ok(()) => {
+                    self.in_keyring.insert(p.id.clone(), p.password.clone());
+                    in_keyring_now.insert(p.id.clone());
+                }
+                Err(e) => {
+                    wanted.insert(p.name.clone(), p.password.clone());
+                    self.refused.insert(p.name.clone(), e.clone());
+                    refusals.push(format!("'{}' ({e})", p.name));
+                }
+            }
+        }
+        self.refused.retain(|name, _| wanted.contains_key(name));
         let passwords_target = self.target(&self.passwords_path());
         // Passwords are found by profile name. Written in this order — the
         // passwords of both the old and the new names, then the profiles,
@@ -265,11 +439,7 @@ impl ProfileStore {
         write_ron(&profiles_target, &file, false)?;
 
         let passwords = PasswordsFile {
-            passwords: profiles
-                .iter()
-                .filter(|p| p.save_password && !p.password.is_empty())
-                .map(|p| (p.name.clone(), p.password.clone()))
-                .collect(),
+            passwords: wanted,
             version: FORMAT_VERSION,
         };
         let passwords_recovered = passwords_target != self.passwords_path();
@@ -290,6 +460,45 @@ impl ProfileStore {
                         source,
                     });
                 }
+            }
+        }
+
+        // Last, the keyring entries no profile on disk uses any more
+        // (deleted, "save password" unticked, or moved to the file).
+        let mut not_removed = Vec::new();
+        if let Keyring::Available(k) = &self.keyring {
+            let stale: Vec<String> = self
+                .in_keyring
+                .keys()
+                .filter(|id| !in_keyring_now.contains(*id))
+                .cloned()
+                .collect();
+            for id in stale {
+                match k.delete(&id) {
+                    Ok(()) => {
+                        self.in_keyring.remove(&id);
+                    }
+                    Err(e) => not_removed.push(e),
+                }
+            }
+            let mut notice = Vec::new();
+            if !refusals.is_empty() {
+                notice.push(format!(
+                    "The {} refused the password of {}; saved in the owner-only file {} instead.",
+                    k.name(),
+                    refusals.join(", "),
+                    passwords_target.display()
+                ));
+            }
+            if let Some(e) = not_removed.first() {
+                notice.push(format!(
+                    "An old password of a deleted or renamed profile could not be removed from \
+                     the {}: {e}",
+                    k.name()
+                ));
+            }
+            if !notice.is_empty() {
+                self.keyring_notice = Some(notice.join(" "));
             }
         }
 
@@ -337,6 +546,8 @@ impl ProfileStore {
         let mut profile = profile.clone();
         profile.password.clear();
         profile.save_password = false;
+        // The importer's copy is a profile of its own.
+        profile.id.clear();
         let file = ExportFile {
             profile,
             version: FORMAT_VERSION,
@@ -360,6 +571,7 @@ impl ProfileStore {
         let mut profile = file.profile;
         profile.password.clear();
         profile.save_password = false;
+        profile.id = generate_profile_id();
         Ok(profile)
     }
 }
@@ -520,6 +732,7 @@ mod tests {
 
     fn full_profile() -> Profile {
         Profile {
+            id: "0123456789abcdef".into(),
             name: "factory floor".into(),
             host: "broker.example.com".into(),
             port: 8883,
@@ -786,6 +999,59 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_of_the_store_never_shows_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ProfileStore::at(dir.path());
+        store.save(&[full_profile()]).unwrap();
+        store.load().unwrap();
+        let text = format!("{store:?}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("passwords_in_file: 1"), "{text}");
+    }
+
+    #[test]
+    fn profiles_sharing_an_id_are_refused_and_a_loaded_file_gets_one_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ProfileStore::at(dir.path());
+        let first = full_profile();
+        let copy = Profile {
+            name: "copy".into(),
+            ..first.clone()
+        };
+        let err = store.save(&[first.clone(), copy]).unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateId { ref name } if name == "copy"));
+        assert!(!store.profiles_path().exists());
+
+        // A file written by hand (or by an older mqscope) with no ids or the
+        // same one twice: each profile gets its own on load.
+        std::fs::write(
+            store.profiles_path(),
+            "(profiles: [(name: \"a\"), (name: \"b\", id: \"x\"), (name: \"c\", id: \"x\")])",
+        )
+        .unwrap();
+        let loaded = ProfileStore::at(dir.path()).load().unwrap();
+        let ids: HashSet<&str> = loaded.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{loaded:?}");
+        assert!(ids.contains("x") && !ids.contains(""));
+    }
+
+    #[test]
+    fn without_a_keyring_the_store_names_its_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ProfileStore::at(dir.path()).with_keyring(Keyring::none("no session bus (test)"));
+        let home = store.password_home(&full_profile());
+        assert_eq!(
+            home.describe(true),
+            format!(
+                "Password saved in an owner-only file: {} (no system keyring available: \
+                 no session bus (test))",
+                store.passwords_path().display()
+            )
+        );
+    }
+
+    #[test]
     fn file_format_is_versioned_ron() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ProfileStore::at(dir.path());
@@ -1000,7 +1266,10 @@ mod tests {
         assert!(text.contains("save_password: false"), "{text}");
 
         let imported = ProfileStore::import(&path).unwrap();
+        assert!(!text.contains(&profile.id), "{text}");
+        assert!(!imported.id.is_empty() && imported.id != profile.id);
         let expected = Profile {
+            id: imported.id.clone(),
             password: String::new(),
             save_password: false,
             ..profile

@@ -474,6 +474,10 @@ pub fn mqscope() -> Command {
         .keep();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqscope"));
     cmd.env("MQSCOPE_CONFIG_DIR", config);
+    // Saved passwords stay in the test's own directory, never in the
+    // keyring of the machine running the tests (tests/keyring.rs brings its
+    // own Secret Service).
+    cmd.env(mqscope::profile::NO_KEYRING_ENV, "1");
     cmd.stdin(Stdio::null());
     cmd
 }
