@@ -10,9 +10,9 @@ use rumqttc::mqttbytes::QoS;
 use sandbox_util::{Client, WAIT, run, wait_log, wait_subscriptions, wait_until};
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The MQTT.js package directory, installed on first use (npm and node
 /// must be installed; `.ci/test` installs them).
