@@ -231,27 +231,12 @@ fn props_in(p: Option<CapProps>) -> Option<Box<Properties>> {
     p.map(|p| Box::new(Properties::from(p)))
 }
 
-const KINDS: [PacketKind; 15] = [
-    PacketKind::Connect,
-    PacketKind::Connack,
-    PacketKind::Publish,
-    PacketKind::Puback,
-    PacketKind::Pubrec,
-    PacketKind::Pubrel,
-    PacketKind::Pubcomp,
-    PacketKind::Subscribe,
-    PacketKind::Suback,
-    PacketKind::Unsubscribe,
-    PacketKind::Unsuback,
-    PacketKind::Pingreq,
-    PacketKind::Pingresp,
-    PacketKind::Disconnect,
-    PacketKind::Auth,
-];
-
 /// A packet kind from its specification name.
 pub fn kind_from_name(name: &str) -> Option<PacketKind> {
-    KINDS.iter().copied().find(|k| k.name() == name)
+    crate::model::flows::ALL_KINDS
+        .iter()
+        .copied()
+        .find(|k| k.name() == name)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
