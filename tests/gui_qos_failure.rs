@@ -64,6 +64,68 @@ fn lab_cuts_after_puback_pubrec_on_the_sandbox_side_and_says_what_each_level_bou
         "CUT: connection cut (the sandbox did not send PUBACK"
     ));
     assert!(has_label_containing(&harness, "qos=1 ") && has_label_containing(&harness, " DUP"));
+
+    // The same packets in the connection's Timeline tab: the QoS 1 level's
+    // first packet selected in the publisher's own log.
+    click(&mut harness, "QoS 1 in the Timeline");
+    steps(&mut harness, 2);
+    assert_eq!(harness.state().tab(), mqscope::app::Tab::Timeline);
+    assert!(has_label_containing(&harness, "QoS lab publisher ("));
+    assert!(
+        has_label(&harness, "PUBLISH"),
+        "the level's PUBLISH is selected"
+    );
+    if let Ok(path) = std::env::var("QOS_FAILURE_TIMELINE_RENDER") {
+        harness.render().expect("render").save(path).expect("save");
+    }
+    // The publisher's log: its reconnect after the cut, its resend with DUP,
+    // and no subscription (it never subscribes).
+    let rows = harness.state().timeline_rows();
+    let count = |prefix: &str| rows.iter().filter(|r| r.starts_with(prefix)).count();
+    assert!(
+        count("CONNECT ") >= 3,
+        "first connect + a reconnect per cut level: {rows:?}"
+    );
+    assert!(
+        count("PUBLISH id=") >= 4,
+        "QoS 1 and 2 sent twice each: {rows:?}"
+    );
+    assert_eq!(count("SUBSCRIBE"), 0, "{rows:?}");
+    assert_eq!(
+        count("PUBLISH id=1 qos=1 DUP"),
+        1,
+        "the QoS 1 resend: {rows:?}"
+    );
+    assert_eq!(
+        count("PUBLISH id=2 qos=2 DUP"),
+        1,
+        "the QoS 2 resend: {rows:?}"
+    );
+
+    // The subscriber's own log: its subscription and the copies it got.
+    harness
+        .get_by_label_contains("QoS lab subscriber (")
+        .click();
+    steps(&mut harness, 2);
+    let rows = harness.state().timeline_rows();
+    assert!(rows.iter().any(|r| r.starts_with("SUBSCRIBE")), "{rows:?}");
+    assert!(rows.iter().any(|r| r.starts_with("SUBACK")), "{rows:?}");
+    // 1 (QoS 0) + 2 (QoS 1 duplicate) + 1 (QoS 2) deliveries.
+    assert_eq!(
+        rows.iter().filter(|r| r.starts_with("PUBLISH")).count(),
+        4,
+        "{rows:?}"
+    );
+
+    // And back to the connection's own packets.
+    click(&mut harness, "this connection");
+    steps(&mut harness, 2);
+    let own = harness.state().timeline_rows();
+    assert_eq!(
+        own.len(),
+        harness.state().packet_log().map_or(0, |l| l.len()),
+        "the connection's own log"
+    );
 }
 
 #[test]

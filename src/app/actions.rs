@@ -2,6 +2,7 @@
 //! edits, subscriptions, publishing, clearing retained messages, exports,
 //! the inspector's and the QoS lab's requests.
 
+use super::connection::TimelineSource;
 use super::*;
 
 impl App {
@@ -255,7 +256,21 @@ impl App {
                         self.worker.send(cmd);
                     }
                 }
-                self.connection_mut(conn).state.lab = Some(lab);
+                let c = self.connection_mut(conn);
+                c.state.lab = Some(lab);
+                // The last run's packets are gone with it.
+                c.views.lab_timelines = Default::default();
+            }
+            Action::Lab(QosLabAction::ShowInTimeline { client, seq }) => {
+                let Some(conn) = self.current().and_then(|e| e.conn) else {
+                    return;
+                };
+                let views = &mut self.connection_mut(conn).views;
+                views.timeline_source = TimelineSource::Lab(client);
+                if let Some(seq) = seq {
+                    views.lab_timelines.get_mut(client).reveal(seq);
+                }
+                self.state.tab = Tab::Timeline;
             }
             Action::Inspector(InspectorAction::SavePayload { topic, bytes }) => {
                 let name = format!("{}.bin", topic.replace(['/', '\\'], "_"));
@@ -457,13 +472,30 @@ impl App {
             }
             TimelineAction::SetCapacity(n) => {
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.state.packets.set_capacity(n);
+                    match c.views.timeline_source {
+                        TimelineSource::Own => c.state.packets.set_capacity(n),
+                        TimelineSource::Lab(client) => {
+                            if let Some(run) = c.state.lab.as_mut().and_then(|l| l.failure_mut()) {
+                                run.log_mut(client).set_capacity(n);
+                            }
+                        }
+                    }
                 }
             }
             TimelineAction::Clear => {
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.state.packets.clear();
-                    c.views.timeline = TimelineView::default();
+                    match c.views.timeline_source {
+                        TimelineSource::Own => {
+                            c.state.packets.clear();
+                            c.views.timeline = TimelineView::default();
+                        }
+                        TimelineSource::Lab(client) => {
+                            if let Some(run) = c.state.lab.as_mut().and_then(|l| l.failure_mut()) {
+                                run.log_mut(client).clear();
+                            }
+                            *c.views.lab_timelines.get_mut(client) = TimelineView::default();
+                        }
+                    }
                 }
             }
         }

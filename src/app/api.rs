@@ -119,6 +119,37 @@ impl App {
         self.current_connection().map(|c| &c.state.packets)
     }
 
+    /// The labels (`PUBLISH id=1 qos=1 14 B`) of the rows the Timeline tab
+    /// shows now, oldest first: the connection's own packets or, when
+    /// chosen, those of its QoS lab publisher or subscriber.
+    pub fn timeline_rows(&self) -> Vec<String> {
+        self.timeline_entries()
+            .map(|e| crate::model::flows::packet_label(&e.record))
+            .collect()
+    }
+
+    fn timeline_entries(&self) -> impl Iterator<Item = &crate::model::flows::LogEntry> {
+        let c = self.current_connection();
+        let (view, log) = match c.map(|c| (c, c.views.timeline_source)) {
+            Some((c, super::connection::TimelineSource::Lab(client))) => (
+                Some(match client {
+                    super::qos_fault::LabClient::Publisher => &c.views.lab_timelines.publisher,
+                    super::qos_fault::LabClient::Subscriber => &c.views.lab_timelines.subscriber,
+                }),
+                c.state
+                    .lab
+                    .as_ref()
+                    .and_then(|l| l.failure())
+                    .map(|run| run.log(client)),
+            ),
+            Some((c, _)) => (Some(&c.views.timeline), Some(&c.state.packets)),
+            None => (None, None),
+        };
+        view.into_iter()
+            .flat_map(|v| v.shown().iter())
+            .filter_map(move |&seq| log.and_then(|l| l.get(seq)))
+    }
+
     /// The topic selected in the tree.
     pub fn selected_topic(&self) -> Option<String> {
         let node = self.current_connection()?.views.tree.selected?;

@@ -11,6 +11,7 @@
 use super::inspector::InspectorView;
 use super::plots::Plots;
 use super::publish_panel::PublishPanel;
+use super::qos_fault::LabClient;
 use super::qos_lab::{QosLab, QosLabView};
 use super::subscriptions::SubState;
 use super::timeline::TimelineView;
@@ -342,14 +343,43 @@ impl ConnectionState {
     }
 }
 
+/// Whose packets the Timeline tab shows: the connection's own, or those of
+/// one of its QoS lab failure run's connections (each its own client, so
+/// each its own log and flows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TimelineSource {
+    #[default]
+    Own,
+    Lab(LabClient),
+}
+
 /// The view state of one connection's panels.
 #[derive(Default)]
 pub(crate) struct ConnViews {
     pub(crate) tree: TreeView,
     pub(crate) timeline: TimelineView,
+    pub(crate) timeline_source: TimelineSource,
+    /// The Timeline of the failure run's publisher and subscriber.
+    pub(crate) lab_timelines: LabTimelines,
     pub(crate) inspector: InspectorView,
     pub(crate) lab_view: QosLabView,
     pub(crate) publish: PublishPanel,
+}
+
+/// The Timeline views of a failure run's two connections.
+#[derive(Default)]
+pub(crate) struct LabTimelines {
+    pub(crate) publisher: TimelineView,
+    pub(crate) subscriber: TimelineView,
+}
+
+impl LabTimelines {
+    pub(crate) fn get_mut(&mut self, client: LabClient) -> &mut TimelineView {
+        match client {
+            LabClient::Publisher => &mut self.publisher,
+            LabClient::Subscriber => &mut self.subscriber,
+        }
+    }
 }
 
 /// A connection: its state and its views, side by side so a view can read

@@ -1,9 +1,10 @@
 //! The window's frame around the views: the tab strip, the status bar with
 //! the connection's counters, and what each tab lays out where.
 
-use super::connection::ConnectionState;
+use super::connection::{ConnectionState, TimelineSource};
 use super::plots::SelectedTopic;
 use super::profile_editor::human_size;
+use super::qos_fault::LabClient;
 use super::{Action, App, Notice, Tab};
 use crate::mqtt::ConnStatus;
 use egui::RichText;
@@ -252,15 +253,25 @@ impl App {
                 }
             });
         });
+        if let Some(c) = self.connections.get_mut(&conn) {
+            timeline_source_ui(ui, c);
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             let Some(connection) = self.connections.get_mut(&conn) else {
                 return;
             };
             let super::connection::Connection { state, views } = connection;
-            // An opened capture pages through all its packets from the file.
-            let action = match self.offline.get(&conn) {
-                Some(offline) => views.timeline.offline_ui(ui, offline),
-                None => views.timeline.ui(ui, &state.packets),
+            let lab_run = state.lab.as_ref().and_then(|l| l.failure());
+            let action = match (views.timeline_source, lab_run) {
+                // The QoS lab's own publisher or subscriber.
+                (TimelineSource::Lab(client), Some(run)) => {
+                    views.lab_timelines.get_mut(client).ui(ui, run.log(client))
+                }
+                // An opened capture pages through all its packets from the file.
+                _ => match self.offline.get(&conn) {
+                    Some(offline) => views.timeline.offline_ui(ui, offline),
+                    None => views.timeline.ui(ui, &state.packets),
+                },
             };
             if let Some(action) = action {
                 self.actions.push(Action::Timeline(action));
@@ -442,4 +453,51 @@ pub(super) fn status_bar_ui(
         }
     });
     actions
+}
+
+/// When the connection's QoS lab ran a failure case, chooses whose packets
+/// the Timeline shows: the connection's own or those of the lab's publisher
+/// or subscriber (their own clients, so their own flows).
+fn timeline_source_ui(ui: &mut egui::Ui, connection: &mut super::connection::Connection) {
+    let super::connection::Connection { state, views } = connection;
+    let Some(run) = state.lab.as_ref().and_then(|l| l.failure()) else {
+        // No lab connections (any more): the connection's own packets.
+        views.timeline_source = TimelineSource::Own;
+        return;
+    };
+    egui::Panel::top("timeline_source").show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Packets of:");
+            ui.selectable_value(
+                &mut views.timeline_source,
+                TimelineSource::Own,
+                "this connection",
+            );
+            let choices = [
+                (
+                    LabClient::Publisher,
+                    "QoS lab publisher",
+                    run.publisher_id(),
+                ),
+                (
+                    LabClient::Subscriber,
+                    "QoS lab subscriber",
+                    run.subscriber_id(),
+                ),
+            ];
+            for (client, name, id) in choices {
+                let n = run.log(client).len();
+                ui.selectable_value(
+                    &mut views.timeline_source,
+                    TimelineSource::Lab(client),
+                    format!("{name} ({n})"),
+                )
+                .on_hover_text(format!(
+                    "Client {id}: the QoS lab's own connection for the failure run \
+                     (cut at {}), with its own packets and flows",
+                    run.step().label()
+                ));
+            }
+        });
+    });
 }

@@ -15,6 +15,8 @@
 //! the resend is rumqttc's (with the worker's DUP), the copies are the ones
 //! the subscriber's broker connection delivered.
 
+use super::qos_lab::QosLabAction;
+use crate::model::flows::{PacketLog, Seq};
 use crate::model::packet::{Direction, PacketKind, PacketRecord};
 use crate::mqtt::fault::{CutStep, Relay};
 use crate::mqtt::{Command, ConnStatus, ConnectionId, EventKind, PublishOutcome, PublishToken};
@@ -32,6 +34,8 @@ pub const SETTLE: Duration = Duration::from_millis(600);
 /// A level that takes longer than this (subscribe, connect, cut, reconnect,
 /// resend) ends the run.
 pub const LEVEL_TIMEOUT: Duration = Duration::from_secs(20);
+/// Packets each of the run's own connections keeps for the Timeline.
+const LAB_LOG_CAPACITY: usize = 10_000;
 /// How long an MQTT 5 publisher's session outlives its connection.
 const SESSION_EXPIRY_SECS: u32 = 300;
 
@@ -69,6 +73,16 @@ impl FaultSide {
             FaultSide::Sandbox => "sandbox side",
         }
     }
+}
+
+/// One of a failure run's own connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabClient {
+    /// The publisher that keeps its session and is cut.
+    #[default]
+    Publisher,
+    /// The subscriber that counts the copies.
+    Subscriber,
 }
 
 /// What the subscriber got of a level's message.
@@ -128,6 +142,8 @@ pub struct FaultRow {
     pub reconnects: usize,
     /// What the broker said when the publisher came back.
     pub session_present: Option<bool>,
+    /// The level's first packet in the publisher's log (for the Timeline).
+    pub first_seq: Option<Seq>,
     /// The publisher's outcome for the message.
     pub outcome: Option<PublishOutcome>,
     /// Copies the subscriber got, and how many of them had DUP set.
@@ -227,6 +243,7 @@ pub struct FailureRun {
     side: FaultSide,
     topic: String,
     publisher_id: String,
+    subscriber_id: String,
     payload_size: usize,
     injector: Injector,
     /// The publisher with a clean session, straight to the broker: connected
@@ -248,6 +265,11 @@ pub struct FailureRun {
     level_started: Instant,
     last_change: Instant,
     run: u64,
+    /// Every control packet of the publisher and of the subscriber, each in
+    /// its own log (packet ids of two clients must not link into one flow):
+    /// the connection's Timeline shows them on request.
+    pub_log: PacketLog,
+    sub_log: PacketLog,
 }
 
 impl fmt::Debug for FailureRun {
@@ -311,7 +333,8 @@ impl FailureRun {
         if publisher.protocol == ProtocolVersion::V5 {
             publisher.v5.session_expiry_interval = Some(SESSION_EXPIRY_SECS);
         }
-        let mut subscriber = lab_profile(profile, &format!("mqscope-lab-sub-{tag}"));
+        let subscriber_id = format!("mqscope-lab-sub-{tag}");
+        let mut subscriber = lab_profile(profile, &subscriber_id);
         subscriber.clean_session = true;
         subscriber.v5.session_expiry_interval = None;
         subscriber.subscriptions = vec![SubscriptionSpec::new(topic.clone(), Qos::ExactlyOnce)];
@@ -332,6 +355,7 @@ impl FailureRun {
             side,
             topic,
             publisher_id,
+            subscriber_id,
             payload_size,
             injector,
             cleanup,
@@ -350,6 +374,8 @@ impl FailureRun {
             level_started: now,
             last_change: now,
             run,
+            pub_log: PacketLog::new(LAB_LOG_CAPACITY),
+            sub_log: PacketLog::new(LAB_LOG_CAPACITY),
         };
         Ok((run, commands))
     }
@@ -386,6 +412,50 @@ impl FailureRun {
         &self.rows
     }
 
+    /// The client id of the lab's subscriber.
+    pub fn subscriber_id(&self) -> &str {
+        &self.subscriber_id
+    }
+
+    /// Every control packet of the run's publisher or subscriber.
+    pub fn log(&self, side: LabClient) -> &PacketLog {
+        match side {
+            LabClient::Publisher => &self.pub_log,
+            LabClient::Subscriber => &self.sub_log,
+        }
+    }
+
+    /// The same, to clear it or change its capacity from the Timeline.
+    pub fn log_mut(&mut self, side: LabClient) -> &mut PacketLog {
+        match side {
+            LabClient::Publisher => &mut self.pub_log,
+            LabClient::Subscriber => &mut self.sub_log,
+        }
+    }
+
+    /// Keeps every packet of the run's own connections in their logs,
+    /// whatever the run's state (connecting, levels, closing, cleanup).
+    fn log_event(&mut self, conn: ConnectionId, event: &EventKind) {
+        let log = if conn == publisher_conn(self.owner) {
+            &mut self.pub_log
+        } else if conn == subscriber_conn(self.owner) {
+            &mut self.sub_log
+        } else {
+            return;
+        };
+        match event {
+            EventKind::Packet(record) => {
+                log.push(record.clone());
+            }
+            EventKind::Status(
+                ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. },
+            ) => {
+                log.connection_dropped();
+            }
+            _ => {}
+        }
+    }
+
     /// The relay's port, on the client side.
     pub fn relay(&self) -> Option<&Relay> {
         match &self.injector {
@@ -397,6 +467,7 @@ impl FailureRun {
     /// Feeds one event of the run's connections; returns the commands to
     /// send next.
     pub fn on_event(&mut self, conn: ConnectionId, event: &EventKind) -> Vec<Command> {
+        self.log_event(conn, event);
         if self.cleanup_after_abort && conn == publisher_conn(self.owner) {
             // The clean reconnect after an aborted run: once it is in (the
             // session is gone) or failed (nothing more to try), close it.
@@ -536,6 +607,10 @@ impl FailureRun {
                                 }
                                 _ => {}
                             }
+                        }
+                        if row.first_seq.is_none() {
+                            // log_event pushed it just now.
+                            row.first_seq = self.pub_log.entries().next_back().map(|e| e.seq);
                         }
                         row.lines.push(FaultLine::Packet(Box::new(record.clone())));
                         self.last_change = Instant::now();
@@ -750,7 +825,9 @@ fn lab_profile(profile: &Profile, client_id: &str) -> Profile {
 
 /// Draws a failure run: where it stands, the verdict table, and per level
 /// the sequence (the publisher's packets, the cut, the subscriber's copies).
-pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
+/// Returns what the user asked for (the Timeline of the lab's connections).
+pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) -> Option<QosLabAction> {
+    let mut action = None;
     let how = format!("cut {} on the {}", run.step().label(), run.side().label());
     match run.status() {
         FaultStatus::Connecting => {
@@ -778,11 +855,25 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
             );
         }
     }
-    ui.weak(format!(
-        "Publisher {} keeps its session; a separate subscriber counts the copies. Both are \
-         the lab's own connections: their packets are below, not in this connection's Timeline.",
-        run.publisher_id()
-    ));
+    ui.horizontal_wrapped(|ui| {
+        ui.weak(format!(
+            "Publisher {} keeps its session; a separate subscriber counts the copies. Both are \
+             the lab's own connections, each with its own packets in the Timeline:",
+            run.publisher_id()
+        ));
+        for (client, label) in [
+            (LabClient::Publisher, "Publisher's packets"),
+            (LabClient::Subscriber, "Subscriber's packets"),
+        ] {
+            if ui
+                .button(label)
+                .on_hover_text("Open them in the Timeline tab (Packets of: QoS lab ...)")
+                .clicked()
+            {
+                action = Some(QosLabAction::ShowInTimeline { client, seq: None });
+            }
+        }
+    });
     ui.add_space(4.0);
     egui::Grid::new("qos_fault_table")
         .num_columns(5)
@@ -835,15 +926,35 @@ pub fn failure_ui(ui: &mut egui::Ui, run: &FailureRun) {
     ui.add_space(8.0);
     ui.columns(3, |columns| {
         for (ui, row) in columns.iter_mut().zip(run.rows()) {
-            sequence_ui(ui, row);
+            if let Some(a) = sequence_ui(ui, row) {
+                action = Some(a);
+            }
         }
     });
+    action
 }
 
 const OK_RGB: egui::Color32 = egui::Color32::from_rgb(0x2c, 0xa0, 0x2c);
 
-fn sequence_ui(ui: &mut egui::Ui, row: &FaultRow) {
-    ui.strong(row.summary());
+/// One level's sequence; a click on "in the Timeline" asks to see it there.
+fn sequence_ui(ui: &mut egui::Ui, row: &FaultRow) -> Option<QosLabAction> {
+    let mut action = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(row.summary());
+        if let Some(seq) = row.first_seq
+            && ui
+                .small_button(format!("QoS {} in the Timeline", row.qos))
+                .on_hover_text(
+                    "The publisher's packets in the Timeline tab, from this level's first one",
+                )
+                .clicked()
+        {
+            action = Some(QosLabAction::ShowInTimeline {
+                client: LabClient::Publisher,
+                seq: Some(seq),
+            });
+        }
+    });
     if row.finished || row.cut.is_some() {
         ui.weak(row.explanation());
     }
@@ -854,17 +965,10 @@ fn sequence_ui(ui: &mut egui::Ui, row: &FaultRow) {
                     Direction::Out => "client -> broker",
                     Direction::In => "broker -> client",
                 };
-                let dup = if r.kind == PacketKind::Publish && r.detail.dup == Some(true) {
-                    " DUP"
-                } else {
-                    ""
-                };
-                egui::RichText::new(format!(
-                    "{arrow}: {}{dup}",
-                    crate::model::flows::packet_label(r)
-                ))
-                .monospace()
-                .size(11.0)
+                // The label says DUP on a resent PUBLISH.
+                egui::RichText::new(format!("{arrow}: {}", crate::model::flows::packet_label(r)))
+                    .monospace()
+                    .size(11.0)
             }
             FaultLine::Cut(what) => egui::RichText::new(format!("CUT: {what}"))
                 .color(ui.visuals().error_fg_color)
@@ -878,6 +982,7 @@ fn sequence_ui(ui: &mut egui::Ui, row: &FaultRow) {
         };
         ui.add(egui::Label::new(text).wrap());
     }
+    action
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! depend on the main timeline's filters or limit. [`QosLabView`] draws it and
 //! returns [`QosLabAction`]s for the app to carry out.
 
-use super::qos_fault::{FailureRun, FaultSide};
+use super::qos_fault::{FailureRun, FaultSide, LabClient};
+use crate::model::flows::Seq;
 use crate::model::flows::{FlowId, PacketLog, Side, format_relative, packet_label};
 use crate::model::packet::{Direction, PacketRecord};
 use crate::mqtt::fault::CutStep;
@@ -224,6 +225,11 @@ impl QosLab {
     /// The failure run, when the last run was one.
     pub fn failure(&self) -> Option<&FailureRun> {
         self.failure.as_ref()
+    }
+
+    /// The same, for the Timeline's actions on the run's logs.
+    pub fn failure_mut(&mut self) -> Option<&mut FailureRun> {
+        self.failure.as_mut()
     }
 
     /// Why the last failure run could not start.
@@ -659,6 +665,9 @@ pub enum QosLabAction {
         side: FaultSide,
         payload_size: usize,
     },
+    /// Show the failure run's publisher or subscriber in the Timeline tab,
+    /// scrolled to the packet `seq` of its log when given.
+    ShowInTimeline { client: LabClient, seq: Option<Seq> },
 }
 
 /// Height of one arrow in the mini sequence diagrams.
@@ -763,8 +772,7 @@ impl QosLabView {
             return action;
         }
         if let Some(run) = lab.failure() {
-            super::qos_fault::failure_ui(ui, run);
-            return action;
+            return super::qos_fault::failure_ui(ui, run).or(action);
         }
         status_ui(ui, lab);
         let rows = lab.results();

@@ -54,6 +54,8 @@ pub struct TimelineView {
     rows_pushed: u64,
     capacity_edit: usize,
     jump_to_bottom: bool,
+    /// A packet to scroll to (and select) on the next frame.
+    reveal: Option<Seq>,
     /// Paging through an opened capture's packets (instead of a PacketLog).
     paged: Paged,
 }
@@ -117,6 +119,7 @@ impl Default for TimelineView {
             rows_pushed: 0,
             capacity_edit: 0,
             jump_to_bottom: true,
+            reveal: None,
             paged: Paged::default(),
         }
     }
@@ -125,6 +128,16 @@ impl Default for TimelineView {
 impl TimelineView {
     pub fn new() -> TimelineView {
         TimelineView::default()
+    }
+
+    /// Selects the packet `seq` and scrolls to it on the next frame; stops
+    /// following new packets so it stays in view.
+    pub fn reveal(&mut self, seq: Seq) {
+        self.selected = Some(seq);
+        self.follow_live = false;
+        self.reveal = Some(seq);
+        // Rebuilt with everything up to now, so the packet is among the rows.
+        self.rows_key = None;
     }
 
     /// The packets the view shows right now (sequence numbers, oldest first).
@@ -614,6 +627,13 @@ impl TimelineView {
             let content = self.rows.len() as f32 * row_step;
             scroll = scroll.vertical_scroll_offset((content - ui.available_height()).max(0.0));
             self.jump_to_bottom = false;
+        }
+        if let Some(seq) = self.reveal.take() {
+            // The row on top, or as near the top as the list allows.
+            if let Some(i) = self.rows.iter().position(|&s| s == seq) {
+                let row_step = ROW_H + ui.spacing().item_spacing.y;
+                scroll = scroll.vertical_scroll_offset(i as f32 * row_step);
+            }
         }
         let origin = log.origin_us();
         let rows = std::mem::take(&mut self.rows);

@@ -798,7 +798,8 @@ fn percentile(sorted: &[u64], pct: usize) -> Option<u64> {
 
 // ------------------------------------------------------------------ labels
 
-/// The arrow label the timeline and the SVG share: `PUBLISH id=1 qos=2 14 B`.
+/// The arrow label the timeline and the SVG share: `PUBLISH id=1 qos=2 14 B`
+/// (`PUBLISH id=1 qos=1 DUP 14 B` for a resend).
 pub fn packet_label(record: &PacketRecord) -> String {
     let mut s = record.kind.name().to_string();
     if let Some(pkid) = record.pkid {
@@ -806,6 +807,10 @@ pub fn packet_label(record: &PacketRecord) -> String {
     }
     if let Some(qos) = record.qos {
         let _ = write!(s, " qos={qos}");
+    }
+    if record.kind == PacketKind::Publish && record.detail.dup == Some(true) {
+        // A resend: what a learner looks for after a lost acknowledgement.
+        s.push_str(" DUP");
     }
     let _ = write!(s, " {} B", record.bytes);
     s
