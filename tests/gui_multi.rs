@@ -270,3 +270,82 @@ fn side_by_side() {
     assert!(has_label(&harness, "identical"));
     harness.snapshot("side_by_side");
 }
+
+/// A frame's batch of events over three busy connections is applied on two
+/// threads (the window's own path for the worker's events): each message
+/// lands in its own connection's tree, each topic's history in the order the
+/// broker sent it, and an event of a connection that is not open is dropped.
+#[test]
+fn busy_connections_in_one_batch_each_get_their_own_messages_in_order() {
+    use mqscope::mqtt::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = ["plant", "cloud", "lab"];
+    let profiles: Vec<Profile> = names
+        .iter()
+        .map(|n| Profile {
+            name: (*n).into(),
+            ..Profile::default()
+        })
+        .collect();
+    let mut harness = harness_with(dir.path(), &profiles);
+    let app = harness.state_mut();
+    let ids: Vec<_> = names
+        .iter()
+        .map(|n| {
+            assert!(app.open_offline(n));
+            app.connection_id(n).expect("opened")
+        })
+        .collect();
+    let n = 700;
+    let mut events = Vec::new();
+    for i in 0..n {
+        for (j, &conn) in ids.iter().enumerate() {
+            // Uneven loads: the first connection gets two topics.
+            let topics: &[String] = if j == 0 {
+                &[format!("{}/a", names[j]), format!("{}/b", names[j])]
+            } else {
+                &[format!("{}/a", names[j])]
+            };
+            for topic in topics {
+                events.push(Event {
+                    conn,
+                    kind: EventKind::Message(Message {
+                        topic: topic.clone(),
+                        payload: i.to_string().into_bytes().into(),
+                        received: SystemTime::now(),
+                        ..Message::default()
+                    }),
+                });
+            }
+        }
+        // Not an open connection: nowhere to go.
+        events.push(Event {
+            conn: 9_999,
+            kind: EventKind::Message(Message {
+                topic: "stray".into(),
+                payload: b"x".to_vec().into(),
+                ..Message::default()
+            }),
+        });
+    }
+    app.deliver_events(events);
+    for (j, name) in names.iter().enumerate() {
+        let store = harness.state().store_of(name).expect("its store");
+        let topics = if j == 0 { 2 } else { 1 };
+        assert_eq!(store.total_messages(), (n * topics) as u64, "{name}");
+        assert_eq!(store.topic_count(), topics, "{name}: only its own topics");
+        let node = store.find(&format!("{name}/a")).expect("its topic");
+        let history: Vec<usize> = store
+            .history(node)
+            .filter_map(|h| h.payload)
+            .map(|p| String::from_utf8_lossy(p).parse().expect("a number"))
+            .collect();
+        assert!(history.len() > 10, "{name}: history kept");
+        assert_eq!(history[0], n - 1, "{name}: the last one is newest");
+        assert!(
+            history.windows(2).all(|w| w[0] == w[1] + 1),
+            "{name}: newest first, none missing or out of order"
+        );
+        assert!(store.find("stray").is_none());
+    }
+}

@@ -775,6 +775,21 @@ impl App {
 }
 
 impl App {
+    /// The live connections a capture can be replayed into: (id, name).
+    pub(super) fn replay_targets(&self) -> Vec<(ConnectionId, String)> {
+        self.open
+            .iter()
+            .filter_map(|c| {
+                let e = self.book.entries.iter().find(|e| e.conn == Some(*c))?;
+                let live = self
+                    .connections
+                    .get(c)
+                    .is_some_and(|x| matches!(x.state.status, ConnStatus::Connected { .. }));
+                (e.capture.is_none() && live).then(|| (*c, e.profile.name.clone()))
+            })
+            .collect()
+    }
+
     /// Publishes the shown capture (as the form chose) into the live
     /// connection chosen, through the worker.
     pub(super) fn start_replay(&mut self, options: crate::capture::replay::ReplayOptions) {
@@ -815,68 +830,5 @@ impl App {
             false,
         );
         self.replay = Some(replay);
-    }
-
-    /// The replay section beside a capture: where to, the form, and the
-    /// running replay's progress.
-    pub(super) fn replay_panel_ui(&mut self, ui: &mut egui::Ui) {
-        let source = self.current().and_then(|e| e.conn);
-        if source.is_none_or(|c| !self.captures.contains_key(&c)) {
-            return;
-        }
-        ui.strong("Replay this capture");
-        let targets: Vec<(ConnectionId, String)> = self
-            .open
-            .iter()
-            .filter_map(|c| {
-                let e = self.book.entries.iter().find(|e| e.conn == Some(*c))?;
-                let live = self
-                    .connections
-                    .get(c)
-                    .is_some_and(|x| matches!(x.state.status, ConnStatus::Connected { .. }));
-                (e.capture.is_none() && live).then(|| (*c, e.profile.name.clone()))
-            })
-            .collect();
-        if self
-            .replay_target
-            .is_none_or(|t| !targets.iter().any(|(c, _)| *c == t))
-        {
-            self.replay_target = targets.first().map(|(c, _)| *c);
-        }
-        if targets.is_empty() {
-            ui.weak("Connect to a broker (\"+ Open…\") to replay into it.");
-        } else {
-            ui.horizontal(|ui| {
-                let label = ui.label("Into");
-                let shown = targets
-                    .iter()
-                    .find(|(c, _)| Some(*c) == self.replay_target)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default();
-                egui::ComboBox::from_id_salt("replay_target")
-                    .selected_text(shown)
-                    .show_ui(ui, |ui| {
-                        for (c, name) in &targets {
-                            ui.selectable_value(&mut self.replay_target, Some(*c), name);
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-            });
-            if let Some(options) = self.replay_form.ui(ui, None) {
-                self.actions.push(Action::StartReplay(options));
-            }
-        }
-        if let Some(replay) = &self.replay {
-            let progress = replay.progress();
-            if !progress.finished {
-                ui.ctx()
-                    .request_repaint_after(std::time::Duration::from_millis(500));
-            }
-            if let Some(action) = capture_ui::replay_progress_ui(ui, &progress) {
-                self.actions.push(Action::Replay(action));
-            }
-        }
-        ui.separator();
     }
 }

@@ -156,6 +156,22 @@ impl App {
         self.store().map(|s| s.path(node))
     }
 
+    /// Applies events as a frame applies the worker's (the same routing, the
+    /// same per-connection order, several connections on two threads): for
+    /// benchmarks and tests that feed the window without a broker.
+    pub fn deliver_events(&mut self, events: Vec<crate::mqtt::Event>) {
+        self.deliver(events);
+    }
+
+    /// The connection id of an open profile (see [`App::open_offline`]).
+    pub fn connection_id(&self, profile: &str) -> Option<crate::mqtt::ConnectionId> {
+        self.book
+            .entries
+            .iter()
+            .find(|e| e.profile.name == profile)
+            .and_then(|e| e.conn)
+    }
+
     /// Feeds a message into the selected profile's store as if the broker
     /// had sent it, without a connection: for tests, screenshots and demos.
     pub fn inject_message(&mut self, msg: Message) {

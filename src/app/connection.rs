@@ -396,6 +396,37 @@ impl Connection {
             views: ConnViews::default(),
         }
     }
+
+    /// Applies one event for this connection (its own, or one of its QoS
+    /// lab's connections); returns the commands it asks the worker for.
+    pub(crate) fn apply(&mut self, item: ConnItem) -> Vec<Command> {
+        match item {
+            ConnItem::Lab(from, kind) => self
+                .state
+                .lab
+                .as_mut()
+                .map(|lab| lab.on_lab_event(from, &kind))
+                .unwrap_or_default(),
+            ConnItem::Own(kind) => {
+                let reaction = self.state.apply(kind);
+                if let Some((token, outcome)) = &reaction.published {
+                    self.views.publish.record_outcome(*token, outcome);
+                }
+                if let Some((token, rtt, payload)) = &reaction.reply {
+                    self.views.publish.record_reply(*token, *rtt, payload);
+                }
+                reaction.commands
+            }
+        }
+    }
+}
+
+/// One event for a connection, in the order the worker sent them.
+pub(crate) enum ConnItem {
+    Own(EventKind),
+    /// An event of one of the connection's QoS lab failure run connections
+    /// (its publisher or its subscriber, by id).
+    Lab(crate::mqtt::ConnectionId, EventKind),
 }
 
 #[cfg(test)]

@@ -82,14 +82,24 @@ impl App {
             .min_size(280.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
-                if self
-                    .current()
-                    .is_some_and(|e| super::sandbox_panel::follows_sandbox(&e.profile))
-                {
-                    self.sandbox_panel_ui(ui);
+                let selected = self.book.current().map(|e| &e.profile);
+                if selected.is_some_and(super::sandbox_panel::follows_sandbox) {
+                    let asked = self.sandbox.panel_ui(ui, selected);
+                    self.actions.extend(asked.into_iter().map(Action::Sandbox));
                     ui.separator();
                 }
-                self.replay_panel_ui(ui);
+                let source = self.current().and_then(|e| e.conn);
+                if source.is_some_and(|c| self.captures.contains_key(&c)) {
+                    let targets = self.replay_targets();
+                    let asked = super::replay_panel::replay_panel_ui(
+                        ui,
+                        &targets,
+                        &mut self.replay_target,
+                        &mut self.replay_form,
+                        self.replay.as_ref(),
+                    );
+                    self.actions.extend(asked);
+                }
                 let entry = self.book.current();
                 let connection = entry
                     .and_then(|e| e.conn)

@@ -28,6 +28,7 @@ mod props_edit;
 pub mod publish_panel;
 pub mod qos_fault;
 pub mod qos_lab;
+mod replay_panel;
 mod sandbox_panel;
 mod settings;
 mod side_by_side;
@@ -44,7 +45,7 @@ use crate::model::tree::NodeId;
 use crate::mqtt::{Command, ConnStatus, ConnectionId, Event, EventKind, PublishToken, Worker};
 use crate::profile::{Profile, ProfileStore, Qos, SubscriptionSpec, generate_client_id};
 use crate::sandbox::SandboxConfig;
-use connection::Connection;
+use connection::{ConnItem, Connection};
 use inspector::InspectorAction;
 use pacing::{FrameCost, Pace};
 pub(crate) use profiles::{Entry, PathField, ProfileBook};
@@ -68,6 +69,9 @@ const DRAIN_TIME: Duration = Duration::from_millis(4);
 /// The drain's share of the wait between two capped frames.
 const DRAIN_SHARE: u32 = 8;
 const DRAIN_TIME_MAX: Duration = Duration::from_millis(30);
+/// A batch of at least this many events, spread over two connections or
+/// more, is applied on two threads (see [`App::deliver`]).
+const PARALLEL_MIN: usize = 256;
 /// Events taken per `Worker::drain` call inside the budget.
 const DRAIN_CHUNK: usize = 1_000;
 
@@ -508,47 +512,77 @@ impl App {
         self.current().and_then(|e| self.connection_of(e))
     }
 
-    fn apply_event(&mut self, event: Event) {
+    /// Applies a batch of the worker's events: the app's own routing first
+    /// (a replay's publishes, the QoS lab's connections, errors of no
+    /// connection), then each connection's events in order — on two threads
+    /// when several busy connections share the batch, since their states are
+    /// independent (a Store's intake is what a frame spends most on).
+    pub(crate) fn deliver(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
         self.lessons_stale = true;
-        // A replay's publishes are its own: counted by it, not by the panel.
-        if let EventKind::Published { token, outcome } = &event.kind
-            && let Some(replay) = &self.replay
-            && replay.on_published(*token, outcome)
-        {
-            return;
-        }
-        // The QoS lab's own publisher and subscriber (a failure run).
-        if let Some(owner) = qos_fault::owner_of(event.conn) {
-            let cmds = self
-                .connections
-                .get_mut(&owner)
-                .and_then(|c| c.state.lab.as_mut())
-                .map(|lab| lab.on_lab_event(event.conn, &event.kind))
-                .unwrap_or_default();
-            for cmd in cmds {
-                self.worker.send(cmd);
+        let mut batches: HashMap<ConnectionId, Vec<ConnItem>> = HashMap::new();
+        for event in events {
+            // A replay's publishes are its own: counted by it, not by the panel.
+            if let EventKind::Published { token, outcome } = &event.kind
+                && let Some(replay) = &self.replay
+                && replay.on_published(*token, outcome)
+            {
+                continue;
             }
-            return;
-        }
-        let Some(conn) = self.connections.get_mut(&event.conn) else {
-            if let EventKind::Error(text) = event.kind {
-                // Not tied to a connection we know (e.g. the worker's runtime
-                // failed to start): the user must still see it.
-                self.notice = Some(Notice {
-                    text,
-                    is_error: true,
-                });
+            // The QoS lab's own publisher and subscriber (a failure run) go
+            // to the connection whose lab runs them.
+            let (conn, item) = match qos_fault::owner_of(event.conn) {
+                Some(owner) => (owner, ConnItem::Lab(event.conn, event.kind)),
+                None => (event.conn, ConnItem::Own(event.kind)),
+            };
+            if !self.connections.contains_key(&conn) {
+                if let ConnItem::Own(EventKind::Error(text)) = item {
+                    // Not tied to a connection we know (e.g. the worker's
+                    // runtime failed to start): the user must still see it.
+                    self.notice = Some(Notice {
+                        text,
+                        is_error: true,
+                    });
+                }
+                continue;
             }
-            return;
+            batches.entry(conn).or_default().push(item);
+        }
+        let total: usize = batches.values().map(Vec::len).sum();
+        let mut work: Vec<(&mut Connection, Vec<ConnItem>)> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(id, c)| batches.remove(id).map(|items| (c, items)))
+            .collect();
+        let commands = if work.len() >= 2 && total >= PARALLEL_MIN {
+            // Two shares of about equal size, largest batches first.
+            work.sort_by_key(|(_, items)| std::cmp::Reverse(items.len()));
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            let (mut a, mut b) = (0, 0);
+            for w in work {
+                if a <= b {
+                    a += w.1.len();
+                    mine.push(w);
+                } else {
+                    b += w.1.len();
+                    theirs.push(w);
+                }
+            }
+            std::thread::scope(|s| {
+                let helper = s.spawn(move || apply_batches(theirs));
+                let mut commands = apply_batches(mine);
+                match helper.join() {
+                    Ok(more) => commands.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                commands
+            })
+        } else {
+            apply_batches(work)
         };
-        let reaction = conn.state.apply(event.kind);
-        if let Some((token, outcome)) = &reaction.published {
-            conn.views.publish.record_outcome(*token, outcome);
-        }
-        if let Some((token, rtt, payload)) = &reaction.reply {
-            conn.views.publish.record_reply(*token, *rtt, payload);
-        }
-        for cmd in reaction.commands {
+        for cmd in commands {
             self.worker.send(cmd);
         }
     }
@@ -610,6 +644,18 @@ impl App {
     }
 }
 
+/// Applies each connection's events in order; returns the commands they
+/// ask the worker for.
+fn apply_batches(work: Vec<(&mut Connection, Vec<ConnItem>)>) -> Vec<Command> {
+    let mut commands = Vec::new();
+    for (connection, items) in work {
+        for item in items {
+            commands.extend(connection.apply(item));
+        }
+    }
+    commands
+}
+
 impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let start = Instant::now();
@@ -621,9 +667,7 @@ impl eframe::App for App {
         loop {
             let events = self.worker.drain(DRAIN_CHUNK);
             let got = events.len();
-            for event in events {
-                self.apply_event(event);
-            }
+            self.deliver(events);
             taken += got;
             if got < DRAIN_CHUNK {
                 break;
@@ -757,18 +801,39 @@ impl eframe::App for App {
                     .resizable(true)
                     .default_size(290.0)
                     .min_size(160.0)
-                    .show(ui, |ui| self.profile_list_ui(ui));
-                egui::CentralPanel::default().show(ui, |ui| self.profile_form_ui(ui));
+                    .show(ui, |ui| {
+                        let connections = &self.connections;
+                        self.book.list_ui(
+                            ui,
+                            |c| connections.get(&c).map(|c| &c.state.status),
+                            &mut self.actions,
+                        );
+                    });
+                egui::CentralPanel::default().show(ui, |ui| {
+                    self.book
+                        .form_ui(ui, self.notice.as_ref(), &mut self.actions)
+                });
             }
         }
-        self.delete_modal_ui(ui.ctx());
+        let connections = &self.connections;
+        self.book.delete_modal_ui(
+            ui.ctx(),
+            |e| {
+                e.conn
+                    .and_then(|c| connections.get(&c))
+                    .is_some_and(|c| c.state.is_active())
+            },
+            &mut self.actions,
+        );
         self.clear_retained_modal_ui(ui.ctx());
         if let Some(chosen) =
             settings::settings_window_ui(ui.ctx(), &mut self.settings_open, &self.state)
         {
             self.apply(Action::Settings(chosen));
         }
-        self.sandbox_window_ui(ui.ctx());
+        let selected = self.book.current().map(|e| &e.profile);
+        let asked = self.sandbox.window_ui(ui.ctx(), selected);
+        self.actions.extend(asked.into_iter().map(Action::Sandbox));
 
         let actions = std::mem::take(&mut self.actions);
         // Views change their own state on input too (a packet selected on

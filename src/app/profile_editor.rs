@@ -2,8 +2,10 @@
 //! profile (central panel), with each validation message under its field.
 
 use super::connection_bar::status_color;
+use super::profiles::ProfileBook;
 use super::props_edit;
-use super::{Action, App, Entry, PathField};
+use super::{Action, Entry, Notice, PathField};
+use crate::mqtt::{ConnStatus, ConnectionId};
 use crate::profile::{Field, FieldError, MQTT_MAX_PACKET, ProtocolVersion, Qos, TransportKind};
 use egui::{Color32, RichText, TextEdit, Ui};
 use std::path::PathBuf;
@@ -207,34 +209,41 @@ pub(super) fn human_size(bytes: usize) -> String {
     }
 }
 
-impl App {
-    pub(super) fn profile_list_ui(&mut self, ui: &mut Ui) {
+impl ProfileBook {
+    /// The list of profiles with Add, Duplicate, Rename, Delete, Import and
+    /// Export; `status_of` gives a connection's status for its dot.
+    pub(crate) fn list_ui<'a>(
+        &mut self,
+        ui: &mut Ui,
+        status_of: impl Fn(ConnectionId) -> Option<&'a ConnStatus>,
+        actions: &mut Vec<Action>,
+    ) {
         ui.add_space(6.0);
         ui.heading("Profiles");
         ui.add_space(4.0);
         let has_profile = self.current().is_some();
         ui.horizontal_wrapped(|ui| {
             if ui.button("Add").on_hover_text("A new profile").clicked() {
-                self.actions.push(Action::Add);
+                actions.push(Action::Add);
             }
             if ui
                 .add_enabled(has_profile, egui::Button::new("Duplicate"))
                 .clicked()
             {
-                self.actions.push(Action::Duplicate);
+                actions.push(Action::Duplicate);
             }
             if ui
                 .add_enabled(has_profile, egui::Button::new("Rename"))
                 .clicked()
             {
-                self.actions.push(Action::StartRename);
-                self.book.focus_rename = true;
+                actions.push(Action::StartRename);
+                self.focus_rename = true;
             }
             if ui
                 .add_enabled(has_profile, egui::Button::new("Delete"))
                 .clicked()
             {
-                self.actions.push(Action::RequestDelete);
+                actions.push(Action::RequestDelete);
             }
         });
         ui.horizontal(|ui| {
@@ -243,14 +252,14 @@ impl App {
                 .on_hover_text("Add a profile from a file")
                 .clicked()
             {
-                self.actions.push(Action::Import);
+                actions.push(Action::Import);
             }
             if ui
                 .add_enabled(has_profile, egui::Button::new("Export…"))
                 .on_hover_text("Write the selected profile to a file (without its password)")
                 .clicked()
             {
-                self.actions.push(Action::Export);
+                actions.push(Action::Export);
             }
         });
         ui.separator();
@@ -258,30 +267,26 @@ impl App {
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                for (i, entry) in self.book.entries.iter().enumerate() {
-                    let selected = i == self.book.selected;
-                    if selected && let Some(name) = self.book.renaming.as_mut() {
+                for (i, entry) in self.entries.iter().enumerate() {
+                    let selected = i == self.selected;
+                    if selected && let Some(name) = self.renaming.as_mut() {
                         let response = ui.add(
                             TextEdit::singleline(name)
                                 .desired_width(f32::INFINITY)
                                 .hint_text("Profile name"),
                         );
                         let response = response.accessible_name("Profile name");
-                        if self.book.focus_rename {
+                        if self.focus_rename {
                             response.request_focus();
-                            self.book.focus_rename = false;
+                            self.focus_rename = false;
                         }
                         if response.lost_focus() {
                             let cancelled = ui.input(|i| i.key_pressed(egui::Key::Escape));
-                            self.actions
-                                .push(Action::FinishRename { commit: !cancelled });
+                            actions.push(Action::FinishRename { commit: !cancelled });
                         }
                         continue;
                     }
-                    let status = entry
-                        .conn
-                        .and_then(|c| self.connections.get(&c))
-                        .map(|c| &c.state.status);
+                    let status = entry.conn.and_then(&status_of);
                     ui.horizontal(|ui| {
                         let color = status_color(ui, status);
                         let (dot, _) =
@@ -296,54 +301,59 @@ impl App {
                             .min_size(egui::vec2(ui.available_width(), 0.0)),
                         );
                         if response.clicked() {
-                            self.actions.push(Action::Select(i));
+                            actions.push(Action::Select(i));
                         }
                         if response.double_clicked() {
-                            self.actions.push(Action::StartRename);
-                            self.book.focus_rename = true;
+                            actions.push(Action::StartRename);
+                            self.focus_rename = true;
                         }
                     });
                 }
             });
     }
 
-    pub(super) fn profile_form_ui(&mut self, ui: &mut Ui) {
+    /// The selected profile's form; `notice` is the app's last notice,
+    /// shown above it.
+    pub(crate) fn form_ui(
+        &mut self,
+        ui: &mut Ui,
+        notice: Option<&Notice>,
+        actions: &mut Vec<Action>,
+    ) {
         let error_color = ui.visuals().error_fg_color;
         let warn_color = ui.visuals().warn_fg_color;
-        if let Some(problem) = &self.book.store_problem {
-            let text = match &self.book.recovered_to {
+        if let Some(problem) = &self.store_problem {
+            let text = match &self.recovered_to {
                 Some(path) => format!("{problem} Changes are saved to {}.", path.display()),
                 None => problem.clone(),
             };
             banner(ui, warn_color, &text, false);
         }
-        if let Some(notice) = &self.notice {
+        if let Some(notice) = notice {
             let color = if notice.is_error {
                 error_color
             } else {
                 ui.visuals().text_color()
             };
             if banner(ui, color, &notice.text, true) {
-                self.actions.push(Action::DismissNotice);
+                actions.push(Action::DismissNotice);
             }
         }
 
         // Where the selected profile's password is kept (not for a capture,
         // which is not a saved profile).
         let password_home = self
-            .book
             .current()
             .filter(|e| e.capture.is_none())
-            .and_then(|e| Some(self.book.store.as_ref()?.password_home(&e.profile)));
-        let Some(entry) = self.book.entries.get_mut(self.book.selected) else {
+            .and_then(|e| Some(self.store.as_ref()?.password_home(&e.profile)));
+        let Some(entry) = self.entries.get_mut(self.selected) else {
             ui.add_space(24.0);
             ui.vertical_centered(|ui| {
                 ui.label("No profiles yet. Add one to connect to a broker.");
             });
             return;
         };
-        let actions = &mut self.actions;
-        let save_failed = self.book.save_failed.as_deref();
+        let save_failed = self.save_failed.as_deref();
         let Entry {
             profile,
             port_text,
@@ -791,18 +801,23 @@ impl App {
         }
     }
 
-    pub(super) fn delete_modal_ui(&mut self, ctx: &egui::Context) {
-        let Some(index) = self.book.confirm_delete else {
+    /// Asks to confirm a deletion; `active` says whether the profile's
+    /// connection is open (it will be closed).
+    pub(crate) fn delete_modal_ui(
+        &mut self,
+        ctx: &egui::Context,
+        active: impl Fn(&Entry) -> bool,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(index) = self.confirm_delete else {
             return;
         };
-        let Some(entry) = self.book.entries.get(index) else {
-            self.book.confirm_delete = None;
+        let Some(entry) = self.entries.get(index) else {
+            self.confirm_delete = None;
             return;
         };
         let name = entry.profile.name.clone();
-        let connected = self
-            .connection_of(entry)
-            .is_some_and(|c| c.state.is_active());
+        let connected = active(entry);
         let mut answer = None;
         let modal = egui::Modal::new(egui::Id::unique("confirm_delete_profile")).show(ctx, |ui| {
             ui.set_width(360.0);
@@ -828,7 +843,7 @@ impl App {
             answer = Some(Action::CancelDelete);
         }
         if let Some(action) = answer {
-            self.actions.push(action);
+            actions.push(action);
         }
     }
 }

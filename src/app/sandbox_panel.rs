@@ -417,11 +417,20 @@ impl App {
         self.state.tab = super::Tab::Explorer;
         self.connect();
     }
+}
 
+impl SandboxHost {
     /// The panel: where the broker listens, Start / Stop, the devices and
     /// the counters.
-    pub(super) fn sandbox_panel_ui(&mut self, ui: &mut egui::Ui) {
-        let port = self.sandbox.port();
+    /// `selected` is the profile selected in the window (the panel offers
+    /// to explore the sandbox or its cloud when it is another one).
+    pub(crate) fn panel_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        selected: Option<&Profile>,
+    ) -> Vec<SandboxAction> {
+        let mut actions = Vec::new();
+        let port = self.port();
         ui.horizontal_wrapped(|ui| {
             match port {
                 Some(port) => {
@@ -430,32 +439,30 @@ impl App {
                             .strong(),
                     );
                     if ui.button("Stop").clicked() {
-                        self.actions.push(Action::Sandbox(SandboxAction::Stop));
+                        actions.push(SandboxAction::Stop);
                     }
                 }
                 None => {
                     ui.label(RichText::new("Sandbox broker: stopped").strong());
                     if ui.button("Start").clicked() {
-                        self.actions.push(Action::Sandbox(SandboxAction::Start));
+                        actions.push(SandboxAction::Start);
                     }
                 }
             }
-            let selected_is_sandbox = self
-                .current()
-                .is_some_and(|e| is_sandbox_profile(&e.profile));
+            let selected_is_sandbox = selected.is_some_and(is_sandbox_profile);
             if !selected_is_sandbox
                 && ui
                     .button("Explore it")
                     .on_hover_text("Select the Sandbox profile and connect to it")
                     .clicked()
             {
-                self.actions.push(Action::Sandbox(SandboxAction::Explore));
+                actions.push(SandboxAction::Explore);
             }
         });
-        if let Some(error) = &self.sandbox.error {
+        if let Some(error) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
-        if let Some(cloud) = self.sandbox.cloud_port() {
+        if let Some(cloud) = self.cloud_port() {
             ui.horizontal_wrapped(|ui| {
                 ui.label(format!("Cloud broker: 127.0.0.1:{cloud}"))
                     .on_hover_text(
@@ -463,7 +470,6 @@ impl App {
                          monitor publishes one JSON summary per board there (topic surfboard01, …)",
                     );
                 if let Some(stats) = self
-                    .sandbox
                     .running
                     .as_ref()
                     .and_then(Sandbox::cloud_broker)
@@ -474,9 +480,7 @@ impl App {
                         stats.clients, stats.received
                     ));
                 }
-                let selected_is_cloud = self
-                    .current()
-                    .is_some_and(|e| is_sandbox_cloud_profile(&e.profile));
+                let selected_is_cloud = selected.is_some_and(is_sandbox_cloud_profile);
                 if !selected_is_cloud
                     && ui
                         .button("Explore the cloud")
@@ -485,8 +489,7 @@ impl App {
                         ))
                         .clicked()
                 {
-                    self.actions
-                        .push(Action::Sandbox(SandboxAction::ExploreCloud));
+                    actions.push(SandboxAction::ExploreCloud);
                 }
             });
         }
@@ -503,13 +506,13 @@ impl App {
                 }
             });
         }
-        self.secure_listeners_ui(ui);
+        self.secure_listeners_ui(ui, &mut actions);
 
-        let mut demo = self.sandbox.config.demo.clone();
+        let mut demo = self.config.demo.clone();
         ui.horizontal_wrapped(|ui| {
             let mut surf = demo.surfboards > 0;
             if ui.checkbox(&mut surf, "Surfboards").changed() {
-                demo.surfboards = if surf { self.sandbox.surfboards } else { 0 };
+                demo.surfboards = if surf { self.surfboards } else { 0 };
             }
             if surf {
                 let label = ui.label("count");
@@ -520,7 +523,7 @@ impl App {
                     .changed()
                 {
                     demo.surfboards = n;
-                    self.sandbox.surfboards = n;
+                    self.surfboards = n;
                 }
                 let label = ui.label("Hz");
                 ui.add(
@@ -565,14 +568,13 @@ impl App {
         if demo.vehicle && port.is_some() {
             ui.weak("Command the vehicle with the publish panel's Examples.");
         }
-        if demo != self.sandbox.config.demo {
-            self.actions
-                .push(Action::Sandbox(SandboxAction::SetDemo(demo)));
+        if demo != self.config.demo {
+            actions.push(SandboxAction::SetDemo(demo));
         }
 
-        self.fault_ui(ui);
+        self.fault_ui(ui, &mut actions);
 
-        if let Some(sandbox) = &self.sandbox.running {
+        if let Some(sandbox) = &self.running {
             // The counters move even when no message reaches this window.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_secs(1));
@@ -604,12 +606,13 @@ impl App {
                 }
             });
         }
+        actions
     }
 
     /// Fault injection: cut one client's connection once, at a step of its
     /// next publish handshake (the sandbox's log says when it fired).
-    fn fault_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(sandbox) = self.sandbox.running.as_ref().filter(|s| s.is_running()) else {
+    fn fault_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<SandboxAction>) {
+        let Some(sandbox) = self.running.as_ref().filter(|s| s.is_running()) else {
             return;
         };
         let broker = sandbox.broker();
@@ -618,20 +621,20 @@ impl App {
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("Cut client");
             ui.add(
-                egui::TextEdit::singleline(&mut self.sandbox.fault_client)
+                egui::TextEdit::singleline(&mut self.fault_client)
                     .hint_text("client id")
                     .desired_width(160.0),
             )
             .labelled_by(label.id);
             let combo = egui::ComboBox::from_id_salt("sandbox_fault_step")
-                .selected_text(format!("cut {}", self.sandbox.fault_step.label()))
+                .selected_text(format!("cut {}", self.fault_step.label()))
                 .show_ui(ui, |ui| {
                     for step in &CutStep::ALL[1..] {
-                        ui.selectable_value(&mut self.sandbox.fault_step, *step, step.label());
+                        ui.selectable_value(&mut self.fault_step, *step, step.label());
                     }
                 });
             combo.response.accessible_name("Step of the cut");
-            let client = self.sandbox.fault_client.trim().to_string();
+            let client = self.fault_client.trim().to_string();
             if ui
                 .add_enabled(!client.is_empty(), egui::Button::new("Arm cut"))
                 .on_hover_text(
@@ -641,15 +644,13 @@ impl App {
                 )
                 .clicked()
             {
-                self.actions
-                    .push(Action::Sandbox(SandboxAction::SetFault(Some(Fault {
-                        client_id: client,
-                        step: self.sandbox.fault_step,
-                    }))));
+                actions.push(SandboxAction::SetFault(Some(Fault {
+                    client_id: client,
+                    step: self.fault_step,
+                })));
             }
             if armed.is_some() && ui.button("Disarm").clicked() {
-                self.actions
-                    .push(Action::Sandbox(SandboxAction::SetFault(None)));
+                actions.push(SandboxAction::SetFault(None));
             }
         });
         let state = match &armed {
@@ -665,8 +666,8 @@ impl App {
 
     /// The TLS and websocket listeners, the certificate folder, the
     /// "Sandbox (TLS)" profile button and the command lines with real paths.
-    fn secure_listeners_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(sandbox) = self.sandbox.running.as_ref().filter(|s| s.is_running()) else {
+    fn secure_listeners_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<SandboxAction>) {
+        let Some(sandbox) = self.running.as_ref().filter(|s| s.is_running()) else {
             return;
         };
         if let Some(ws) = sandbox.ws_port() {
@@ -698,17 +699,16 @@ impl App {
                 ui.ctx().copy_text(dir.clone());
             }
             if ui.small_button("Open folder").clicked() {
-                self.actions
-                    .push(Action::Sandbox(SandboxAction::OpenCertFolder));
+                actions.push(SandboxAction::OpenCertFolder);
             }
         });
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("Client certificate");
             egui::ComboBox::from_id_salt("sandbox-tls-client")
-                .selected_text(&self.sandbox.tls_client)
+                .selected_text(&self.tls_client)
                 .show_ui(ui, |ui| {
                     for name in &clients {
-                        ui.selectable_value(&mut self.sandbox.tls_client, name.clone(), name);
+                        ui.selectable_value(&mut self.tls_client, name.clone(), name);
                     }
                 })
                 .response
@@ -720,28 +720,26 @@ impl App {
                 ))
                 .clicked()
             {
-                self.actions
-                    .push(Action::Sandbox(SandboxAction::TlsProfile));
+                actions.push(SandboxAction::TlsProfile);
             }
         });
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("New client certificate");
             ui.add(
-                egui::TextEdit::singleline(&mut self.sandbox.new_cert)
+                egui::TextEdit::singleline(&mut self.new_cert)
                     .hint_text("e.g. surfboard01")
                     .desired_width(120.0),
             )
             .labelled_by(label.id);
-            let name = self.sandbox.new_cert.trim().to_string();
+            let name = self.new_cert.trim().to_string();
             if ui
                 .add_enabled(!name.is_empty(), egui::Button::new("Create certificate"))
                 .clicked()
             {
-                self.actions
-                    .push(Action::Sandbox(SandboxAction::CreateClientCert(name)));
+                actions.push(SandboxAction::CreateClientCert(name));
             }
         });
-        if let Some((is_error, note)) = &self.sandbox.cert_note {
+        if let Some((is_error, note)) = &self.cert_note {
             if *is_error {
                 ui.colored_label(ui.visuals().error_fg_color, note);
             } else {
@@ -761,20 +759,26 @@ impl App {
     }
 
     /// The "Sandbox" window opened from the tab strip.
-    pub(super) fn sandbox_window_ui(&mut self, ctx: &egui::Context) {
-        if !self.sandbox.window_open {
-            return;
+    pub(crate) fn window_ui(
+        &mut self,
+        ctx: &egui::Context,
+        selected: Option<&Profile>,
+    ) -> Vec<SandboxAction> {
+        if !self.window_open {
+            return Vec::new();
         }
         let mut open = true;
+        let mut actions = Vec::new();
         egui::Window::new("Sandbox")
             .open(&mut open)
             .resizable(false)
             .collapsible(false)
             .show(ctx, |ui| {
                 ui.weak("An MQTT broker inside mqscope, with simulated devices.");
-                self.sandbox_panel_ui(ui);
+                actions = self.panel_ui(ui, selected);
             });
-        self.sandbox.window_open = open;
+        self.window_open = open;
+        actions
     }
 }
 

@@ -48,6 +48,10 @@ pub(crate) struct Node {
     subtree_last_us: u64,
     /// Topics in this subtree (itself included) holding a retained message.
     subtree_retained: u32,
+    /// The high 32 bits of the keyed hash of the node's full path (the low
+    /// 32 are its index key): with its last level, what a lookup checks
+    /// instead of walking the path up (it fits in the struct's padding).
+    check: u32,
 }
 
 /// One row of the flattened tree view.
@@ -165,6 +169,7 @@ impl Tree {
             subtree_messages: 0,
             subtree_last_us: 0,
             subtree_retained: 0,
+            check: 0,
         };
         Tree {
             nodes: vec![root],
@@ -272,12 +277,33 @@ impl Tree {
         self.node(id).is_some_and(|n| n.flags & EXPANDED != 0)
     }
 
-    fn hash_path(&self, path: &str) -> u32 {
-        // The low half of a keyed hash; see `index`.
-        self.hasher.hash_one(path) as u32
+    /// A keyed hash of a full path: (index key, check), the low and the
+    /// high half; see `index` and `Node::check`.
+    fn hash_path(&self, path: &str) -> (u32, u32) {
+        let h = self.hasher.hash_one(path);
+        (h as u32, (h >> 32) as u32)
     }
 
-    /// Whether node `id` has the full topic `topic`, walking up its levels.
+    /// Whether node `id` (found under the path's index key) is the node of
+    /// `topic`: its check half of the hash and its last level match. Two
+    /// paths would need the same 64-bit keyed hash (the key is random per
+    /// tree, so paths cannot be chosen to collide) and the same last level
+    /// to be taken for one another; one memory read instead of one per level.
+    fn is_node_of(&self, id: NodeId, topic: &str, check: u32) -> bool {
+        let Some(node) = self.node(id) else {
+            return false;
+        };
+        id != ROOT
+            && node.check == check
+            && topic
+                .rsplit_once('/')
+                .map_or(topic, |(_, last)| last)
+                .as_bytes()
+                == self.name_of(node).as_bytes()
+    }
+
+    /// Whether node `id` has the full topic `topic`, walking up its levels
+    /// (what [`Tree::is_node_of`] stands for; checked in debug builds).
     fn path_is(&self, id: NodeId, topic: &str) -> bool {
         let mut cur = id;
         let mut rest = topic;
@@ -304,9 +330,11 @@ impl Tree {
 
     /// The node of a full topic, if it exists.
     pub fn find(&self, topic: &str) -> Option<NodeId> {
-        if let Some(&id) = self.index.get(&self.hash_path(topic))
-            && self.path_is(id, topic)
+        let (key, check) = self.hash_path(topic);
+        if let Some(&id) = self.index.get(&key)
+            && self.is_node_of(id, topic, check)
         {
+            debug_assert!(self.path_is(id, topic), "hash check took {id} for {topic}");
             return Some(id);
         }
         let mut cur = ROOT;
@@ -317,7 +345,7 @@ impl Tree {
     }
 
     fn child_by_prefix(&self, parent: NodeId, prefix: &str, level: &str) -> Option<NodeId> {
-        match self.index.get(&self.hash_path(prefix)) {
+        match self.index.get(&self.hash_path(prefix).0) {
             Some(&id)
                 if self
                     .node(id)
@@ -340,9 +368,11 @@ impl Tree {
     /// The node of `topic`, creating missing levels. Returns the node and
     /// whether any node was created.
     pub fn find_or_insert(&mut self, topic: &str) -> Result<(NodeId, bool), TreeError> {
-        if let Some(&id) = self.index.get(&self.hash_path(topic))
-            && self.path_is(id, topic)
+        let (key, check) = self.hash_path(topic);
+        if let Some(&id) = self.index.get(&key)
+            && self.is_node_of(id, topic, check)
         {
+            debug_assert!(self.path_is(id, topic), "hash check took {id} for {topic}");
             return Ok((id, false));
         }
         let mut cur = ROOT;
@@ -352,9 +382,9 @@ impl Tree {
             cur = match self.child_by_prefix(cur, prefix, level) {
                 Some(id) => id,
                 None => {
-                    let id = self.push_node(cur, level)?;
-                    let hash = self.hash_path(prefix);
-                    self.index.entry(hash).or_insert(id);
+                    let (key, check) = self.hash_path(prefix);
+                    let id = self.push_node(cur, level, check)?;
+                    self.index.entry(key).or_insert(id);
                     created = true;
                     id
                 }
@@ -363,7 +393,7 @@ impl Tree {
         Ok((cur, created))
     }
 
-    fn push_node(&mut self, parent: NodeId, name: &str) -> Result<NodeId, TreeError> {
+    fn push_node(&mut self, parent: NodeId, name: &str, check: u32) -> Result<NodeId, TreeError> {
         let id = NodeId::try_from(self.nodes.len()).map_err(|_| TreeError::Full)?;
         if id == NONE {
             return Err(TreeError::Full);
@@ -394,6 +424,7 @@ impl Tree {
             subtree_messages: 0,
             subtree_last_us: 0,
             subtree_retained: 0,
+            check,
         });
         if let Some(p) = self.nodes.get_mut(parent as usize) {
             p.first_child = id;
