@@ -48,10 +48,6 @@ pub(crate) struct Node {
     subtree_last_us: u64,
     /// Topics in this subtree (itself included) holding a retained message.
     subtree_retained: u32,
-    /// The high 32 bits of the keyed hash of the node's full path (the low
-    /// 32 are its index key): with its last level, what a lookup checks
-    /// instead of walking the path up (it fits in the struct's padding).
-    check: u32,
 }
 
 /// One row of the flattened tree view.
@@ -169,7 +165,6 @@ impl Tree {
             subtree_messages: 0,
             subtree_last_us: 0,
             subtree_retained: 0,
-            check: 0,
         };
         Tree {
             nodes: vec![root],
@@ -277,33 +272,12 @@ impl Tree {
         self.node(id).is_some_and(|n| n.flags & EXPANDED != 0)
     }
 
-    /// A keyed hash of a full path: (index key, check), the low and the
-    /// high half; see `index` and `Node::check`.
-    fn hash_path(&self, path: &str) -> (u32, u32) {
-        let h = self.hasher.hash_one(path);
-        (h as u32, (h >> 32) as u32)
+    fn hash_path(&self, path: &str) -> u32 {
+        // The low half of a keyed hash; see `index`.
+        self.hasher.hash_one(path) as u32
     }
 
-    /// Whether node `id` (found under the path's index key) is the node of
-    /// `topic`: its check half of the hash and its last level match. Two
-    /// paths would need the same 64-bit keyed hash (the key is random per
-    /// tree, so paths cannot be chosen to collide) and the same last level
-    /// to be taken for one another; one memory read instead of one per level.
-    fn is_node_of(&self, id: NodeId, topic: &str, check: u32) -> bool {
-        let Some(node) = self.node(id) else {
-            return false;
-        };
-        id != ROOT
-            && node.check == check
-            && topic
-                .rsplit_once('/')
-                .map_or(topic, |(_, last)| last)
-                .as_bytes()
-                == self.name_of(node).as_bytes()
-    }
-
-    /// Whether node `id` has the full topic `topic`, walking up its levels
-    /// (what [`Tree::is_node_of`] stands for; checked in debug builds).
+    /// Whether node `id` has the full topic `topic`, walking up its levels.
     fn path_is(&self, id: NodeId, topic: &str) -> bool {
         let mut cur = id;
         let mut rest = topic;
@@ -330,11 +304,9 @@ impl Tree {
 
     /// The node of a full topic, if it exists.
     pub fn find(&self, topic: &str) -> Option<NodeId> {
-        let (key, check) = self.hash_path(topic);
-        if let Some(&id) = self.index.get(&key)
-            && self.is_node_of(id, topic, check)
+        if let Some(&id) = self.index.get(&self.hash_path(topic))
+            && self.path_is(id, topic)
         {
-            debug_assert!(self.path_is(id, topic), "hash check took {id} for {topic}");
             return Some(id);
         }
         let mut cur = ROOT;
@@ -345,7 +317,7 @@ impl Tree {
     }
 
     fn child_by_prefix(&self, parent: NodeId, prefix: &str, level: &str) -> Option<NodeId> {
-        match self.index.get(&self.hash_path(prefix).0) {
+        match self.index.get(&self.hash_path(prefix)) {
             Some(&id)
                 if self
                     .node(id)
@@ -368,11 +340,9 @@ impl Tree {
     /// The node of `topic`, creating missing levels. Returns the node and
     /// whether any node was created.
     pub fn find_or_insert(&mut self, topic: &str) -> Result<(NodeId, bool), TreeError> {
-        let (key, check) = self.hash_path(topic);
-        if let Some(&id) = self.index.get(&key)
-            && self.is_node_of(id, topic, check)
+        if let Some(&id) = self.index.get(&self.hash_path(topic))
+            && self.path_is(id, topic)
         {
-            debug_assert!(self.path_is(id, topic), "hash check took {id} for {topic}");
             return Ok((id, false));
         }
         let mut cur = ROOT;
@@ -382,9 +352,9 @@ impl Tree {
             cur = match self.child_by_prefix(cur, prefix, level) {
                 Some(id) => id,
                 None => {
-                    let (key, check) = self.hash_path(prefix);
-                    let id = self.push_node(cur, level, check)?;
-                    self.index.entry(key).or_insert(id);
+                    let id = self.push_node(cur, level)?;
+                    let hash = self.hash_path(prefix);
+                    self.index.entry(hash).or_insert(id);
                     created = true;
                     id
                 }
@@ -393,7 +363,7 @@ impl Tree {
         Ok((cur, created))
     }
 
-    fn push_node(&mut self, parent: NodeId, name: &str, check: u32) -> Result<NodeId, TreeError> {
+    fn push_node(&mut self, parent: NodeId, name: &str) -> Result<NodeId, TreeError> {
         let id = NodeId::try_from(self.nodes.len()).map_err(|_| TreeError::Full)?;
         if id == NONE {
             return Err(TreeError::Full);
@@ -424,7 +394,6 @@ impl Tree {
             subtree_messages: 0,
             subtree_last_us: 0,
             subtree_retained: 0,
-            check,
         });
         if let Some(p) = self.nodes.get_mut(parent as usize) {
             p.first_child = id;
