@@ -133,10 +133,16 @@ pub fn run() -> eframe::Result {
             .with_min_inner_size([760.0, 480.0]),
         ..Default::default()
     };
+    // The keyring answers over D-Bus (up to its probe's 3 s bound): ask it
+    // while the window and its GL context are made, not after.
+    let keyring = std::thread::Builder::new()
+        .name("mqscope-keyring-probe".into())
+        .spawn(crate::profile::Keyring::probe)
+        .ok();
     eframe::run_native(
         "mqscope",
         options,
-        Box::new(|cc| Ok(Box::new(App::new(cc)))),
+        Box::new(|cc| Ok(Box::new(App::new(cc, keyring)))),
     )
 }
 
@@ -270,14 +276,22 @@ pub struct App {
 impl App {
     /// The real app: profiles from the user's config directory, native file
     /// dialogs, UI state from eframe's storage.
-    pub fn new(cc: &eframe::CreationContext<'_>) -> App {
+    /// `keyring`: the system keyring's probe, started before the window (a
+    /// probe is made here when there is none).
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        keyring: Option<std::thread::JoinHandle<crate::profile::Keyring>>,
+    ) -> App {
         // Clocks in the views show local time (tests keep UTC).
         clock::set_zone(clock::Zone::local());
         let state: State = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        let (store, problem) = match ProfileStore::open_default() {
+        let keyring = keyring
+            .and_then(|probe| probe.join().ok())
+            .unwrap_or_else(crate::profile::Keyring::probe);
+        let (store, problem) = match ProfileStore::open_default_with(keyring) {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(format!("{e}. Profiles will not be saved."))),
         };

@@ -164,8 +164,14 @@ impl ProfileStore {
     /// Saved passwords go to the system keyring if one answers a probe
     /// (waiting at most a few seconds; see [`Keyring::probe`]).
     pub fn open_default() -> Result<ProfileStore, StoreError> {
+        ProfileStore::open_default_with(Keyring::probe())
+    }
+
+    /// [`ProfileStore::open_default`] with a keyring probed already (the
+    /// window probes it on its own thread while it opens).
+    pub fn open_default_with(keyring: Keyring) -> Result<ProfileStore, StoreError> {
         let dir = config_dir(std::env::var_os(CONFIG_DIR_ENV))?;
-        Ok(ProfileStore::at(dir).with_keyring(Keyring::probe()))
+        Ok(ProfileStore::at(dir).with_keyring(keyring))
     }
 
     /// The store of `dir`, with saved passwords in its owner-only file only
