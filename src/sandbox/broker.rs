@@ -29,6 +29,7 @@
 //!   retain handling, shared subscriptions, receive maximum and maximum
 //!   packet size both ways, assigned client identifiers.
 
+use super::admit::{Admission, Gate};
 use super::auth::{Access, AclFile, PasswordFile};
 use super::codec::{
     self, ConnectReq, FrameExtras, In, MsgProps, Out, Proto, PublishIn, ReadError, SubReq, reason,
@@ -145,7 +146,12 @@ pub struct Security {
 pub struct Counters {
     pub clients: AtomicU64,
     pub clients_maximum: AtomicU64,
+    /// Sockets open, from accept to close (handshakes included).
     pub sockets: AtomicU64,
+    /// Connections refused at accept because `max_connections` were open.
+    pub refused: AtomicU64,
+    /// Unfinished connections (handshake or CONNECT) closed to make room.
+    pub evicted: AtomicU64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
@@ -167,6 +173,14 @@ fn add(c: &AtomicU64, n: u64) {
 pub struct BrokerStats {
     /// Clients connected right now.
     pub clients: u64,
+    /// Sockets open right now, TLS/websocket handshakes and connections
+    /// still waiting for their CONNECT included (what `max_connections`
+    /// bounds).
+    pub connections: u64,
+    /// Connections refused because `max_connections` were open.
+    pub refused: u64,
+    /// Unfinished handshakes closed to make room for a new connection.
+    pub evicted: u64,
     /// Sessions held, connected or not (`$SYS/broker/clients/total`).
     pub sessions: u64,
     /// PUBLISH packets received from clients (and the sandbox itself).
@@ -282,19 +296,35 @@ impl Msg {
     }
 }
 
+/// Aliases the sandbox uses toward one client at most, whatever larger
+/// maximum it announces (each holds a topic string for the connection's life).
+const OUT_ALIAS_CAP: u16 = 1024;
+
 /// Topic aliases the sandbox sends to one MQTT 5 connection (MQTT 5
-/// §3.3.2.3.4): the first `max` topics get one each, sent with the topic
-/// once, then with an empty topic. Later topics go without an alias.
+/// §3.3.2.3.4): a topic gets an alias sent with the topic once, then used
+/// with an empty topic. When all the client's aliases are bound, the least
+/// recently used one is bound again to the new topic (sent with the topic,
+/// MQTT-3.3.2-12 lets a sender re-map an alias), so a client with a small
+/// maximum still gets the saving for the topics it is sent most.
 struct OutAliases {
     max: u16,
-    by_topic: HashMap<String, u16>,
+    /// Topic → (alias, when last used).
+    by_topic: HashMap<String, (u16, u64)>,
+    /// Alias − 1 → its topic.
+    topics: Vec<String>,
+    /// When last used → alias: the first is the one to re-bind.
+    lru: BTreeMap<u64, u16>,
+    tick: u64,
 }
 
 impl OutAliases {
     fn new(max: u16) -> Self {
         OutAliases {
-            max,
+            max: max.min(OUT_ALIAS_CAP),
             by_topic: HashMap::new(),
+            topics: Vec::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
         }
     }
 
@@ -303,18 +333,40 @@ impl OutAliases {
         if self.max == 0 {
             return None;
         }
-        match self.by_topic.get(topic) {
-            Some(&a) => Some((a, true)),
-            None => {
-                let next = u16::try_from(self.by_topic.len() + 1).ok()?;
-                (next <= self.max).then_some((next, false))
-            }
+        if let Some(&(a, _)) = self.by_topic.get(topic) {
+            return Some((a, true));
         }
+        if self.topics.len() < usize::from(self.max) {
+            let next = u16::try_from(self.topics.len() + 1).ok()?;
+            return Some((next, false));
+        }
+        self.lru.first_key_value().map(|(_, &a)| (a, false))
     }
 
-    /// Records that the client was told `alias` stands for `topic`.
-    fn set(&mut self, topic: &str, alias: u16) {
-        self.by_topic.insert(topic.to_string(), alias);
+    /// Records that a frame using `alias` for `topic` went out (`known`:
+    /// with an empty topic; else the alias is now bound to `topic`).
+    fn used(&mut self, topic: &str, alias: u16, known: bool) {
+        self.tick += 1;
+        let tick = self.tick;
+        if known {
+            if let Some((_, last)) = self.by_topic.get_mut(topic) {
+                self.lru.remove(last);
+                *last = tick;
+                self.lru.insert(tick, alias);
+            }
+            return;
+        }
+        let at = usize::from(alias.saturating_sub(1));
+        if let Some(old) = self.topics.get_mut(at) {
+            if let Some((_, last)) = self.by_topic.remove(old.as_str()) {
+                self.lru.remove(&last);
+            }
+            *old = topic.to_string();
+        } else {
+            self.topics.push(topic.to_string());
+        }
+        self.by_topic.insert(topic.to_string(), (alias, tick));
+        self.lru.insert(tick, alias);
     }
 }
 
@@ -894,6 +946,7 @@ struct Shared {
     device_secret: String,
     state: Mutex<BrokerState>,
     counters: Counters,
+    gate: Gate,
     limits: Limits,
     security: Security,
     log: Mutex<LogRing>,
@@ -970,6 +1023,7 @@ impl Broker {
                     scratch: Vec::new(),
                 }),
                 counters: Counters::default(),
+                gate: Gate::default(),
                 limits,
                 security,
                 log: Mutex::new(LogRing::default()),
@@ -1045,6 +1099,10 @@ impl Broker {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.shared.counters
+    }
+
+    pub(super) fn gate(&self) -> &Gate {
+        &self.shared.gate
     }
 
     pub(crate) fn uptime(&self) -> Duration {
@@ -1126,6 +1184,9 @@ impl Broker {
         let c = &self.shared.counters;
         BrokerStats {
             clients: c.clients.load(Ordering::Relaxed),
+            connections: c.sockets.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
             sessions,
             received: c.received.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
@@ -1160,11 +1221,14 @@ impl Broker {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Some(admission) = self.admit(peer, "") else {
+                        continue;
+                    };
                     stream.set_nodelay(true).ok();
                     let broker = self.clone();
                     tokio::spawn(async move {
                         let (rd, wr) = stream.into_split();
-                        broker.connection(rd, wr, peer, Via::Tcp).await
+                        broker.connection(rd, wr, peer, Via::Tcp, admission).await
                     });
                 }
                 // Out of file descriptors and the like: wait, don't spin.
@@ -1176,29 +1240,33 @@ impl Broker {
         }
     }
 
-    /// Serves one client over any byte stream (TCP, TLS, websocket).
-    pub(crate) async fn connection<R, W>(self, mut rd: R, mut wr: W, peer: SocketAddr, via: Via)
-    where
+    /// Serves one client over any byte stream (TCP, TLS, websocket),
+    /// admitted by [`Broker::admit`].
+    pub(crate) async fn connection<R, W>(
+        self,
+        mut rd: R,
+        mut wr: W,
+        peer: SocketAddr,
+        via: Via,
+        admission: Admission,
+    ) where
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
         let who = format!("{peer}{}", via.suffix());
         let counters = &self.shared.counters;
-        let _socket = SocketCount::new(counters);
         let limits = &self.shared.limits;
-        if counters.sockets.load(Ordering::Relaxed) > limits.max_connections as u64 {
-            self.log(format!(
-                "{who}: refused, already {} connections (max_connections)",
-                limits.max_connections
-            ));
-            return;
-        }
         let mut buf = BytesMut::with_capacity(4096);
-        let first = tokio::time::timeout(
-            limits.connect_timeout,
-            read_connect(&mut rd, &mut buf, limits.max_connect_size, counters),
-        )
-        .await;
+        let first = admission
+            .unless_evicted(tokio::time::timeout(
+                limits.connect_timeout,
+                read_connect(&mut rd, &mut buf, limits.max_connect_size, counters),
+            ))
+            .await;
+        // Closed to make room for a newer connection (logged there).
+        let Some(first) = first else {
+            return;
+        };
         let connect = match first {
             Ok(Ok(Ok(c))) => c,
             Ok(Ok(Err(level))) => {
@@ -1232,6 +1300,9 @@ impl Broker {
             }
         };
         let proto = connect.proto;
+        if !admission.established() {
+            return;
+        }
         let mut conn = match self.accept(connect, peer, via) {
             Ok(conn) => conn,
             Err(Refusal::Code(code, why)) => {
@@ -1713,10 +1784,9 @@ impl Broker {
                     };
                     // The client knows the alias from here on.
                     let topic_len = match alias {
-                        Some((_, true)) => 0,
-                        Some((alias, false)) => {
-                            aliases.set(&q.msg.topic, alias);
-                            q.msg.topic.len()
+                        Some((alias, known)) => {
+                            aliases.used(&q.msg.topic, alias, known);
+                            if known { 0 } else { q.msg.topic.len() }
                         }
                         None => q.msg.topic.len(),
                     };
@@ -2155,22 +2225,6 @@ struct TooLarge {
     pkids: Vec<u16>,
 }
 
-/// Counts an open socket for as long as it lives.
-struct SocketCount<'a>(&'a Counters);
-
-impl<'a> SocketCount<'a> {
-    fn new(c: &'a Counters) -> Self {
-        add(&c.sockets, 1);
-        SocketCount(c)
-    }
-}
-
-impl Drop for SocketCount<'_> {
-    fn drop(&mut self) {
-        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 struct Conn {
     conn_id: u64,
     key: SessionKey,
@@ -2425,6 +2479,44 @@ mod tests {
         let left: Vec<u8> = s.pending.iter().map(|q| q.msg.payload[0]).collect();
         assert_eq!(left, [3]);
         assert_eq!(s.dropped, 3);
+    }
+
+    #[test]
+    fn out_aliases_rebind_the_least_recently_used_when_all_are_taken() {
+        let mut a = OutAliases::new(2);
+        let mut send = |a: &mut OutAliases, t: &str| {
+            let (alias, known) = a.pick(t).expect("an alias");
+            a.used(t, alias, known);
+            (alias, known)
+        };
+        assert_eq!(send(&mut a, "a"), (1, false));
+        assert_eq!(send(&mut a, "b"), (2, false));
+        assert_eq!(send(&mut a, "a"), (1, true));
+        // b is the least recently used: c takes its alias.
+        assert_eq!(send(&mut a, "c"), (2, false));
+        assert_eq!(send(&mut a, "a"), (1, true));
+        assert_eq!(send(&mut a, "c"), (2, true));
+        // b comes back: a is now the oldest.
+        assert_eq!(send(&mut a, "b"), (1, false));
+        assert_eq!(send(&mut a, "a"), (2, false));
+        assert_eq!(a.by_topic.len(), 2);
+        assert_eq!(a.lru.len(), 2);
+    }
+
+    #[test]
+    fn out_aliases_are_capped_and_off_for_a_zero_maximum() {
+        assert_eq!(OutAliases::new(0).pick("a"), None);
+        let mut a = OutAliases::new(u16::MAX);
+        for i in 0..=OUT_ALIAS_CAP {
+            let t = i.to_string();
+            let (alias, known) = a.pick(&t).expect("an alias");
+            assert!(!known && alias <= OUT_ALIAS_CAP);
+            a.used(&t, alias, known);
+        }
+        assert_eq!(a.topics.len(), usize::from(OUT_ALIAS_CAP));
+        // The first topic's alias went to the last one.
+        assert_eq!(a.pick("0"), Some((2, false)));
+        assert_eq!(a.pick(&OUT_ALIAS_CAP.to_string()), Some((1, true)));
     }
 
     #[test]
