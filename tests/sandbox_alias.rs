@@ -165,10 +165,12 @@ fn mqscope_s_worker_follows_re_bound_aliases() {
             EventKind::Message(m) => {
                 got.push((m.topic, String::from_utf8_lossy(&m.payload).into_owned()))
             }
-            EventKind::Packet(r) if r.dir == Direction::In && r.kind == PacketKind::Publish => {
-                if r.detail.topic_from_alias == Some(true) {
-                    by_alias += 1;
-                }
+            EventKind::Packet(r)
+                if r.dir == Direction::In
+                    && r.kind == PacketKind::Publish
+                    && r.detail.topic_from_alias == Some(true) =>
+            {
+                by_alias += 1;
             }
             _ => {}
         }

@@ -62,7 +62,7 @@ impl Listeners {
     /// A connection that starts a TLS (even `i`) or websocket (odd `i`)
     /// handshake and never finishes it.
     fn stall(&self, i: usize) -> Raw {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let mut r = Raw::open(self.tls());
             r.send_bytes(TLS_START);
             r

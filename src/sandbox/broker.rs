@@ -2585,7 +2585,7 @@ mod tests {
     #[test]
     fn out_aliases_rebind_the_least_recently_used_when_all_are_taken() {
         let mut a = OutAliases::new(2);
-        let mut send = |a: &mut OutAliases, t: &str| {
+        let send = |a: &mut OutAliases, t: &str| {
             let (alias, known) = a.pick(t).expect("an alias");
             a.used(t, alias, known);
             (alias, known)
