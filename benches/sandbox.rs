@@ -1,7 +1,9 @@
 //! The sandbox against Mosquitto on this machine, in one run, figures side
 //! by side (`cargo bench --bench sandbox`): fan-in (1M QoS 0 messages from
 //! one raw publisher to one subscriber), fan-out (one publisher, 100
-//! subscribers, 10,000 messages each), and the memory of 1,000 idle
+//! subscribers, 10,000 messages each), many clients at once (1,000
+//! connected publishers × 1,000 messages to one subscriber; one publisher to
+//! 1,000 subscribers of a topic each), and the memory of 1,000 idle
 //! connections. The clients are the same raw sockets for both brokers; a
 //! broker that loses messages shows it in the "delivered" column; times run
 //! from the first byte published to the last message received.
@@ -111,10 +113,144 @@ fn burst(topic: &str, n: u64) -> Vec<u8> {
 struct Figures {
     fan_in: (Duration, u64),
     fan_out: (Duration, u64),
+    many_in: (Duration, u64),
+    many_out: (Duration, u64),
     idle_kib: Option<u64>,
 }
 
+/// Clients in the many-client cases.
+const MANY: usize = 1000;
+/// Messages each of the 1,000 publishers sends (many-in).
+const MANY_EACH: u64 = 1000;
+/// Messages each of the 1,000 subscribers receives (many-out).
+const MANY_OUT_EACH: u64 = 100;
+
+/// Connects `n` raw clients from a few threads at once.
+fn clients(
+    port: u16,
+    prefix: &str,
+    n: usize,
+    filter: Option<&dyn Fn(usize) -> String>,
+) -> Vec<TcpStream> {
+    let mut all = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        let s = match filter {
+            Some(f) => subscriber(port, &id, &f(i)),
+            None => client(port, &id),
+        };
+        match s {
+            Some(s) => all.push(s),
+            None => panic!("client {id} could not connect on port {port}"),
+        }
+    }
+    all
+}
+
+/// 1,000 connected clients all publishing at once (4 writer threads, each
+/// writing 100 messages to each of its clients in turn), one subscriber.
+fn many_in(port: u16) -> (Duration, u64) {
+    let total = MANY as u64 * MANY_EACH;
+    let Some(sub) = subscriber(port, "many-in-sub", "many/#") else {
+        panic!("no subscriber on port {port}");
+    };
+    let counter = std::thread::spawn(move || count_publishes(sub, total));
+    let pubs = clients(port, "many-in-pub", MANY, None);
+    // Each publisher its own topic: per-publisher order stays checkable.
+    let chunks: Vec<Vec<(TcpStream, Vec<u8>)>> = {
+        let mut chunks: Vec<Vec<(TcpStream, Vec<u8>)>> = (0..4).map(|_| Vec::new()).collect();
+        for (i, s) in pubs.into_iter().enumerate() {
+            chunks[i % 4].push((s, burst(&format!("many/{i}"), MANY_EACH)));
+        }
+        chunks
+    };
+    let t = Instant::now();
+    let writers: Vec<_> = chunks
+        .into_iter()
+        .map(|mut mine| {
+            std::thread::spawn(move || {
+                let step = 100;
+                let mut at = 0;
+                loop {
+                    let mut any = false;
+                    for (s, data) in &mut mine {
+                        // Frames are all the same size within one burst.
+                        let frame = data.len() / MANY_EACH as usize;
+                        let from = at * frame;
+                        if from >= data.len() {
+                            continue;
+                        }
+                        let to = (from + step * frame).min(data.len());
+                        s.write_all(&data[from..to]).ok();
+                        any = true;
+                    }
+                    if !any {
+                        break;
+                    }
+                    at += step;
+                }
+                mine
+            })
+        })
+        .collect();
+    let kept: Vec<_> = writers.into_iter().filter_map(|w| w.join().ok()).collect();
+    let (got, last) = counter.join().unwrap_or((0, t));
+    drop(kept);
+    (last.duration_since(t), got)
+}
+
+/// One publisher, 1,000 subscribers of a topic each; the publisher writes
+/// to every topic in turn.
+fn many_out(port: u16) -> (Duration, u64) {
+    let subs = clients(port, "many-out-sub", MANY, Some(&|i| format!("own/{i}")));
+    let counters: Vec<_> = subs
+        .into_iter()
+        .map(|s| {
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || count_publishes(s, MANY_OUT_EACH))
+        })
+        .collect();
+    let mut data = Vec::new();
+    for round in 0..MANY_OUT_EACH {
+        for i in 0..MANY {
+            data.extend(encode(&Packet::Publish(Publish::new(
+                format!("own/{i}"),
+                QoS::AtMostOnce,
+                format!("{round:08}"),
+            ))));
+        }
+    }
+    let Some(mut publisher) = client(port, "many-out-pub") else {
+        panic!("no publisher");
+    };
+    let t = Instant::now();
+    publisher.write_all(&data).ok();
+    let results: Vec<(u64, Instant)> = counters
+        .into_iter()
+        .map(|c| c.ok().and_then(|c| c.join().ok()).unwrap_or((0, t)))
+        .collect();
+    let got: u64 = results.iter().map(|r| r.0).sum();
+    let last = results.iter().map(|r| r.1).max().unwrap_or(t);
+    (last.duration_since(t), got)
+}
+
 fn run(port: u16, rss: &dyn Fn() -> Option<u64>, n: u64) -> Figures {
+    // 1,000 idle connections, first: after the bursts, freed memory is
+    // reused and the growth reads as nothing.
+    let before = rss();
+    let idle: Vec<_> = (0..1000)
+        .filter_map(|i| client(port, &format!("idle-{i}")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss();
+    let idle_kib = before
+        .zip(after)
+        .map(|(b, a)| a.saturating_sub(b))
+        .filter(|_| idle.len() == 1000);
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+
     // Fan-in: one raw publisher as fast as it can write, one subscriber.
     let data = burst("live/x", n);
     let Some(sub) = subscriber(port, "fan-in-sub", "live/#") else {
@@ -155,22 +291,15 @@ fn run(port: u16, rss: &dyn Fn() -> Option<u64>, n: u64) -> Figures {
     let fan_out = (last.duration_since(t), got);
     drop(publisher);
 
-    // 1,000 idle connections.
+    let many_in = many_in(port);
     std::thread::sleep(Duration::from_millis(500));
-    let before = rss();
-    let idle: Vec<_> = (0..1000)
-        .filter_map(|i| client(port, &format!("idle-{i}")))
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let after = rss();
-    let idle_kib = before
-        .zip(after)
-        .map(|(b, a)| a.saturating_sub(b))
-        .filter(|_| idle.len() == 1000);
-    drop(idle);
+    let many_out = many_out(port);
+
     Figures {
         fan_in,
         fan_out,
+        many_in,
+        many_out,
         idle_kib,
     }
 }
@@ -274,7 +403,9 @@ fn main() {
     };
     println!();
     println!("{:<44} {:<32} {:<32}", "", "sandbox", "mosquitto");
-    let rows: [(String, Column<'_>); 5] = [
+    let many_in_total = MANY as u64 * MANY_EACH;
+    let many_out_total = MANY as u64 * MANY_OUT_EACH;
+    let rows: [(String, Column<'_>); 9] = [
         (format!("fan-in {n} QoS 0 → 1 subscriber"), &|f| {
             rate(f.fan_in.0, f.fan_in.1)
         }),
@@ -284,6 +415,18 @@ fn main() {
         }),
         ("  delivered".into(), &|f| {
             format!("{} of 1000000", f.fan_out.1)
+        }),
+        ("fan-in 1,000 publishers × 1,000 → 1".into(), &|f| {
+            rate(f.many_in.0, f.many_in.1)
+        }),
+        ("  delivered".into(), &|f| {
+            format!("{} of {many_in_total}", f.many_in.1)
+        }),
+        ("1 → 1,000 subscribers (own topic) × 100".into(), &|f| {
+            rate(f.many_out.0, f.many_out.1)
+        }),
+        ("  delivered".into(), &|f| {
+            format!("{} of {many_out_total}", f.many_out.1)
         }),
         ("1,000 idle connections, RSS growth".into(), &|f| {
             f.idle_kib

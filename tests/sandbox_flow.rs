@@ -237,3 +237,110 @@ fn subscriber_that_stops_reading_is_cut_off_and_its_will_fires() {
     );
     drop(stuck);
 }
+
+/// 200 publishers at once (the broker routes on several threads), each with
+/// its own topic and QoS 1, into one mosquitto_sub (QoS 0) and one raw QoS 1
+/// subscriber that acknowledges as it reads: every message arrives, in each
+/// publisher's order.
+#[test]
+fn many_publishers_at_once_lose_nothing_and_keep_each_publisher_s_order() {
+    const PUBS: usize = 200;
+    const EACH: usize = 500;
+    let s = broker(Limits::default());
+    let p = port_arg(&s);
+    let total = PUBS * EACH;
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &p,
+            "-t",
+            "many/#",
+            "-v",
+            "-C",
+            &total.to_string(),
+            "-W",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run mosquitto_sub: {e}"));
+    let (mut acked, _) = Raw::connect(s.port(), "many-q1", true);
+    acked.subscribe("many/#", QoS::AtLeastOnce);
+    wait_subscriptions(&s, 2);
+    // Each publisher writes its whole burst, then reads its 500 PUBACKs
+    // before it leaves (closing with PUBACKs unread would reset the socket
+    // and discard publishes the broker has not read yet).
+    let publishers: Vec<_> = (0..PUBS)
+        .map(|i| {
+            let mut bytes = Vec::new();
+            for n in 0..EACH {
+                let mut p = Publish::new(format!("many/{i}"), QoS::AtLeastOnce, n.to_string());
+                p.pkid = u16::try_from(n + 1).unwrap_or(1);
+                bytes.extend(encode(&Packet::Publish(p)));
+            }
+            let (mut raw, _) = Raw::connect(s.port(), &format!("p{i}"), true);
+            std::thread::spawn(move || {
+                if !raw.try_send_bytes(&bytes) {
+                    return false;
+                }
+                let mut acks = 0;
+                while acks < EACH {
+                    match raw.recv(WAIT) {
+                        Some(Packet::PubAck(_)) => acks += 1,
+                        Some(_) => {}
+                        None => return false,
+                    }
+                }
+                raw.try_send_bytes(&encode(&Packet::Disconnect))
+            })
+        })
+        .collect();
+    // The QoS 1 subscriber acknowledges as it reads (inflight window 20).
+    let reader = std::thread::spawn(move || {
+        let mut next = vec![0usize; PUBS];
+        let mut got = 0;
+        while got < total {
+            let Some(packet) = acked.recv(WAIT) else {
+                break;
+            };
+            if let Packet::Publish(p) = packet {
+                assert_eq!(p.qos, QoS::AtLeastOnce);
+                acked.send(Packet::PubAck(PubAck::new(p.pkid)));
+                let topic = p.topic.clone();
+                let i: usize = topic["many/".len()..].parse().unwrap_or(usize::MAX);
+                let n: usize = String::from_utf8_lossy(&p.payload)
+                    .parse()
+                    .unwrap_or(usize::MAX);
+                assert_eq!(next.get(i), Some(&n), "{topic}: out of order or lost");
+                next[i] += 1;
+                got += 1;
+            }
+        }
+        got
+    });
+    for p in publishers {
+        assert!(
+            p.join().unwrap_or(false),
+            "a publisher lost PUBACKs or was cut off"
+        );
+    }
+    let out = sub
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("mosquitto_sub: {e}"));
+    let mut next = vec![0usize; PUBS];
+    let mut lines = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (topic, payload) = line.split_once(' ').unwrap_or_default();
+        let i: usize = topic
+            .trim_start_matches("many/")
+            .parse()
+            .unwrap_or(usize::MAX);
+        let n: usize = payload.parse().unwrap_or(usize::MAX);
+        assert_eq!(next.get(i), Some(&n), "{line}: out of order or lost");
+        next[i] += 1;
+        lines += 1;
+    }
+    assert_eq!(lines, total, "mosquitto_sub got {lines} of {total}");
+    assert_eq!(reader.join().unwrap_or(0), total, "the QoS 1 subscriber");
+    assert_eq!(s.stats().dropped, 0);
+}

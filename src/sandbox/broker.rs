@@ -1,5 +1,9 @@
 //! The sandbox's own MQTT broker, 3.1.1 and 5 on one port: one tokio task
-//! per connection and one shared state behind a mutex. Packets are parsed
+//! per connection. The shared state (sessions, subscriptions) is behind a
+//! read-write lock that routing only reads; each session's queues have
+//! their own lock, the retained store its own, counters are atomics — so
+//! publishers on several threads route at once and a subscriber's writer
+//! never waits for the whole broker. Packets are parsed
 //! and encoded by rumqttc's two codecs, through [`codec`](super::codec).
 //!
 //! What it promises, because users and the tests rely on it (the same
@@ -29,6 +33,7 @@
 //!   retain handling, shared subscriptions, receive maximum and maximum
 //!   packet size both ways, assigned client identifiers.
 
+use super::admit::{Admission, Gate};
 use super::auth::{Access, AclFile, PasswordFile};
 use super::codec::{
     self, ConnectReq, FrameExtras, In, MsgProps, Out, Proto, PublishIn, ReadError, SubReq, reason,
@@ -43,8 +48,8 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::ConnAckProperties;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -145,7 +150,12 @@ pub struct Security {
 pub struct Counters {
     pub clients: AtomicU64,
     pub clients_maximum: AtomicU64,
+    /// Sockets open, from accept to close (handshakes included).
     pub sockets: AtomicU64,
+    /// Connections refused at accept because `max_connections` were open.
+    pub refused: AtomicU64,
+    /// Unfinished connections (handshake or CONNECT) closed to make room.
+    pub evicted: AtomicU64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
@@ -167,6 +177,14 @@ fn add(c: &AtomicU64, n: u64) {
 pub struct BrokerStats {
     /// Clients connected right now.
     pub clients: u64,
+    /// Sockets open right now, TLS/websocket handshakes and connections
+    /// still waiting for their CONNECT included (what `max_connections`
+    /// bounds).
+    pub connections: u64,
+    /// Connections refused because `max_connections` were open.
+    pub refused: u64,
+    /// Unfinished handshakes closed to make room for a new connection.
+    pub evicted: u64,
     /// Sessions held, connected or not (`$SYS/broker/clients/total`).
     pub sessions: u64,
     /// PUBLISH packets received from clients (and the sandbox itself).
@@ -282,19 +300,35 @@ impl Msg {
     }
 }
 
+/// Aliases the sandbox uses toward one client at most, whatever larger
+/// maximum it announces (each holds a topic string for the connection's life).
+const OUT_ALIAS_CAP: u16 = 1024;
+
 /// Topic aliases the sandbox sends to one MQTT 5 connection (MQTT 5
-/// §3.3.2.3.4): the first `max` topics get one each, sent with the topic
-/// once, then with an empty topic. Later topics go without an alias.
+/// §3.3.2.3.4): a topic gets an alias sent with the topic once, then used
+/// with an empty topic. When all the client's aliases are bound, the least
+/// recently used one is bound again to the new topic (sent with the topic,
+/// MQTT-3.3.2-12 lets a sender re-map an alias), so a client with a small
+/// maximum still gets the saving for the topics it is sent most.
 struct OutAliases {
     max: u16,
-    by_topic: HashMap<String, u16>,
+    /// Topic → (alias, when last used).
+    by_topic: HashMap<String, (u16, u64)>,
+    /// Alias − 1 → its topic.
+    topics: Vec<String>,
+    /// When last used → alias: the first is the one to re-bind.
+    lru: BTreeMap<u64, u16>,
+    tick: u64,
 }
 
 impl OutAliases {
     fn new(max: u16) -> Self {
         OutAliases {
-            max,
+            max: max.min(OUT_ALIAS_CAP),
             by_topic: HashMap::new(),
+            topics: Vec::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
         }
     }
 
@@ -303,18 +337,40 @@ impl OutAliases {
         if self.max == 0 {
             return None;
         }
-        match self.by_topic.get(topic) {
-            Some(&a) => Some((a, true)),
-            None => {
-                let next = u16::try_from(self.by_topic.len() + 1).ok()?;
-                (next <= self.max).then_some((next, false))
-            }
+        if let Some(&(a, _)) = self.by_topic.get(topic) {
+            return Some((a, true));
         }
+        if self.topics.len() < usize::from(self.max) {
+            let next = u16::try_from(self.topics.len() + 1).ok()?;
+            return Some((next, false));
+        }
+        self.lru.first_key_value().map(|(_, &a)| (a, false))
     }
 
-    /// Records that the client was told `alias` stands for `topic`.
-    fn set(&mut self, topic: &str, alias: u16) {
-        self.by_topic.insert(topic.to_string(), alias);
+    /// Records that a frame using `alias` for `topic` went out (`known`:
+    /// with an empty topic; else the alias is now bound to `topic`).
+    fn used(&mut self, topic: &str, alias: u16, known: bool) {
+        self.tick += 1;
+        let tick = self.tick;
+        if known {
+            if let Some((_, last)) = self.by_topic.get_mut(topic) {
+                self.lru.remove(last);
+                *last = tick;
+                self.lru.insert(tick, alias);
+            }
+            return;
+        }
+        let at = usize::from(alias.saturating_sub(1));
+        if let Some(old) = self.topics.get_mut(at) {
+            if let Some((_, last)) = self.by_topic.remove(old.as_str()) {
+                self.lru.remove(&last);
+            }
+            *old = topic.to_string();
+        } else {
+            self.topics.push(topic.to_string());
+        }
+        self.by_topic.insert(topic.to_string(), (alias, tick));
+        self.lru.insert(tick, alias);
     }
 }
 
@@ -384,14 +440,23 @@ struct Session {
     user: Option<String>,
     /// The sandbox's own device: not limited by the ACL.
     trusted: bool,
-    /// Seconds the session outlives its connection (`u32::MAX`: forever).
-    expiry: u32,
     /// When an offline session ends.
     expires_at: Option<Instant>,
     filters: HashMap<String, SubOpts>,
-    conn: Option<Link>,
     /// The last connection bound to it.
     last_conn: u64,
+    /// Its queues, behind their own lock.
+    out: Arc<Mutex<Outbox>>,
+}
+
+/// The part of a session that publishes and its connection's writer
+/// touch, behind its own lock: delivering a message to one client, or
+/// writing one client's batch, never waits for the whole broker (the
+/// broker's own state is only read while routing).
+struct Outbox {
+    /// Seconds the session outlives its connection (`u32::MAX`: forever).
+    expiry: u32,
+    conn: Option<Link>,
     inflight: HashMap<u16, Inflight>,
     /// Inbound QoS 2 messages held until the client's PUBREL.
     awaiting_rel: HashMap<u16, (Msg, bool)>,
@@ -406,6 +471,12 @@ struct Session {
     next_seq: u64,
     /// Messages this client lost to a full queue.
     dropped: u64,
+}
+
+/// A session's outbox, locked (a panic elsewhere must not take the
+/// broker down with it).
+fn lock_out(o: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
+    o.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a message comes from decides what happens when a queue is full: a
@@ -425,11 +496,27 @@ impl Session {
             client_id,
             user: None,
             trusted: false,
-            expiry,
             expires_at: None,
             filters: HashMap::new(),
-            conn: None,
             last_conn: 0,
+            out: Arc::new(Mutex::new(Outbox::new(expiry))),
+        }
+    }
+
+    /// Whether the ACL lets this client receive a message on `topic`.
+    fn may_read(&self, topic: &str, shared: &Shared) -> bool {
+        self.trusted
+            || shared.security.acl.as_ref().is_none_or(|acl| {
+                acl.allows(self.user.as_deref(), &self.client_id, topic, Access::Read)
+            })
+    }
+}
+
+impl Outbox {
+    fn new(expiry: u32) -> Outbox {
+        Outbox {
+            expiry,
+            conn: None,
             inflight: HashMap::new(),
             awaiting_rel: HashMap::new(),
             awaiting_bytes: 0,
@@ -440,14 +527,6 @@ impl Session {
             next_seq: 0,
             dropped: 0,
         }
-    }
-
-    /// Whether the ACL lets this client receive a message on `topic`.
-    fn may_read(&self, topic: &str, shared: &Shared) -> bool {
-        self.trusted
-            || shared.security.acl.as_ref().is_none_or(|acl| {
-                acl.allows(self.user.as_deref(), &self.client_id, topic, Access::Read)
-            })
     }
 
     fn owned_by(&self, conn_id: u64) -> bool {
@@ -637,7 +716,8 @@ struct Retained {
 /// message goes to one of them, in turn.
 struct Group {
     members: Vec<(SessionKey, SubOpts)>,
-    next: usize,
+    /// Routing only reads the broker's state: the turn is an atomic.
+    next: AtomicUsize,
 }
 
 /// Everything the connections share.
@@ -650,13 +730,10 @@ struct BrokerState {
     groups: HashMap<SessionKey, Group>,
     /// `$share/group/filter` → group id.
     group_ids: HashMap<String, SessionKey>,
-    retained: BTreeMap<String, Retained>,
     next_conn: u64,
     next_key: SessionKey,
     /// Drop counts of sessions that have ended.
     past_drops: BTreeMap<String, u64>,
-    /// Reused by `route` to collect matching subscriptions.
-    scratch: Vec<(SessionKey, SubOpts)>,
 }
 
 fn min_qos(a: QoS, b: QoS) -> QoS {
@@ -672,9 +749,10 @@ fn shared_filter(f: &str) -> Option<(&str, &str)> {
 impl BrokerState {
     /// Delivers a message to every matching subscription; publishers that
     /// must wait for room get a watch per full queue in `wait`. Returns how
-    /// many sessions it was queued for.
+    /// many sessions it was queued for. Needs only a read lock on the state:
+    /// each subscriber's queue has its own lock, the retained store too.
     fn route(
-        &mut self,
+        &self,
         msg: Msg,
         qos: QoS,
         retain: bool,
@@ -684,10 +762,11 @@ impl BrokerState {
     ) -> usize {
         let msg = Arc::new(msg);
         if retain {
+            let mut store = shared.retained();
             if msg.payload.is_empty() {
-                self.retained.remove(&msg.topic);
+                store.remove(&msg.topic);
             } else {
-                self.retained.insert(
+                store.insert(
                     msg.topic.clone(),
                     Retained {
                         payload: Bytes::copy_from_slice(&msg.payload),
@@ -699,14 +778,15 @@ impl BrokerState {
             }
         }
         let (limits, counters) = (&shared.limits, &shared.counters);
-        let mut hits = std::mem::take(&mut self.scratch);
-        hits.clear();
+        let mut hits: Vec<(SessionKey, SubOpts)> = Vec::new();
         self.subs.matches(&msg.topic, &mut |k, o| {
             if !(o.no_local && Some(k) == msg.origin) {
                 hits.push((k, o));
             }
         });
-        hits.sort_unstable_by_key(|&(k, _)| k);
+        if hits.len() > 1 {
+            hits.sort_unstable_by_key(|&(k, _)| k);
+        }
         let mut delivered = 0;
         let mut i = 0;
         while i < hits.len() {
@@ -725,7 +805,7 @@ impl BrokerState {
                 sub_ids.extend(o.id);
                 i += 1;
             }
-            let Some(session) = self.sessions.get_mut(&key) else {
+            let Some(session) = self.sessions.get(&key) else {
                 continue;
             };
             if !session.may_read(&msg.topic, shared) {
@@ -738,17 +818,16 @@ impl BrokerState {
                 sub_ids,
             };
             delivered += 1;
-            if let Some(w) = session.deliver(q, src, limits, counters) {
+            if let Some(w) = lock_out(&session.out).deliver(q, src, limits, counters) {
                 wait.push(w);
             }
         }
-        self.scratch = hits;
         // Shared subscriptions: one member of each matching group.
         let mut groups = Vec::new();
         self.shared_subs
             .matches(&msg.topic, &mut |g, ()| groups.push(g));
         for g in groups {
-            let Some(group) = self.groups.get_mut(&g) else {
+            let Some(group) = self.groups.get(&g) else {
                 continue;
             };
             let n = group.members.len();
@@ -756,17 +835,18 @@ impl BrokerState {
                 continue;
             }
             // The next online member, else the next one.
+            let next = group.next.load(Ordering::Relaxed);
             let pick = (0..n)
-                .map(|off| (group.next + off) % n)
+                .map(|off| (next + off) % n)
                 .find(|&at| {
                     self.sessions
                         .get(&group.members[at].0)
-                        .is_some_and(|s| s.conn.is_some())
+                        .is_some_and(|s| lock_out(&s.out).conn.is_some())
                 })
-                .unwrap_or(group.next % n);
-            group.next = (pick + 1) % n;
+                .unwrap_or(next % n);
+            group.next.store((pick + 1) % n, Ordering::Relaxed);
             let (key, o) = group.members[pick];
-            let Some(session) = self.sessions.get_mut(&key) else {
+            let Some(session) = self.sessions.get(&key) else {
                 continue;
             };
             if !session.may_read(&msg.topic, shared) {
@@ -779,7 +859,7 @@ impl BrokerState {
             );
             q.sub_ids.extend(o.id);
             delivered += 1;
-            if let Some(w) = session.deliver(q, src, limits, counters) {
+            if let Some(w) = lock_out(&session.out).deliver(q, src, limits, counters) {
                 wait.push(w);
             }
         }
@@ -798,7 +878,7 @@ impl BrokerState {
                     gid,
                     Group {
                         members: Vec::new(),
-                        next: 0,
+                        next: AtomicUsize::new(0),
                     },
                 );
             }
@@ -860,8 +940,9 @@ impl BrokerState {
             return;
         };
         self.by_client.remove(&s.client_id);
-        if s.dropped > 0 {
-            *self.past_drops.entry(s.client_id).or_default() += s.dropped;
+        let dropped = lock_out(&s.out).dropped;
+        if dropped > 0 {
+            *self.past_drops.entry(s.client_id).or_default() += dropped;
             while self.past_drops.len() > DROPS_REMEMBERED {
                 // Forget the smallest count first.
                 let smallest = self
@@ -880,7 +961,9 @@ impl BrokerState {
         let gone: Vec<SessionKey> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|t| t <= now))
+            .filter(|(_, s)| {
+                s.expires_at.is_some_and(|t| t <= now) && lock_out(&s.out).conn.is_none()
+            })
             .map(|(&k, _)| k)
             .collect();
         for k in gone {
@@ -892,8 +975,13 @@ impl BrokerState {
 struct Shared {
     /// The devices' password (see [`DEVICE_USER`]).
     device_secret: String,
-    state: Mutex<BrokerState>,
+    /// Written when clients connect, leave, subscribe or unsubscribe; only
+    /// read to route a publish.
+    state: RwLock<BrokerState>,
+    /// Retained messages, apart from the state so routing needs no write lock.
+    retained: Mutex<BTreeMap<String, Retained>>,
     counters: Counters,
+    gate: Gate,
     limits: Limits,
     security: Security,
     log: Mutex<LogRing>,
@@ -902,6 +990,12 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// The fault to inject once, if armed.
     fault: Mutex<Option<Fault>>,
+}
+
+impl Shared {
+    fn retained(&self) -> MutexGuard<'_, BTreeMap<String, Retained>> {
+        self.retained.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A fault the sandbox injects once on one client's connection, at a step of
@@ -956,20 +1050,20 @@ impl Broker {
                     &base64::engine::general_purpose::STANDARD,
                     secret,
                 ),
-                state: Mutex::new(BrokerState {
+                state: RwLock::new(BrokerState {
                     sessions: HashMap::new(),
                     by_client: HashMap::new(),
                     subs: SubTree::default(),
                     shared_subs: SubTree::default(),
                     groups: HashMap::new(),
                     group_ids: HashMap::new(),
-                    retained: BTreeMap::new(),
                     next_conn: 0,
                     next_key: 0,
                     past_drops: BTreeMap::new(),
-                    scratch: Vec::new(),
                 }),
+                retained: Mutex::new(BTreeMap::new()),
                 counters: Counters::default(),
+                gate: Gate::default(),
                 limits,
                 security,
                 log: Mutex::new(LogRing::default()),
@@ -1047,13 +1141,23 @@ impl Broker {
         &self.shared.counters
     }
 
+    pub(super) fn gate(&self) -> &Gate {
+        &self.shared.gate
+    }
+
     pub(crate) fn uptime(&self) -> Duration {
         self.shared.started.elapsed()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BrokerState> {
+    /// The state to route by (shared with other publishers).
+    fn read(&self) -> RwLockReadGuard<'_, BrokerState> {
         // A panic elsewhere must not take the whole broker down with it.
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state to change (sessions, subscriptions).
+    fn write(&self) -> RwLockWriteGuard<'_, BrokerState> {
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes a line to the broker's log (kept for the panel and the CLI).
@@ -1085,7 +1189,7 @@ impl Broker {
     pub(crate) fn publish_internal(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) {
         let msg = Msg::new(topic.to_string(), payload);
         let mut ignore = Vec::new();
-        self.lock().route(
+        self.read().route(
             msg,
             qos,
             retain,
@@ -1097,7 +1201,7 @@ impl Broker {
 
     /// Housekeeping for `$SYS`'s tick: ends expired sessions.
     pub(crate) fn sweep(&self) {
-        self.lock().expire_sessions(Instant::now());
+        self.write().expire_sessions(Instant::now());
     }
 
     /// Tells every connection the broker is stopping (MQTT 5 clients get
@@ -1107,25 +1211,27 @@ impl Broker {
     }
 
     pub fn stats(&self) -> BrokerStats {
-        let (retained, subscriptions, sessions) = {
-            let st = self.lock();
+        let (subscriptions, sessions) = {
+            let st = self.read();
+            (st.subscription_count() as u64, st.sessions.len() as u64)
+        };
+        let retained = {
+            let store = self.shared.retained();
             // The broker's own `$SYS` values are not the users' messages.
-            let sys = st
-                .retained
+            let sys = store
                 .range::<str, _>((
                     std::ops::Bound::Included("$SYS/"),
                     std::ops::Bound::Excluded("$SYS0"),
                 ))
                 .count();
-            (
-                (st.retained.len() - sys) as u64,
-                st.subscription_count() as u64,
-                st.sessions.len() as u64,
-            )
+            (store.len() - sys) as u64
         };
         let c = &self.shared.counters;
         BrokerStats {
             clients: c.clients.load(Ordering::Relaxed),
+            connections: c.sockets.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
             sessions,
             received: c.received.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
@@ -1142,10 +1248,13 @@ impl Broker {
     /// Messages each client lost to a full queue, largest first (sessions
     /// still held, and the last ones that ended).
     pub fn drops_by_client(&self) -> Vec<(String, u64)> {
-        let st = self.lock();
+        let st = self.read();
         let mut all: BTreeMap<String, u64> = st.past_drops.clone();
-        for s in st.sessions.values().filter(|s| s.dropped > 0) {
-            *all.entry(s.client_id.clone()).or_default() += s.dropped;
+        for s in st.sessions.values() {
+            let dropped = lock_out(&s.out).dropped;
+            if dropped > 0 {
+                *all.entry(s.client_id.clone()).or_default() += dropped;
+            }
         }
         let mut v: Vec<(String, u64)> = all.into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -1160,11 +1269,14 @@ impl Broker {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Some(admission) = self.admit(peer, "") else {
+                        continue;
+                    };
                     stream.set_nodelay(true).ok();
                     let broker = self.clone();
                     tokio::spawn(async move {
                         let (rd, wr) = stream.into_split();
-                        broker.connection(rd, wr, peer, Via::Tcp).await
+                        broker.connection(rd, wr, peer, Via::Tcp, admission).await
                     });
                 }
                 // Out of file descriptors and the like: wait, don't spin.
@@ -1176,29 +1288,33 @@ impl Broker {
         }
     }
 
-    /// Serves one client over any byte stream (TCP, TLS, websocket).
-    pub(crate) async fn connection<R, W>(self, mut rd: R, mut wr: W, peer: SocketAddr, via: Via)
-    where
+    /// Serves one client over any byte stream (TCP, TLS, websocket),
+    /// admitted by [`Broker::admit`].
+    pub(crate) async fn connection<R, W>(
+        self,
+        mut rd: R,
+        mut wr: W,
+        peer: SocketAddr,
+        via: Via,
+        admission: Admission,
+    ) where
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
         let who = format!("{peer}{}", via.suffix());
         let counters = &self.shared.counters;
-        let _socket = SocketCount::new(counters);
         let limits = &self.shared.limits;
-        if counters.sockets.load(Ordering::Relaxed) > limits.max_connections as u64 {
-            self.log(format!(
-                "{who}: refused, already {} connections (max_connections)",
-                limits.max_connections
-            ));
-            return;
-        }
         let mut buf = BytesMut::with_capacity(4096);
-        let first = tokio::time::timeout(
-            limits.connect_timeout,
-            read_connect(&mut rd, &mut buf, limits.max_connect_size, counters),
-        )
-        .await;
+        let first = admission
+            .unless_evicted(tokio::time::timeout(
+                limits.connect_timeout,
+                read_connect(&mut rd, &mut buf, limits.max_connect_size, counters),
+            ))
+            .await;
+        // Closed to make room for a newer connection (logged there).
+        let Some(first) = first else {
+            return;
+        };
         let connect = match first {
             Ok(Ok(Ok(c))) => c,
             Ok(Ok(Err(level))) => {
@@ -1232,6 +1348,9 @@ impl Broker {
             }
         };
         let proto = connect.proto;
+        if !admission.established() {
+            return;
+        }
         let mut conn = match self.accept(connect, peer, via) {
             Ok(conn) => conn,
             Err(Refusal::Code(code, why)) => {
@@ -1322,7 +1441,7 @@ impl Broker {
                 }
             }
         }
-        let mut st = self.lock();
+        let mut st = self.write();
         st.next_conn += 1;
         let conn_id = st.next_conn;
         let mut assigned = None;
@@ -1356,14 +1475,18 @@ impl Broker {
         st.expire_sessions(Instant::now());
         let existing = st.by_client.get(&client_id).copied();
         if let Some(key) = existing
-            && let Some(old) = st.sessions.get_mut(&key)
-            && let Some(old_link) = old.conn.take()
+            && let Some(old) = st.sessions.get(&key)
+            && let Some(old_link) = lock_out(&old.out).conn.take()
         {
             old_link.kick.notify_one();
         }
         // A session is resumed only if one was kept (MQTT-3.2.2-2/3).
         let resumed = !connect.clean_start
-            && existing.is_some_and(|k| st.sessions.get(&k).is_some_and(|s| s.expiry > 0));
+            && existing.is_some_and(|k| {
+                st.sessions
+                    .get(&k)
+                    .is_some_and(|s| lock_out(&s.out).expiry > 0)
+            });
         let key = match existing {
             Some(key) if resumed => key,
             _ => {
@@ -1381,15 +1504,19 @@ impl Broker {
         let Some(session) = st.sessions.get_mut(&key) else {
             return Err(Refusal::Close("session vanished".into()));
         };
-        session.expiry = connect.session_expiry;
         session.user = connect.username.clone();
         session.trusted = trusted;
         session.expires_at = None;
-        session.conn = Some(link);
         session.last_conn = conn_id;
-        if resumed {
-            session.resend = true;
-            wake.notify_one();
+        let out = session.out.clone();
+        {
+            let mut o = lock_out(&out);
+            o.expiry = connect.session_expiry;
+            o.conn = Some(link);
+            if resumed {
+                o.resend = true;
+                wake.notify_one();
+            }
         }
         let props = (connect.proto == Proto::V5).then(|| ConnAckProperties {
             session_expiry_interval: None,
@@ -1436,6 +1563,7 @@ impl Broker {
             trusted,
             wake,
             kick,
+            out,
         })
     }
 
@@ -1577,12 +1705,12 @@ impl Broker {
                 _ = conn.wake.notified() => {
                     batch.clear();
                     let max_packet = {
-                        let mut st = self.lock();
-                        let Some(s) = st.sessions.get_mut(&conn.key).filter(|s| s.owned_by(conn.conn_id)) else {
+                        let mut out = lock_out(&conn.out);
+                        if !out.owned_by(conn.conn_id) {
                             return End::TakenOver;
-                        };
-                        s.take_batch(&mut batch, limits, counters);
-                        s.conn.as_ref().and_then(|l| l.max_packet)
+                        }
+                        out.take_batch(&mut batch, limits, counters);
+                        out.conn.as_ref().and_then(|l| l.max_packet)
                     };
                     if batch.is_empty() {
                         continue;
@@ -1649,23 +1777,18 @@ impl Broker {
     }
 
     fn is_congested(&self, conn: &Conn) -> bool {
-        let st = self.lock();
-        st.sessions
-            .get(&conn.key)
-            .is_some_and(|s| s.pending_bytes > self.shared.limits.max_queued_bytes)
+        lock_out(&conn.out).pending_bytes > self.shared.limits.max_queued_bytes
     }
 
     /// Messages too large for the client were dropped, not sent: count
     /// them for the client and free their packet ids.
     fn forget_too_large(&self, conn: &Conn, too_large: &TooLarge) {
-        let mut st = self.lock();
-        if let Some(s) = st.sessions.get_mut(&conn.key) {
-            for id in &too_large.pkids {
-                s.inflight.remove(id);
-            }
-            s.dropped += too_large.count;
-            conn.wake.notify_one();
+        let mut out = lock_out(&conn.out);
+        for id in &too_large.pkids {
+            out.inflight.remove(id);
         }
+        out.dropped += too_large.count;
+        conn.wake.notify_one();
     }
 
     fn log_write_error(&self, conn: &Conn, e: &std::io::Error) {
@@ -1713,10 +1836,9 @@ impl Broker {
                     };
                     // The client knows the alias from here on.
                     let topic_len = match alias {
-                        Some((_, true)) => 0,
-                        Some((alias, false)) => {
-                            aliases.set(&q.msg.topic, alias);
-                            q.msg.topic.len()
+                        Some((alias, known)) => {
+                            aliases.used(&q.msg.topic, alias, known);
+                            if known { 0 } else { q.msg.topic.len() }
                         }
                         None => q.msg.topic.len(),
                     };
@@ -1839,15 +1961,40 @@ impl Broker {
             }
             _ => None,
         };
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(session) = st
-            .sessions
-            .get_mut(&conn.key)
-            .filter(|s| s.owned_by(conn.conn_id))
-        else {
+        // Only subscriptions change the broker's state; everything else
+        // reads it (routing) or touches this client's own queues.
+        if let In::Subscribe { pkid, filters, id } = packet {
+            return self.subscribe(conn, pkid, filters, id, replies);
+        }
+        if let In::Unsubscribe { pkid, filters } = packet {
+            let mut st = self.write();
+            if !st
+                .sessions
+                .get(&conn.key)
+                .is_some_and(|s| lock_out(&s.out).owned_by(conn.conn_id))
+            {
+                return Step::End(End::TakenOver);
+            }
+            let codes = filters
+                .iter()
+                .map(|t| {
+                    if st.unsubscribe(conn.key, t) {
+                        reason::SUCCESS
+                    } else {
+                        reason::NO_SUBSCRIPTION_EXISTED
+                    }
+                })
+                .collect();
+            replies.push(Out::UnsubAck(pkid, codes));
+            return Step::Continue;
+        }
+        // This client's queues: checked (and for QoS 2, changed) before
+        // routing, and never held while routing (it may be subscribed to
+        // what it publishes).
+        let mut out = lock_out(&conn.out);
+        if !out.owned_by(conn.conn_id) {
             return Step::End(End::TakenOver);
-        };
+        }
         match packet {
             In::Publish(p) => {
                 let Some(msg) = incoming else {
@@ -1862,19 +2009,28 @@ impl Broker {
                 };
                 match p.qos {
                     QoS::AtMostOnce => {
-                        st.route(msg, p.qos, p.retain, Source::Client, shared, blocked);
+                        drop(out);
+                        self.read()
+                            .route(msg, p.qos, p.retain, Source::Client, shared, blocked);
                     }
                     QoS::AtLeastOnce => {
-                        let n = st.route(msg, p.qos, p.retain, Source::Client, shared, blocked);
+                        drop(out);
+                        let n = self.read().route(
+                            msg,
+                            p.qos,
+                            p.retain,
+                            Source::Client,
+                            shared,
+                            blocked,
+                        );
                         replies.push(Out::PubAck(p.pkid, no_one(n)));
                     }
                     QoS::ExactlyOnce => {
                         // A resent PUBLISH (DUP) must not be delivered twice.
                         replies.push(Out::PubRec(p.pkid, reason::SUCCESS));
-                        if !session.awaiting_rel.contains_key(&p.pkid) {
+                        if !out.awaiting_rel.contains_key(&p.pkid) {
                             if v5
-                                && session.awaiting_rel.len()
-                                    >= usize::from(limits.max_inflight.max(1))
+                                && out.awaiting_rel.len() >= usize::from(limits.max_inflight.max(1))
                             {
                                 self.log(format!(
                                     "{}: more than Receive Maximum ({}) QoS 2 messages unreleased, closed",
@@ -1883,26 +2039,27 @@ impl Broker {
                                 ));
                                 return Step::End(End::Violation(reason::RECEIVE_MAXIMUM_EXCEEDED));
                             }
-                            session.awaiting_bytes += msg.cost();
-                            session.awaiting_rel.insert(p.pkid, (msg, p.retain));
+                            out.awaiting_bytes += msg.cost();
+                            out.awaiting_rel.insert(p.pkid, (msg, p.retain));
                         }
-                        if session.awaiting_bytes > limits.max_queued_bytes.saturating_mul(4) {
+                        if out.awaiting_bytes > limits.max_queued_bytes.saturating_mul(4) {
                             self.log(format!(
                                 "{}: {} QoS 2 messages never released (PUBREL), over {} bytes, closed",
                                 conn.who(),
-                                session.awaiting_rel.len(),
-                                session.awaiting_bytes
+                                out.awaiting_rel.len(),
+                                out.awaiting_bytes
                             ));
                             return Step::End(End::Violation(reason::QUOTA_EXCEEDED));
                         }
                     }
                 }
             }
-            In::PubRel(pkid) => match session.awaiting_rel.remove(&pkid) {
+            In::PubRel(pkid) => match out.awaiting_rel.remove(&pkid) {
                 Some((msg, retain)) => {
-                    session.awaiting_bytes -= msg.cost();
+                    out.awaiting_bytes -= msg.cost();
+                    drop(out);
                     replies.push(Out::PubComp(pkid, reason::SUCCESS));
-                    st.route(
+                    self.read().route(
                         msg,
                         QoS::ExactlyOnce,
                         retain,
@@ -1917,123 +2074,26 @@ impl Broker {
                 if let Some(Inflight {
                     state: Flight::Published(q),
                     ..
-                }) = session.inflight.get(&pkid)
+                }) = out.inflight.get(&pkid)
                     && q.qos == QoS::AtLeastOnce
                 {
-                    session.inflight.remove(&pkid);
+                    out.inflight.remove(&pkid);
                     conn.wake.notify_one();
                     *progress = Instant::now();
                 }
             }
             In::PubRec(pkid) => {
-                if let Some(f) = session.inflight.get_mut(&pkid) {
+                if let Some(f) = out.inflight.get_mut(&pkid) {
                     f.state = Flight::Released;
                 }
                 replies.push(Out::PubRel(pkid));
                 *progress = Instant::now();
             }
             In::PubComp(pkid) => {
-                if session.inflight.remove(&pkid).is_some() {
+                if out.inflight.remove(&pkid).is_some() {
                     conn.wake.notify_one();
                     *progress = Instant::now();
                 }
-            }
-            In::Subscribe { pkid, filters, id } => {
-                let mut codes = Vec::with_capacity(filters.len());
-                let mut granted: Vec<(SubReq, bool)> = Vec::new();
-                for f in filters {
-                    let valid = match shared_filter(&f.filter) {
-                        Some((group, inner)) => {
-                            v5 && !group.is_empty()
-                                && !group.contains(['+', '#'])
-                                && validate_topic_filter(inner).is_ok()
-                                && !f.no_local
-                        }
-                        None => validate_topic_filter(&f.filter).is_ok(),
-                    };
-                    if !valid {
-                        codes.push(reason::TOPIC_FILTER_INVALID);
-                        continue;
-                    }
-                    if let Some(acl) = shared.security.acl.as_ref().filter(|_| !conn.trusted) {
-                        let inner = shared_filter(&f.filter).map_or(&*f.filter, |(_, i)| i);
-                        if !acl.allows(
-                            conn.user.as_deref(),
-                            &conn.client_id,
-                            inner,
-                            Access::Subscribe,
-                        ) {
-                            add(&shared.counters.denied, 1);
-                            self.log(format!(
-                                "{}: SUBSCRIBE to '{}' denied by the ACL",
-                                conn.who(),
-                                f.filter
-                            ));
-                            codes.push(reason::NOT_AUTHORIZED);
-                            continue;
-                        }
-                    }
-                    codes.push(f.qos as u8);
-                    let opts = SubOpts {
-                        qos: f.qos,
-                        no_local: f.no_local,
-                        retain_as_published: f.retain_as_published,
-                        id,
-                    };
-                    let new = st.subscribe(conn.key, &f.filter, opts);
-                    granted.push((f, new));
-                }
-                replies.push(Out::SubAck(pkid, codes));
-                // Retained messages go through the queue, so after the SUBACK.
-                let now = Instant::now();
-                let Some(session) = st.sessions.get_mut(&conn.key) else {
-                    return Step::Continue;
-                };
-                for (f, new) in granted {
-                    let wanted = match f.retain_handling {
-                        0 => true,
-                        1 => new,
-                        _ => false,
-                    };
-                    // No retained messages for shared subscriptions.
-                    if !wanted || shared_filter(&f.filter).is_some() {
-                        continue;
-                    }
-                    let mut send = |topic: &String, r: &Retained| {
-                        if r.expires_at.is_some_and(|t| t <= now)
-                            || !session.may_read(topic, shared)
-                        {
-                            return;
-                        }
-                        let mut msg = Msg::new(topic.clone(), r.payload.clone());
-                        msg.props = r.props.clone();
-                        msg.expires_at = r.expires_at;
-                        let mut q = Queued::new(Arc::new(msg), min_qos(r.qos, f.qos), true);
-                        q.sub_ids.extend(id);
-                        session.deliver(q, Source::Retained, limits, &shared.counters);
-                    };
-                    if f.filter.contains(['+', '#']) {
-                        for (topic, r) in st.retained.iter().filter(|(t, _)| matches(&f.filter, t))
-                        {
-                            send(topic, r);
-                        }
-                    } else if let Some((topic, r)) = st.retained.get_key_value(&f.filter) {
-                        send(topic, r);
-                    }
-                }
-            }
-            In::Unsubscribe { pkid, filters } => {
-                let codes = filters
-                    .iter()
-                    .map(|t| {
-                        if st.unsubscribe(conn.key, t) {
-                            reason::SUCCESS
-                        } else {
-                            reason::NO_SUBSCRIPTION_EXISTED
-                        }
-                    })
-                    .collect();
-                replies.push(Out::UnsubAck(pkid, codes));
             }
             In::PingReq => replies.push(Out::PingResp),
             In::Disconnect {
@@ -2041,7 +2101,7 @@ impl Broker {
                 session_expiry,
             } => {
                 if let Some(e) = session_expiry {
-                    session.expiry = e;
+                    out.expiry = e;
                 }
                 return Step::End(if with_will {
                     End::Abnormal
@@ -2057,26 +2117,135 @@ impl Broker {
                 ));
                 return Step::End(End::Violation(reason::PROTOCOL_ERROR));
             }
+            In::Subscribe { .. } | In::Unsubscribe { .. } => {}
+        }
+        Step::Continue
+    }
+
+    /// SUBSCRIBE: the subscriptions (under the state's write lock), the
+    /// SUBACK, then the retained messages they match.
+    fn subscribe(
+        &self,
+        conn: &Conn,
+        pkid: u16,
+        filters: Vec<SubReq>,
+        id: Option<usize>,
+        replies: &mut Vec<Out>,
+    ) -> Step {
+        let shared = &*self.shared;
+        let limits = &shared.limits;
+        let v5 = conn.proto == Proto::V5;
+        let mut st = self.write();
+        if !st
+            .sessions
+            .get(&conn.key)
+            .is_some_and(|s| lock_out(&s.out).owned_by(conn.conn_id))
+        {
+            return Step::End(End::TakenOver);
+        }
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut granted: Vec<(SubReq, bool)> = Vec::new();
+        for f in filters {
+            let valid = match shared_filter(&f.filter) {
+                Some((group, inner)) => {
+                    v5 && !group.is_empty()
+                        && !group.contains(['+', '#'])
+                        && validate_topic_filter(inner).is_ok()
+                        && !f.no_local
+                }
+                None => validate_topic_filter(&f.filter).is_ok(),
+            };
+            if !valid {
+                codes.push(reason::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            if let Some(acl) = shared.security.acl.as_ref().filter(|_| !conn.trusted) {
+                let inner = shared_filter(&f.filter).map_or(&*f.filter, |(_, i)| i);
+                if !acl.allows(
+                    conn.user.as_deref(),
+                    &conn.client_id,
+                    inner,
+                    Access::Subscribe,
+                ) {
+                    add(&shared.counters.denied, 1);
+                    self.log(format!(
+                        "{}: SUBSCRIBE to '{}' denied by the ACL",
+                        conn.who(),
+                        f.filter
+                    ));
+                    codes.push(reason::NOT_AUTHORIZED);
+                    continue;
+                }
+            }
+            codes.push(f.qos as u8);
+            let opts = SubOpts {
+                qos: f.qos,
+                no_local: f.no_local,
+                retain_as_published: f.retain_as_published,
+                id,
+            };
+            let new = st.subscribe(conn.key, &f.filter, opts);
+            granted.push((f, new));
+        }
+        replies.push(Out::SubAck(pkid, codes));
+        // Retained messages go through the queue, so after the SUBACK.
+        let now = Instant::now();
+        let Some(session) = st.sessions.get(&conn.key) else {
+            return Step::Continue;
+        };
+        let store = shared.retained();
+        let mut out = lock_out(&session.out);
+        for (f, new) in granted {
+            let wanted = match f.retain_handling {
+                0 => true,
+                1 => new,
+                _ => false,
+            };
+            // No retained messages for shared subscriptions.
+            if !wanted || shared_filter(&f.filter).is_some() {
+                continue;
+            }
+            let mut send = |topic: &String, r: &Retained| {
+                if r.expires_at.is_some_and(|t| t <= now) || !session.may_read(topic, shared) {
+                    return;
+                }
+                let mut msg = Msg::new(topic.clone(), r.payload.clone());
+                msg.props = r.props.clone();
+                msg.expires_at = r.expires_at;
+                let mut q = Queued::new(Arc::new(msg), min_qos(r.qos, f.qos), true);
+                q.sub_ids.extend(id);
+                out.deliver(q, Source::Retained, limits, &shared.counters);
+            };
+            if f.filter.contains(['+', '#']) {
+                for (topic, r) in store.iter().filter(|(t, _)| matches(&f.filter, t)) {
+                    send(topic, r);
+                }
+            } else if let Some((topic, r)) = store.get_key_value(&f.filter) {
+                send(topic, r);
+            }
         }
         Step::Continue
     }
 
     fn finish(&self, conn: Conn, end: End) {
         let shared = &*self.shared;
-        let mut st = self.lock();
-        let owned = st
-            .sessions
-            .get(&conn.key)
-            .is_some_and(|s| s.owned_by(conn.conn_id));
-        let mut expiry = 0;
-        if owned {
-            expiry = st.sessions.get(&conn.key).map_or(0, |s| s.expiry);
-            if expiry == 0 {
-                st.remove_session(conn.key);
-            } else if let Some(s) = st.sessions.get_mut(&conn.key) {
-                s.conn = None;
-                s.expires_at = (expiry != u32::MAX)
+        let mut st = self.write();
+        let (owned, mut expiry) = {
+            let out = lock_out(&conn.out);
+            (out.owned_by(conn.conn_id), out.expiry)
+        };
+        if !owned {
+            expiry = 0;
+        } else if expiry == 0 {
+            st.remove_session(conn.key);
+        } else {
+            if let Some(session) = st.sessions.get_mut(&conn.key) {
+                session.expires_at = (expiry != u32::MAX)
                     .then(|| Instant::now() + Duration::from_secs(u64::from(expiry)));
+            }
+            {
+                let mut s = lock_out(&conn.out);
+                s.conn = None;
                 // What was waiting for the socket now waits offline, under
                 // the offline bounds (QoS 0 is not kept for the absent, as
                 // in Mosquitto).
@@ -2125,12 +2294,12 @@ impl Broker {
         let client_id = conn.client_id;
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-            let mut st = broker.lock();
+            let st = broker.read();
             let back = st
                 .by_client
                 .get(&client_id)
                 .and_then(|k| st.sessions.get(k))
-                .is_some_and(|s| s.conn.is_some());
+                .is_some_and(|s| lock_out(&s.out).conn.is_some());
             if !back {
                 add(&broker.shared.counters.received, 1);
                 let mut ignore = Vec::new();
@@ -2155,22 +2324,6 @@ struct TooLarge {
     pkids: Vec<u16>,
 }
 
-/// Counts an open socket for as long as it lives.
-struct SocketCount<'a>(&'a Counters);
-
-impl<'a> SocketCount<'a> {
-    fn new(c: &'a Counters) -> Self {
-        add(&c.sockets, 1);
-        SocketCount(c)
-    }
-}
-
-impl Drop for SocketCount<'_> {
-    fn drop(&mut self) {
-        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 struct Conn {
     conn_id: u64,
     key: SessionKey,
@@ -2190,6 +2343,8 @@ struct Conn {
     trusted: bool,
     wake: Arc<Notify>,
     kick: Arc<Notify>,
+    /// Its session's queues (the same ones after a resumed session).
+    out: Arc<Mutex<Outbox>>,
 }
 
 impl Conn {
@@ -2402,7 +2557,7 @@ mod tests {
 
     #[test]
     fn an_offline_queue_drops_oldest_qos0_first_and_counts() {
-        let mut s = Session::new("c".into(), u32::MAX);
+        let mut s = Outbox::new(u32::MAX);
         let q = |qos, n: u8| {
             Queued::new(
                 Arc::new(Msg::new("t".into(), Bytes::from(vec![n]))),
@@ -2425,6 +2580,44 @@ mod tests {
         let left: Vec<u8> = s.pending.iter().map(|q| q.msg.payload[0]).collect();
         assert_eq!(left, [3]);
         assert_eq!(s.dropped, 3);
+    }
+
+    #[test]
+    fn out_aliases_rebind_the_least_recently_used_when_all_are_taken() {
+        let mut a = OutAliases::new(2);
+        let send = |a: &mut OutAliases, t: &str| {
+            let (alias, known) = a.pick(t).expect("an alias");
+            a.used(t, alias, known);
+            (alias, known)
+        };
+        assert_eq!(send(&mut a, "a"), (1, false));
+        assert_eq!(send(&mut a, "b"), (2, false));
+        assert_eq!(send(&mut a, "a"), (1, true));
+        // b is the least recently used: c takes its alias.
+        assert_eq!(send(&mut a, "c"), (2, false));
+        assert_eq!(send(&mut a, "a"), (1, true));
+        assert_eq!(send(&mut a, "c"), (2, true));
+        // b comes back: a is now the oldest.
+        assert_eq!(send(&mut a, "b"), (1, false));
+        assert_eq!(send(&mut a, "a"), (2, false));
+        assert_eq!(a.by_topic.len(), 2);
+        assert_eq!(a.lru.len(), 2);
+    }
+
+    #[test]
+    fn out_aliases_are_capped_and_off_for_a_zero_maximum() {
+        assert_eq!(OutAliases::new(0).pick("a"), None);
+        let mut a = OutAliases::new(u16::MAX);
+        for i in 0..=OUT_ALIAS_CAP {
+            let t = i.to_string();
+            let (alias, known) = a.pick(&t).expect("an alias");
+            assert!(!known && alias <= OUT_ALIAS_CAP);
+            a.used(&t, alias, known);
+        }
+        assert_eq!(a.topics.len(), usize::from(OUT_ALIAS_CAP));
+        // The first topic's alias went to the last one.
+        assert_eq!(a.pick("0"), Some((2, false)));
+        assert_eq!(a.pick(&OUT_ALIAS_CAP.to_string()), Some((1, true)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! CA, [`certs`]) and websockets, with Mosquitto-format users and ACLs
 //! ([`auth`]).
 
+mod admit;
 pub mod auth;
 pub mod book;
 pub mod broker;
@@ -474,14 +475,18 @@ pub(crate) async fn accept_each<F, Fut>(
     what: &'static str,
     serve: F,
 ) where
-    F: Fn(Broker, tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    F: Fn(Broker, tokio::net::TcpStream, std::net::SocketAddr, admit::Admission) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // Counted from here, handshake included (`max_connections`).
+                let Some(admission) = broker.admit(peer, what) else {
+                    continue;
+                };
                 stream.set_nodelay(true).ok();
-                tokio::spawn(serve(broker.clone(), stream, peer));
+                tokio::spawn(serve(broker.clone(), stream, peer, admission));
             }
             Err(e) => {
                 broker.log(format!("{what} accept failed: {e}"));

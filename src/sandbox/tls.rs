@@ -192,28 +192,40 @@ fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
 /// Accepts TLS clients until the task is dropped; a refused handshake is
 /// logged with who and why.
 pub async fn serve(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor) {
-    super::accept_each(broker, listener, "TLS", move |broker, stream, peer| {
-        let acceptor = acceptor.clone();
-        async move {
-            let timeout = broker.limits().connect_timeout;
-            match tokio::time::timeout(timeout, accept_named(&acceptor, stream)).await {
-                Ok((Ok(tls), name)) => {
-                    let (rd, wr) = tokio::io::split(tls);
-                    broker.connection(rd, wr, peer, Via::Tls(name)).await;
+    super::accept_each(
+        broker,
+        listener,
+        "TLS",
+        move |broker, stream, peer, admission| {
+            let acceptor = acceptor.clone();
+            async move {
+                let timeout = broker.limits().connect_timeout;
+                let handshake = tokio::time::timeout(timeout, accept_named(&acceptor, stream));
+                // None: closed to make room for a newer connection (logged).
+                let Some(done) = admission.unless_evicted(handshake).await else {
+                    return;
+                };
+                match done {
+                    Ok((Ok(tls), name)) => {
+                        let (rd, wr) = tokio::io::split(tls);
+                        broker
+                            .connection(rd, wr, peer, Via::Tls(name), admission)
+                            .await;
+                    }
+                    Ok((Err(e), name)) => {
+                        broker.log(format!(
+                            "{peer}: TLS refused: {}{}",
+                            presented(&name),
+                            refusal(&e)
+                        ));
+                    }
+                    Err(_) => broker.log(format!(
+                        "{peer}: no TLS handshake within {timeout:?}, closed"
+                    )),
                 }
-                Ok((Err(e), name)) => {
-                    broker.log(format!(
-                        "{peer}: TLS refused: {}{}",
-                        presented(&name),
-                        refusal(&e)
-                    ));
-                }
-                Err(_) => broker.log(format!(
-                    "{peer}: no TLS handshake within {timeout:?}, closed"
-                )),
             }
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -24,12 +24,17 @@ pub async fn serve(broker: Broker, listener: TcpListener) {
         broker,
         listener,
         "websocket",
-        |broker, stream, peer| async move {
+        |broker, stream, peer, admission| async move {
             let timeout = broker.limits().connect_timeout;
-            match tokio::time::timeout(timeout, handshake(&broker, stream)).await {
+            let shake = tokio::time::timeout(timeout, handshake(&broker, stream));
+            // None: closed to make room for a newer connection (logged).
+            let Some(done) = admission.unless_evicted(shake).await else {
+                return;
+            };
+            match done {
             Ok(Ok(ws)) => {
                 let (rd, wr) = tokio::io::split(WsIo::new(ws));
-                broker.connection(rd, wr, peer, Via::WebSocket).await;
+                broker.connection(rd, wr, peer, Via::WebSocket, admission).await;
             }
             Ok(Err(e)) => broker.log(format!(
                 "{peer}: websocket handshake refused: {e} (MQTT clients use ws://host:port/mqtt)"
@@ -45,40 +50,51 @@ pub async fn serve(broker: Broker, listener: TcpListener) {
 
 /// Accepts websocket-over-TLS clients (wss://) until the task is dropped.
 pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAcceptor) {
-    super::accept_each(broker, listener, "wss", move |broker, stream, peer| {
-        let acceptor = acceptor.clone();
-        async move {
-            let timeout = broker.limits().connect_timeout;
-            let both = async {
-                let (tls, name) = super::tls::accept_named(&acceptor, stream).await;
-                let tls = tls.map_err(|e| {
-                    format!(
-                        "TLS refused: {}{}",
-                        super::tls::presented(&name),
-                        super::tls::refusal(&e)
-                    )
-                })?;
-                let ws = handshake(&broker, tls).await.map_err(|e| {
+    super::accept_each(
+        broker,
+        listener,
+        "wss",
+        move |broker, stream, peer, admission| {
+            let acceptor = acceptor.clone();
+            async move {
+                let timeout = broker.limits().connect_timeout;
+                let both = async {
+                    let (tls, name) = super::tls::accept_named(&acceptor, stream).await;
+                    let tls = tls.map_err(|e| {
+                        format!(
+                            "TLS refused: {}{}",
+                            super::tls::presented(&name),
+                            super::tls::refusal(&e)
+                        )
+                    })?;
+                    let ws = handshake(&broker, tls).await.map_err(|e| {
                     format!(
                         "websocket handshake refused: {e} (MQTT clients use wss://host:port/mqtt)"
                     )
                 })?;
-                Ok::<_, String>((ws, name))
-            };
-            match tokio::time::timeout(timeout, both).await {
-                Ok(Ok((ws, name))) => {
-                    let (rd, wr) = tokio::io::split(WsIo::new(ws));
-                    broker
-                        .connection(rd, wr, peer, Via::SecureWebSocket(name))
-                        .await;
+                    Ok::<_, String>((ws, name))
+                };
+                let Some(done) = admission
+                    .unless_evicted(tokio::time::timeout(timeout, both))
+                    .await
+                else {
+                    return;
+                };
+                match done {
+                    Ok(Ok((ws, name))) => {
+                        let (rd, wr) = tokio::io::split(WsIo::new(ws));
+                        broker
+                            .connection(rd, wr, peer, Via::SecureWebSocket(name), admission)
+                            .await;
+                    }
+                    Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
+                    Err(_) => broker.log(format!(
+                        "{peer} (wss): no TLS and websocket handshake within {timeout:?}, closed"
+                    )),
                 }
-                Ok(Err(why)) => broker.log(format!("{peer} (wss): {why}")),
-                Err(_) => broker.log(format!(
-                    "{peer} (wss): no TLS and websocket handshake within {timeout:?}, closed"
-                )),
             }
-        }
-    })
+        },
+    )
     .await
 }
 
