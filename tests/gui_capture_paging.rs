@@ -262,3 +262,146 @@ fn the_timeline_pages_through_a_capture_larger_than_the_packet_log_to_its_last_p
     assert!(has_label_containing(&harness, "t/24999") && has_label(&harness, "t_us"));
     assert!(has_label(&harness, "249990"), "the last packet's time");
 }
+
+#[test]
+fn a_flow_whose_packets_are_pages_apart_is_linked_and_followed_across_the_capture() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("slow-ack.mqcap");
+    // A QoS 1 PUBLISH first, 20,000 QoS 0 messages, then its PUBACK: the
+    // two are 20,001 packets apart, far beyond a page.
+    const N: u64 = 20_000;
+    let header = CaptureHeader {
+        broker: "127.0.0.1:1883".into(),
+        client_id: "slow".into(),
+        protocol: "MQTT 3.1.1".into(),
+        ..CaptureHeader::default()
+    };
+    let mut w = CaptureWriter::create(&file, &header).expect("create");
+    let mut publish = PacketRecord::new(0, Direction::Out, PacketKind::Publish, Some(7), 20);
+    publish.qos = Some(1);
+    publish.detail.topic = Some("valve/cmd".into());
+    w.packet(0, &publish).expect("publish");
+    for i in 1..=N {
+        let mut r = PacketRecord::new(i * 10, Direction::In, PacketKind::Publish, None, 12);
+        r.seq = i;
+        r.qos = Some(0);
+        r.detail.topic = Some(format!("t/{i}"));
+        w.packet(i * 10, &r).expect("packet");
+    }
+    let mut puback = PacketRecord::new((N + 1) * 10, Direction::In, PacketKind::Puback, Some(7), 4);
+    puback.seq = N + 1;
+    w.packet((N + 1) * 10, &puback).expect("puback");
+    w.finish((N + 1) * 10).expect("finish");
+
+    let mut harness = open_in_window(
+        dir.path(),
+        &file,
+        FakePicker::default(),
+        HistoryLimits::default(),
+    );
+    let name = "capture slow-ack.mqcap";
+    step_until(&mut harness, "the load finished", LIMIT, |h| {
+        matches!(
+            h.state().status_of(name),
+            Some(mqscope::mqtt::ConnStatus::Disconnected { reason: Some(r) }) if r == "a capture file, offline"
+        )
+    });
+    click(&mut harness, "Timeline");
+    assert!(has_label_containing(&harness, "of 20002 packets"));
+    harness
+        .query_all_by_label_contains("PUBLISH id=7 qos=1")
+        .next()
+        .expect("the QoS 1 PUBLISH on the first page")
+        .click();
+    harness.run_ok();
+    // Its flow is whole: the PUBACK 20,001 packets later is part of it.
+    assert!(has_label_containing(
+        &harness,
+        "Linked over the whole capture."
+    ));
+    assert!(has_label(&harness, "complete"), "the flow is complete");
+    assert!(has_label_containing(&harness, "packet 1 (this one)"));
+    assert!(
+        !has_label_containing(&harness, "PUBACK id=7"),
+        "not on screen yet"
+    );
+    click(
+        &mut harness,
+        &find_label(&harness, "PUBACK  4 B · packet 20002"),
+    );
+    harness.run_ok();
+    harness.run_ok();
+    // The timeline went to the PUBACK and selected it; its flow goes back.
+    assert!(has_label_containing(&harness, "PUBACK id=7 4 B"));
+    assert!(has_label_containing(&harness, "packet 20002 (this one)"));
+    assert!(has_label_containing(&harness, "packet 1"));
+    assert!(
+        !has_label(&harness, "PUBLISH qos=0 12 B · t/1"),
+        "the first page is left"
+    );
+}
+
+/// The whole label of the one node whose label contains `part`.
+fn find_label(harness: &egui_kittest::Harness<'_, mqscope::app::App>, part: &str) -> String {
+    let found: Vec<String> = harness
+        .query_all_by_label_contains(part)
+        .filter_map(|n| n.accesskit_node().label())
+        .collect();
+    assert_eq!(found.len(), 1, "one label containing {part:?}: {found:?}");
+    found[0].clone()
+}
+
+#[test]
+fn at_800_px_the_inspector_scrolls_down_to_its_history_and_a_row_can_be_clicked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("status.mqcap");
+    write_capture(
+        &file,
+        12,
+        |_| "dev/status".into(),
+        |i| format!("{{\"reading\": {i}, \"note\": \"reading {i:02}\"}}").into_bytes(),
+    );
+    let mut harness = open_in_window(
+        dir.path(),
+        &file,
+        FakePicker::default(),
+        HistoryLimits::default(),
+    );
+    assert_eq!(harness.ctx.content_rect().height(), 800.0);
+    let name = "capture status.mqcap";
+    step_until(&mut harness, "the capture read", LIMIT, |h| {
+        h.state()
+            .store_of(name)
+            .is_some_and(|s| s.total_messages() == 12)
+    });
+    click(&mut harness, "dev");
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_ok();
+    harness.key_press(egui::Key::ArrowDown);
+    harness.run_ok();
+    assert_eq!(
+        harness.state().selected_topic().as_deref(),
+        Some("dev/status")
+    );
+    assert!(!has_label(&harness, "Show latest"));
+    // The oldest message's row, at the bottom of the history, below the
+    // fold: scrolled into view (the panel scrolls) and clicked.
+    for _ in 0..3 {
+        harness
+            .query_all_by_label_contains("reading 00")
+            .last()
+            .expect("the oldest history row")
+            .scroll_to_me();
+        harness.run_ok();
+    }
+    harness
+        .query_all_by_label_contains("B · {\"reading\": 0,")
+        .next()
+        .expect("the oldest history row")
+        .click();
+    harness.run_ok();
+    assert!(
+        has_label(&harness, "Show latest"),
+        "the clicked row is shown instead of the latest"
+    );
+}
