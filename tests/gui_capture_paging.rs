@@ -325,10 +325,11 @@ fn a_flow_whose_packets_are_pages_apart_is_linked_and_followed_across_the_captur
         !has_label_containing(&harness, "PUBACK id=7"),
         "not on screen yet"
     );
-    click(
-        &mut harness,
-        &find_label(&harness, "PUBACK  4 B · packet 20002"),
-    );
+    let steps: Vec<_> = harness
+        .query_all_by_label_contains("PUBACK  4 B · packet 20002")
+        .collect();
+    assert_eq!(steps.len(), 1, "the PUBACK step, a button");
+    steps[0].click();
     harness.run_ok();
     harness.run_ok();
     // The timeline went to the PUBACK and selected it; its flow goes back.
@@ -341,26 +342,46 @@ fn a_flow_whose_packets_are_pages_apart_is_linked_and_followed_across_the_captur
     );
 }
 
-/// The whole label of the one node whose label contains `part`.
-fn find_label(harness: &egui_kittest::Harness<'_, mqscope::app::App>, part: &str) -> String {
-    let found: Vec<String> = harness
-        .query_all_by_label_contains(part)
-        .filter_map(|n| n.accesskit_node().label())
-        .collect();
-    assert_eq!(found.len(), 1, "one label containing {part:?}: {found:?}");
-    found[0].clone()
-}
-
 #[test]
 fn at_800_px_the_inspector_scrolls_down_to_its_history_and_a_row_can_be_clicked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("status.mqcap");
-    write_capture(
-        &file,
-        12,
-        |_| "dev/status".into(),
-        |i| format!("{{\"reading\": {i}, \"note\": \"reading {i:02}\"}}").into_bytes(),
-    );
+    // MQTT 5 messages with a dozen user properties each (a gateway's
+    // metadata): the properties table pushes the history down.
+    let header = CaptureHeader {
+        broker: "127.0.0.1:1883".into(),
+        client_id: "gateway".into(),
+        protocol: "MQTT 5".into(),
+        ..CaptureHeader::default()
+    };
+    let mut w = CaptureWriter::create(&file, &header).expect("create");
+    for i in 0..12u64 {
+        let payload = format!("{{\"reading\": {i}, \"note\": \"reading {i:02}\"}}");
+        let mut r = PacketRecord::new(i * 10, Direction::In, PacketKind::Publish, None, 0);
+        r.seq = i;
+        r.qos = Some(0);
+        r.bytes = 200 + payload.len();
+        r.detail.topic = Some("dev/status".into());
+        w.packet(i * 10, &r).expect("packet");
+        let props = mqscope::model::protocol::Properties {
+            content_type: Some("application/json".into()),
+            user_property: (0..12)
+                .map(|k| (format!("meta-{k}"), format!("value {k}")))
+                .collect(),
+            ..Default::default()
+        };
+        let m = Message {
+            topic: "dev/status".into(),
+            payload: Bytes::from(payload),
+            qos: Qos::AtMostOnce,
+            received: UNIX_EPOCH + Duration::from_micros(1_796_000_000_000_000 + i * 10),
+            packet_seq: Some(i),
+            props: Some(Box::new(props)),
+            ..Message::default()
+        };
+        w.event(i * 10, &EventKind::Message(m)).expect("message");
+    }
+    w.finish(120).expect("finish");
     let mut harness = open_in_window(
         dir.path(),
         &file,
@@ -384,9 +405,65 @@ fn at_800_px_the_inspector_scrolls_down_to_its_history_and_a_row_can_be_clicked(
         Some("dev/status")
     );
     assert!(!has_label(&harness, "Show latest"));
-    // The oldest message's row, at the bottom of the history, below the
-    // fold: scrolled into view (the panel scrolls) and clicked.
-    for _ in 0..3 {
+    // The publish form below the inspector, and the history under it:
+    // below the fold.
+    let fold = |h: &egui_kittest::Harness<'_, mqscope::app::App>| {
+        h.query_all_by_label("Topic")
+            .next()
+            .expect("the publish form's topic")
+            .rect()
+            .top()
+    };
+    let history = |h: &egui_kittest::Harness<'_, mqscope::app::App>| {
+        h.query_all_by_label_contains("History (")
+            .next()
+            .expect("the history")
+            .rect()
+    };
+    assert!(
+        history(&harness).top() > fold(&harness),
+        "the history starts below the fold ({:?}, fold at {})",
+        history(&harness),
+        fold(&harness)
+    );
+    // The mouse wheel over the inspector's top scrolls the whole panel.
+    let over = harness
+        .query_all_by_label("dev/status")
+        .next()
+        .map_or(egui::pos2(900.0, 150.0), |n| n.rect().center());
+    for _ in 0..20 {
+        if history(&harness).bottom() + 120.0 < fold(&harness) {
+            break;
+        }
+        harness.hover_at(over);
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -60.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_ok();
+    }
+    assert!(
+        history(&harness).bottom() + 120.0 < fold(&harness),
+        "the history scrolled into view ({:?}, fold at {})",
+        history(&harness),
+        fold(&harness)
+    );
+    // Down its own rows to the oldest message's, which is clicked.
+    for _ in 0..12 {
+        if has_label_containing(&harness, "reading 00") {
+            break;
+        }
+        harness
+            .query_all_by_label_contains("B · {")
+            .last()
+            .expect("history rows")
+            .scroll_down();
+        harness.run_ok();
+    }
+    for _ in 0..2 {
         harness
             .query_all_by_label_contains("reading 00")
             .last()
