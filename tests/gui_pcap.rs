@@ -278,6 +278,8 @@ fn a_pcap_larger_than_the_history_budget_opens_and_an_early_payload_is_read_whol
 
     harness.set_size(egui::vec2(1280.0, 1600.0));
     harness.run_ok();
+    click(&mut harness, &format!("Show connection {name}"));
+    click(&mut harness, "Explorer");
     click(&mut harness, "cam");
     harness.key_press(Key::ArrowRight);
     harness.run_ok();
