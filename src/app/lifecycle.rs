@@ -376,6 +376,20 @@ impl App {
                     }
                 }
             }
+            // A pcap file is read whole before its streams are shown: say
+            // how far the reading is.
+            let (read, _) = loader.progress();
+            if read > 0
+                && !finished.contains(conn)
+                && !self.captures.contains_key(conn)
+                && !self.stream_conns.contains_key(conn)
+            {
+                self.connection_mut(*conn).state.status = ConnStatus::Disconnected {
+                    reason: Some(format!(
+                        "reading a pcap file: {read} MQTT packets and messages decoded so far"
+                    )),
+                };
+            }
         }
         self.loaders = loaders;
         self.loaders.retain(|(c, _)| !finished.contains(c));
