@@ -168,6 +168,8 @@ fn main() {
 }
 
 /// Runs `cmd` to its end; its standard output and its own peak RSS (MB).
+/// The child is reaped by `wait4`, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 fn run_peak(cmd: &mut Command) -> (String, f64) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().expect("runs");
     let mut stdout = child.stdout.take().expect("piped");
