@@ -210,3 +210,119 @@ fn a_file_that_is_not_a_capture_gets_a_clear_message_in_the_window() {
     let a = store.find("a").expect("its message");
     assert_eq!(store.last_payload(a).map(<[u8]>::len), Some(5000));
 }
+
+/// A frame of 100 kB whose bytes say which frame it is (one text line).
+fn frame(i: u64) -> Vec<u8> {
+    let mut p = format!("frame {i:02}:").into_bytes();
+    p.extend((0..100_000 - p.len()).map(|k| b'a' + ((k as u64 * 7 + i) % 26) as u8));
+    p
+}
+
+#[test]
+fn a_pcap_larger_than_the_history_budget_opens_and_an_early_payload_is_read_whole() {
+    use std::io::Write as _;
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("camera.pcap");
+    let mut sniffer = Sniffer::start(Tool::TcpdumpLo, broker.port, &file);
+    // 40 frames of 100 kB over one connection (mosquitto_pub -l: a message
+    // per line): 4 MB, four times the 1 MiB budget below.
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args(["-i", "camera", "-t", "cam/frame", "-q", "1", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub runs");
+    {
+        let mut stdin = publisher.stdin.take().expect("stdin");
+        for i in 0..40 {
+            stdin.write_all(&frame(i)).expect("a frame");
+            stdin.write_all(b"\n").expect("a line");
+        }
+    }
+    assert!(publisher.wait().expect("mosquitto_pub ends").success());
+    let decoded = wait_for_capture(&file, |c| {
+        c.streams.len() == 1 && c.streams[0].info.closed && c.streams[0].messages.len() == 40
+    });
+    sniffer.stop();
+    let name = stream_names(&decoded).remove(0);
+    drop(decoded);
+
+    let picker = FakePicker::default();
+    picker.answers.borrow_mut().push_back(file.clone());
+    let saved = dir.path().join("frame00.bin");
+    picker.answers.borrow_mut().push_back(saved.clone());
+    let mut harness = common::gui::app_with(dir.path(), picker);
+    // Payloads kept cut to 50 kB, and a 1 MiB budget for all of them.
+    harness
+        .state_mut()
+        .set_history_limits(mqscope::model::store::HistoryLimits {
+            total_bytes: 1 << 20,
+            max_payload: 50_000,
+            ..mqscope::model::store::HistoryLimits::default()
+        });
+    harness.run_ok();
+    click(&mut harness, "+ Open…");
+    click(&mut harness, "Capture file…");
+    step_until(&mut harness, "the stream read", LIMIT, |h| {
+        h.state()
+            .store_of(&name)
+            .is_some_and(|s| s.total_messages() == 40)
+    });
+    let store = harness.state().store_of(&name).expect("store");
+    assert!(
+        store.evicted_payloads() >= 15,
+        "the budget evicted most payloads ({} evicted)",
+        store.evicted_payloads()
+    );
+
+    harness.set_size(egui::vec2(1280.0, 1600.0));
+    harness.run_ok();
+    click(&mut harness, &format!("Show connection {name}"));
+    click(&mut harness, "Explorer");
+    click(&mut harness, "cam");
+    harness.key_press(Key::ArrowRight);
+    harness.run_ok();
+    harness.key_press(Key::ArrowDown);
+    harness.run_ok();
+    assert_eq!(
+        harness.state().selected_topic().as_deref(),
+        Some("cam/frame")
+    );
+    // Down the history to the first frame: read from the stream's capture.
+    use egui_kittest::kittest::Queryable as _;
+    for _ in 0..40 {
+        if has_label_containing(&harness, "B · frame 00:") {
+            break;
+        }
+        harness
+            .query_all_by_label_contains("B · frame")
+            .last()
+            .expect("history rows")
+            .scroll_down();
+        harness.run_ok();
+    }
+    for _ in 0..2 {
+        harness
+            .query_all_by_label_contains("B · frame 00:")
+            .next()
+            .expect("the first frame's history row")
+            .scroll_to_me();
+        harness.run_ok();
+    }
+    harness
+        .query_all_by_label_contains("B · frame 00:")
+        .next()
+        .expect("the first frame's history row")
+        .click();
+    harness.run_ok();
+    assert!(has_label_containing(
+        &harness,
+        "An earlier message read from the capture file"
+    ));
+    click(&mut harness, "Save payload…");
+    step_until(&mut harness, "the payload saved", LIMIT, |_| {
+        saved.is_file()
+    });
+    assert_eq!(std::fs::read(&saved).expect("saved"), frame(0));
+}

@@ -205,6 +205,10 @@ struct PlotData {
 /// resets when another topic is selected).
 #[derive(Default)]
 pub struct InspectorView {
+    /// Top of the panel's scrolled content and the panel's height, this
+    /// frame: the payload view is sized from them.
+    panel_top: f32,
+    panel_height: f32,
     node: Option<NodeId>,
     /// An earlier message the user clicked in the history; `None` follows
     /// the latest message.
@@ -422,7 +426,6 @@ impl InspectorView {
     pub fn set_offline(&mut self, offline: Option<Offline>) {
         let same = match (&self.offline, &offline) {
             (Some(Offline::File(a)), Some(Offline::File(b))) => Arc::ptr_eq(a, b),
-            (Some(Offline::Stream(a)), Some(Offline::Stream(b))) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         };
@@ -675,12 +678,50 @@ impl InspectorView {
         }
         let item = item;
 
+        // The whole panel scrolls: at a small window height the history
+        // and the plot are below the fold. Sizes below are taken from the
+        // panel's height, not from the scrolled content's (unbounded).
+        let view_height = ui.available_height();
+        ScrollArea::vertical()
+            .id_salt("inspector panel")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                self.panel_top = ui.cursor().top();
+                self.panel_height = view_height;
+                self.scrolled_ui(
+                    ui,
+                    store,
+                    node,
+                    &topic,
+                    &info,
+                    &item,
+                    file_message.is_some(),
+                    file_note,
+                )
+            })
+            .inner
+    }
+
+    /// The inspector's content, inside the panel's scroll area.
+    #[allow(clippy::too_many_arguments)]
+    fn scrolled_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        store: &Store,
+        node: NodeId,
+        topic: &str,
+        info: &TopicInfo<'_>,
+        item: &HistoryItem<'_>,
+        from_file_message: bool,
+        file_note: Option<Result<(), String>>,
+    ) -> Option<InspectorAction> {
+        let (topic, info, item) = (topic.to_string(), info, item);
         let mut action = None;
-        self.header_ui(ui, &topic, &info, &item);
-        self.properties_ui(ui, &item);
-        self.buttons_ui(ui, &topic, &info, &item, &mut action);
+        self.header_ui(ui, &topic, info, item);
+        self.properties_ui(ui, item);
+        self.buttons_ui(ui, &topic, info, item, &mut action);
         ui.separator();
-        if file_message.is_some() {
+        if from_file_message {
             ui.weak("An earlier message read from the capture file (no longer kept in memory).");
         }
         match file_note {
@@ -698,10 +739,10 @@ impl InspectorView {
             }
             None => {}
         }
-        self.payload_ui(ui, store, node, &topic, &item);
+        self.payload_ui(ui, store, node, &topic, item);
         ui.separator();
-        self.history_ui(ui, store, node, &info);
-        self.plot_ui(ui, store, node, &info, &item);
+        self.history_ui(ui, store, node, info);
+        self.plot_ui(ui, store, node, info, item);
         action
     }
 
@@ -877,8 +918,10 @@ impl InspectorView {
                 format!("truncated: kept {} of {total} bytes", payload.len()),
             );
         }
-        // Leave room for the history and the plot below.
-        let height = (ui.available_height() * 0.45).max(120.0);
+        // Leave room for the history and the plot below: what is left of
+        // the panel's height under the content so far, as if not scrolled.
+        let used = ui.cursor().top() - self.panel_top;
+        let height = ((self.panel_height - used) * 0.45).max(120.0);
         match view {
             PayloadView::Text => match kind {
                 PayloadKind::Binary => {

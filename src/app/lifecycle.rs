@@ -7,8 +7,10 @@ use super::subscriptions::SubState;
 use super::timeline::TimelineView;
 use super::{Action, App, Notice, connection_list};
 use crate::mqtt::{Command, ConnStatus, ConnectionId};
-use std::sync::Arc;
 use std::time::Instant;
+
+/// Time a frame spends feeding a loading capture to its connection.
+const LOAD_SLICE: std::time::Duration = std::time::Duration::from_millis(12);
 
 impl App {
     /// Connects the profiles that were open when the window was last
@@ -91,7 +93,9 @@ impl App {
                 {
                     self.worker.send(Command::Disconnect { conn });
                 }
+                // A pcap stream's temporary capture goes with its last handle.
                 self.offline.remove(&conn);
+                self.captures.remove(&conn);
                 let at = self.open.iter().position(|c| *c == conn);
                 self.open.retain(|c| *c != conn);
                 // Closing the connection shown shows its neighbour.
@@ -265,14 +269,26 @@ impl App {
         }
     }
 
-    /// Feeds what the capture loaders read to their connections, within a
-    /// frame's budget.
+    /// Feeds what the capture loaders read to their connections, within
+    /// [`LOAD_SLICE`] of a frame.
     pub(super) fn drain_loaders(&mut self) {
         use crate::capture::loader::LoadEvent;
         let mut finished = Vec::new();
         let loaders = std::mem::take(&mut self.loaders);
+        // A slice of the loading per frame, by time: the window stays
+        // responsive however large the capture (a batch is a thousand
+        // records at most).
+        let started = std::time::Instant::now();
+        let mut more = false;
         for (conn, loader) in &loaders {
-            for event in loader.drain(2) {
+            loop {
+                if started.elapsed() >= LOAD_SLICE {
+                    more = true;
+                    break;
+                }
+                let Some(event) = loader.next() else {
+                    break;
+                };
                 match event {
                     LoadEvent::Opened(file) => {
                         let h = file.header();
@@ -314,7 +330,8 @@ impl App {
                         };
                     }
                     LoadEvent::Done { notice } => {
-                        if self.captures.contains_key(conn) {
+                        if self.captures.contains_key(conn) && !self.stream_conns.contains_key(conn)
+                        {
                             self.connection_mut(*conn).state.status = ConnStatus::Disconnected {
                                 reason: Some("a capture file, offline".into()),
                             };
@@ -359,9 +376,26 @@ impl App {
                     }
                 }
             }
+            // A pcap file is read whole before its streams are shown: say
+            // how far the reading is.
+            let (read, _) = loader.progress();
+            if read > 0
+                && !finished.contains(conn)
+                && !self.captures.contains_key(conn)
+                && !self.stream_conns.contains_key(conn)
+            {
+                self.connection_mut(*conn).state.status = ConnStatus::Disconnected {
+                    reason: Some(format!(
+                        "reading a pcap file: {read} MQTT packets and messages decoded so far"
+                    )),
+                };
+            }
         }
         self.loaders = loaders;
         self.loaders.retain(|(c, _)| !finished.contains(c));
+        if more {
+            self.wake.request_repaint();
+        }
     }
 
     /// A pcap file was decoded: each stream becomes a connection of its
@@ -370,7 +404,7 @@ impl App {
     fn pcap_opened(
         &mut self,
         first: ConnectionId,
-        streams: Vec<Arc<crate::capture::pcap::Stream>>,
+        streams: Vec<crate::capture::spool::SpooledStream>,
         summary: String,
     ) {
         use crate::capture::pcap::StreamKind;
@@ -430,15 +464,17 @@ impl App {
                 kind => format!("{}: its MQTT is not shown", kind.label()),
             };
             let c = self.connection_mut(conn);
+            let (packets, messages) = stream
+                .file
+                .as_ref()
+                .map_or((0, 0), |f| (f.packet_count(), f.message_count()));
             c.state.log(
                 format!(
-                    "pcap stream {}: {}, client {} -> broker {}, {} packets, {} messages",
+                    "pcap stream {}: {}, client {} -> broker {}, {packets} packets, {messages} messages",
                     info.id + 1,
                     info.kind.label(),
                     info.client,
                     info.broker,
-                    stream.records.len(),
-                    stream.messages.len()
                 ),
                 info.kind == StreamKind::Encrypted,
             );
@@ -448,8 +484,12 @@ impl App {
             c.state.status = ConnStatus::Disconnected {
                 reason: Some(reason),
             };
-            self.offline
-                .insert(conn, crate::capture::offline::Offline::Stream(stream));
+            if let Some(file) = stream.file {
+                // Paged like a recording, and replayable like one.
+                self.offline
+                    .insert(conn, crate::capture::offline::Offline::File(file.clone()));
+                self.captures.insert(conn, file);
+            }
             if !self.open.contains(&conn) {
                 self.open.push(conn);
             }

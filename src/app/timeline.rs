@@ -67,6 +67,8 @@ const PAGE_MARGIN: usize = 256;
 /// A page spanning more records than this (a sparse filter's rows) is read
 /// row by row, without flows.
 const PAGE_MAX: usize = 4096;
+/// Packets of one flow loaded beside a page, at most (a flow has a few).
+const MAX_PARTNERS: usize = 16;
 /// Records the filter reads from the capture per frame.
 const SCAN_PER_FRAME: usize = 20_000;
 
@@ -75,6 +77,8 @@ const SCAN_PER_FRAME: usize = 20_000;
 enum Jump {
     Start,
     End,
+    /// The row of this capture position, in the middle of the view.
+    To(usize),
 }
 
 /// The view of an opened capture: every packet it holds, read from it a
@@ -106,6 +110,9 @@ struct Paged {
     selected_pos: Option<usize>,
     /// Rows on screen last frame, for the header.
     visible: std::ops::Range<usize>,
+    /// A step of the selected packet's flow clicked in the detail pane (its
+    /// number in `page`): go there.
+    goto: Option<Seq>,
 }
 
 impl Default for TimelineView {
@@ -187,7 +194,9 @@ impl TimelineView {
             egui::Panel::right("mqscope_timeline_detail")
                 .resizable(true)
                 .default_size(280.0)
-                .show(ui, |ui| self.detail_ui(ui, log, log.origin_us(), true));
+                .show(ui, |ui| {
+                    self.detail_ui(ui, log, log.origin_us(), true, None, false)
+                });
         }
         self.diagram_ui(ui, log);
         action
@@ -253,11 +262,37 @@ impl TimelineView {
             egui::Panel::right("mqscope_timeline_detail")
                 .resizable(true)
                 .default_size(280.0)
-                .show(ui, |ui| self.detail_ui(ui, &page, origin, false));
+                .show(ui, |ui| {
+                    let page_seq = std::mem::take(&mut self.paged.page_seq);
+                    let page_pos = std::mem::take(&mut self.paged.page_pos);
+                    let to_pos = |seq: Seq| -> Option<usize> {
+                        let i = page_seq.binary_search(&seq).ok()?;
+                        page_pos.get(i).copied()
+                    };
+                    let to_pos: &dyn Fn(Seq) -> Option<usize> = &to_pos;
+                    let linked = source.flow_index().is_some();
+                    self.detail_ui(ui, &page, origin, false, Some(to_pos), linked);
+                    self.paged.page_seq = page_seq;
+                    self.paged.page_pos = page_pos;
+                });
             self.paged.page = page;
             if self.selected.is_none() && self.paged.selected_pos.is_some() {
                 // Closed in the detail pane.
                 self.paged.selected_pos = None;
+            }
+            if let Some(seq) = self.paged.goto.take()
+                && let Some(i) = self.paged.page_seq.iter().position(|&s| s == seq)
+                && let Some(&pos) = self.paged.page_pos.get(i)
+            {
+                if self.paged.scan_filter.is_some()
+                    && self.paged.matches.binary_search(&pos).is_err()
+                {
+                    // Not among the rows the filter shows: show every row.
+                    self.filter = PacketFilter::default();
+                }
+                self.paged.selected_pos = Some(pos);
+                self.paged.jump = Some(Jump::To(pos));
+                self.selected = Some(seq);
             }
         }
         self.offline_diagram_ui(ui, source);
@@ -394,12 +429,43 @@ impl TimelineView {
         let result = if last - first < PAGE_MAX {
             let start = first.saturating_sub(PAGE_MARGIN);
             let end = (last + 1 + PAGE_MARGIN).min(p.total);
-            source.packets(start..end).map(|records| {
-                for (k, r) in records.into_iter().enumerate() {
-                    seqs.push(push_seq(&mut log, r));
-                    pos.push(start + k);
+            // The other packets of the page's flows, wherever they are in
+            // the capture: a PUBLISH and its PUBACK pages apart are linked.
+            let mut before = Vec::new();
+            let mut after = Vec::new();
+            if let Some(index) = source.flow_index() {
+                for x in start..end {
+                    for &y in index.flow_packets(x).iter().take(MAX_PARTNERS) {
+                        let y = y as usize;
+                        if y < start {
+                            before.push(y);
+                        } else if y >= end {
+                            after.push(y);
+                        }
+                    }
+                    if before.len() + after.len() > PAGE_MAX {
+                        break;
+                    }
                 }
-            })
+            }
+            before.sort_unstable();
+            before.dedup();
+            after.sort_unstable();
+            after.dedup();
+            let mut read = |range: std::ops::Range<usize>| {
+                let at = range.start;
+                source.packets(range).map(|records| {
+                    for (k, r) in records.into_iter().enumerate() {
+                        seqs.push(push_seq(&mut log, r));
+                        pos.push(at + k);
+                    }
+                })
+            };
+            before
+                .iter()
+                .try_for_each(|&x| read(x..x + 1))
+                .and_then(|()| read(start..end))
+                .and_then(|()| after.iter().try_for_each(|&x| read(x..x + 1)))
         } else {
             positions.iter().try_for_each(|&x| {
                 source.packets(x..x + 1).map(|records| {
@@ -430,6 +496,15 @@ impl TimelineView {
             .auto_shrink(false);
         match self.paged.jump.take() {
             Some(Jump::Start) => scroll = scroll.vertical_scroll_offset(0.0),
+            Some(Jump::To(pos)) => {
+                let row = if self.paged.scan_filter.is_some() {
+                    self.paged.matches.binary_search(&pos).unwrap_or_else(|i| i)
+                } else {
+                    pos
+                };
+                let offset = row as f32 * row_step - ui.available_height() / 2.0;
+                scroll = scroll.vertical_scroll_offset(offset.max(0.0));
+            }
             Some(Jump::End) => {
                 // The exact bottom: show_rows overflows on f32::MAX.
                 let content = rows as f32 * row_step;
@@ -760,7 +835,18 @@ impl TimelineView {
         (response.clicked() || label.clicked()).then_some(seq)
     }
 
-    fn detail_ui(&mut self, ui: &mut egui::Ui, log: &PacketLog, origin: u64, flow_filter: bool) {
+    /// The fields and flow of the selected packet. `paged_positions` maps
+    /// a page's numbers to capture positions (an opened capture, whose
+    /// flows were linked over the whole capture when `linked_whole`).
+    fn detail_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        log: &PacketLog,
+        origin: u64,
+        flow_filter: bool,
+        paged_positions: Option<&dyn Fn(Seq) -> Option<usize>>,
+        linked_whole: bool,
+    ) {
         let Some(entry) = self.selected.and_then(|s| log.get(s)) else {
             ui.label("The selected packet is no longer in the log.");
             if ui.button("Close").clicked() {
@@ -819,12 +905,30 @@ impl TimelineView {
                         Direction::Out => "->",
                         Direction::In => "<-",
                     };
-                    ui.label(format!(
+                    let text = format!(
                         "+{}  {arrow} {}  {} B",
                         format_relative(step.t_us.saturating_sub(start)),
                         step.kind.name(),
                         step.bytes
-                    ));
+                    );
+                    match paged_positions.and_then(|f| f(step.seq)) {
+                        // A capture: each step can be gone to, wherever it is.
+                        Some(pos) if step.seq != entry.seq => {
+                            if ui
+                                .button(format!("{text} · packet {}", pos + 1))
+                                .on_hover_text("Go to this packet of the flow")
+                                .clicked()
+                            {
+                                self.paged.goto = Some(step.seq);
+                            }
+                        }
+                        Some(pos) => {
+                            ui.label(format!("{text} · packet {} (this one)", pos + 1));
+                        }
+                        None => {
+                            ui.label(text);
+                        }
+                    }
                 }
                 let stats = flow.stats();
                 ui.label(format!("{} packets · {} B", stats.packets, stats.bytes));
@@ -832,7 +936,11 @@ impl TimelineView {
                     ui.label(format!("round trip {}", format_relative(latency)));
                 }
                 if !flow_filter {
-                    // A capture's pages link flows only within what is loaded.
+                    ui.weak(if linked_whole {
+                        "Linked over the whole capture."
+                    } else {
+                        "Linked within the packets loaded around the rows shown (the capture is still loading)."
+                    });
                 } else if self.filter.flow == Some(flow.id) {
                     if ui.button("Show all flows").clicked() {
                         self.filter.flow = None;

@@ -3,8 +3,8 @@
 
 use super::decode::Decoded;
 use super::export::{ExportError, Exporter, Format, PcapExport, export_pcap};
-use super::pcap::{Capture, ReadOptions, Sink, Stream, StreamInfo, StreamKind, read_file};
-use crate::model::flows::FlowState;
+use super::flow_index::{FlowCounts, FlowTracker};
+use super::pcap::{Capture, ReadOptions, Sink, StreamInfo, StreamKind, Summary, read_file};
 use crate::model::packet::{Direction, PacketKind, PacketRecord};
 use crate::model::protocol::ProtocolVersion;
 use clap::Args;
@@ -167,8 +167,11 @@ fn read(args: &ReadArgs) -> Result<(), String> {
         }
         return Ok(());
     }
-    let capture = Capture::open(&args.file, options).map_err(|e| e.to_string())?;
-    let text = summary_text(&args.file.display().to_string(), &capture);
+    // Streaming: per stream only counts, topic names and the flows still
+    // waiting are kept, whatever the size of the file.
+    let mut report = ReadReport::default();
+    let summary = read_file(&args.file, options, &mut report).map_err(|e| e.to_string())?;
+    let text = report_text(&args.file.display().to_string(), &summary, &mut report);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -177,23 +180,106 @@ fn read(args: &ReadArgs) -> Result<(), String> {
     }
 }
 
+/// What `mqscope read` reports of one stream, counted as it is read.
+#[derive(Default)]
+struct StreamReport {
+    client_id: Option<String>,
+    packets: usize,
+    sent: usize,
+    kinds: BTreeMap<&'static str, usize>,
+    messages: usize,
+    published: usize,
+    topics: BTreeMap<String, usize>,
+    flows: Option<FlowTracker>,
+}
+
+/// The [`Sink`] behind `mqscope read`'s summary.
+#[derive(Default)]
+pub struct ReadReport {
+    streams: Vec<StreamReport>,
+}
+
+impl ReadReport {
+    fn add(
+        &mut self,
+        id: usize,
+        record: &PacketRecord,
+        message: Option<&crate::model::protocol::Message>,
+    ) {
+        while self.streams.len() <= id {
+            self.streams.push(StreamReport::default());
+        }
+        let s = &mut self.streams[id];
+        if s.client_id.is_none() && record.kind == PacketKind::Connect {
+            s.client_id = record.detail.client_id.clone();
+        }
+        s.packets += 1;
+        if record.dir == Direction::Out {
+            s.sent += 1;
+        }
+        *s.kinds.entry(record.kind.name()).or_default() += 1;
+        s.flows
+            .get_or_insert_with(|| FlowTracker::new(false))
+            .packet(record);
+        if let Some(m) = message {
+            s.messages += 1;
+            if record.dir == Direction::Out {
+                s.published += 1;
+            }
+            match s.topics.get_mut(m.topic.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    s.topics.insert(m.topic.clone(), 1);
+                }
+            }
+        }
+    }
+}
+
+impl Sink for ReadReport {
+    fn packet(&mut self, stream: &StreamInfo, d: Decoded) {
+        self.add(stream.id, &d.record, d.message.as_ref());
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The per-stream report of `mqscope read` without --trace.
+/// The per-stream report of `mqscope read` without --trace, of a capture
+/// read whole.
 pub fn summary_text(name: &str, c: &Capture) -> String {
+    let mut report = ReadReport::default();
+    for stream in &c.streams {
+        let mut messages = stream.messages.iter().peekable();
+        for (i, r) in stream.records.iter().enumerate() {
+            let message = messages.next_if(|m| m.packet_seq == Some(i as u64));
+            report.add(stream.info.id, r, message);
+        }
+    }
+    let summary = Summary {
+        streams: c.streams.iter().map(|s| s.info.clone()).collect(),
+        frames: c.frames,
+        not_tcp: c.not_tcp,
+        unreadable: c.unreadable,
+        other_tcp: c.other_tcp,
+    };
+    report_text(name, &summary, &mut report)
+}
+
+/// The per-stream report of `mqscope read` without --trace.
+fn report_text(name: &str, c: &Summary, report: &mut ReadReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let mqtt = c
         .streams
         .iter()
-        .filter(|x| matches!(x.info.kind, StreamKind::Mqtt(_)))
+        .filter(|x| matches!(x.kind, StreamKind::Mqtt(_)))
         .count();
     let encrypted = c
         .streams
         .iter()
-        .filter(|x| x.info.kind == StreamKind::Encrypted)
+        .filter(|x| x.kind == StreamKind::Encrypted)
         .count();
     let _ = writeln!(
         s,
@@ -210,8 +296,10 @@ pub fn summary_text(name: &str, c: &Capture) -> String {
             plural(c.unreadable as usize, "frame", "frames")
         );
     }
-    for stream in &c.streams {
-        stream_text(&mut s, stream);
+    for info in &c.streams {
+        let mut empty = StreamReport::default();
+        let stream = report.streams.get_mut(info.id).unwrap_or(&mut empty);
+        stream_text(&mut s, info, stream);
     }
     if c.streams.is_empty() {
         let _ = writeln!(
@@ -222,14 +310,8 @@ pub fn summary_text(name: &str, c: &Capture) -> String {
     s
 }
 
-fn stream_text(s: &mut String, stream: &Stream) {
+fn stream_text(s: &mut String, i: &StreamInfo, stream: &mut StreamReport) {
     use std::fmt::Write as _;
-    let i = &stream.info;
-    let client_id = stream
-        .records
-        .iter()
-        .find(|r| r.kind == PacketKind::Connect)
-        .and_then(|r| r.detail.client_id.clone());
     let _ = writeln!(
         s,
         "stream {}: client {} → broker {}, {}{}{}",
@@ -237,7 +319,9 @@ fn stream_text(s: &mut String, stream: &Stream) {
         i.client,
         i.broker,
         i.kind.label(),
-        client_id
+        stream
+            .client_id
+            .as_ref()
             .map(|c| format!(", client id \"{c}\""))
             .unwrap_or_default(),
         if i.closed {
@@ -255,33 +339,20 @@ fn stream_text(s: &mut String, stream: &Stream) {
         );
         return;
     }
-    let sent = stream
-        .records
+    let kinds: Vec<String> = stream
+        .kinds
         .iter()
-        .filter(|r| r.dir == Direction::Out)
-        .count();
-    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &stream.records {
-        *kinds.entry(r.kind.name()).or_default() += 1;
-    }
-    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     let _ = writeln!(
         s,
         "  packets: {} ({} from the client, {} from the broker) over {duration:.3} s: {}",
-        stream.records.len(),
-        sent,
-        stream.records.len() - sent,
+        stream.packets,
+        stream.sent,
+        stream.packets - stream.sent,
         kinds.join(", ")
     );
-    let published = stream
-        .messages
-        .iter()
-        .filter(|m| stream.sent_by(m) == Some(Direction::Out))
-        .count();
-    let mut topics: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &stream.messages {
-        *topics.entry(&m.topic).or_default() += 1;
-    }
+    let topics = &stream.topics;
     let mut shown: Vec<String> = topics
         .iter()
         .take(10)
@@ -293,42 +364,43 @@ fn stream_text(s: &mut String, stream: &Stream) {
     let _ = writeln!(
         s,
         "  messages: {} ({} published by the client, {} delivered by the broker) on {}{}{}",
-        stream.messages.len(),
-        published,
-        stream.messages.len() - published,
+        stream.messages,
+        stream.published,
+        stream.messages - stream.published,
         plural(topics.len(), "topic", "topics"),
         if shown.is_empty() { "" } else { ": " },
         shown.join(", ")
     );
-    let log = stream.packet_log();
-    let (mut complete, mut waiting, mut incomplete, mut refused) = (0, 0, 0, 0);
-    let mut open_flows = Vec::new();
-    for f in log.flows() {
-        match f.state {
-            FlowState::Complete => complete += 1,
-            FlowState::Waiting(missing) | FlowState::Incomplete { missing } => {
-                if matches!(f.state, FlowState::Waiting(_)) {
-                    waiting += 1;
-                } else {
-                    incomplete += 1;
-                }
-                if open_flows.len() < 10 {
-                    open_flows.push(format!(
-                        "{}{} without its {}",
-                        f.kind.label(),
-                        f.pkid
-                            .map(|p| format!(" (packet id {p})"))
-                            .unwrap_or_default(),
-                        missing.name()
-                    ));
-                }
+    let counts = match stream.flows.as_mut() {
+        Some(f) => {
+            if i.closed {
+                // The connection ended: what still waited never completes.
+                f.connection_dropped();
             }
-            FlowState::Refused { .. } => refused += 1,
+            f.counts()
         }
-    }
+        None => FlowCounts::default(),
+    };
+    let open_flows: Vec<String> = counts
+        .open
+        .iter()
+        .map(|(kind, pkid, missing)| {
+            format!(
+                "{}{} without its {}",
+                kind.label(),
+                pkid.map(|p| format!(" (packet id {p})"))
+                    .unwrap_or_default(),
+                missing.name()
+            )
+        })
+        .collect();
     let _ = writeln!(
         s,
-        "  flows: {complete} complete, {incomplete} incomplete, {waiting} still waiting at the end, {refused} refused{}{}",
+        "  flows: {} complete, {} incomplete, {} still waiting at the end, {} refused{}{}",
+        counts.complete,
+        counts.incomplete,
+        counts.waiting,
+        counts.refused,
         if open_flows.is_empty() { "" } else { ": " },
         open_flows.join("; ")
     );

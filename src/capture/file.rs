@@ -108,6 +108,8 @@ pub struct CaptureFile {
     index: Index,
     ending: Ending,
     size: u64,
+    /// The flows of every packet, once the loader linked them.
+    flows: std::sync::OnceLock<super::flow_index::FlowIndex>,
 }
 
 /// A message as the index knows it, without reading the file.
@@ -152,12 +154,23 @@ fn describe_unknown(head: &[u8]) -> String {
 impl CaptureFile {
     /// Opens a capture and indexes it in one pass.
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        CaptureFile::open_file(file, path)
+    }
+
+    /// Opens a capture from a file already open for reading (e.g. a
+    /// temporary file with no name left on disk); `path` only names it in
+    /// messages.
+    pub fn open_file(file: File, path: &Path) -> Result<CaptureFile, CaptureError> {
         let name = path.display().to_string();
         let io_err = |source| CaptureError::Io {
             path: name.clone(),
             source,
         };
-        let file = File::open(path).map_err(io_err)?;
+        io::Seek::seek(&mut &file, io::SeekFrom::Start(0)).map_err(io_err)?;
         let size = file.metadata().map_err(io_err)?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file.try_clone().map_err(io_err)?);
 
@@ -217,7 +230,19 @@ impl CaptureFile {
             index,
             ending,
             size,
+            flows: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the flows linked over the whole capture (once; the loader does
+    /// it after its pass over every packet).
+    pub fn set_flow_index(&self, index: super::flow_index::FlowIndex) {
+        let _ = self.flows.set(index);
+    }
+
+    /// The flows linked over the whole capture, once the loader is done.
+    pub fn flow_index(&self) -> Option<&super::flow_index::FlowIndex> {
+        self.flows.get()
     }
 
     pub fn path(&self) -> &Path {

@@ -3,21 +3,24 @@
 //! live connection produces, in bounded batches over a bounded channel (so
 //! memory stays flat however large the file), while the window drains a
 //! few batches per frame into the connection's state. A pcap/pcapng file
-//! is decoded whole (TCP reassembly needs it), then each of its streams is
-//! streamed the same way, to a connection of its own.
+//! is decoded in one streaming pass, each MQTT stream into a temporary
+//! capture ([`super::spool`]), then each stream is loaded from it the same
+//! way, to a connection of its own.
 
 use super::file::CaptureFile;
-use super::pcap::{Capture, ReadOptions, Stream, StreamKind};
+use super::flow_index::FlowTracker;
+use super::pcap::{ReadOptions, StreamKind};
+use super::spool::{Spooled, SpooledStream, spool_dir, spool_pcap};
 use crate::mqtt::{ConnStatus, EventKind, Wake};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 /// Events per batch, and payload bytes per batch, at most (about).
-pub const BATCH_EVENTS: usize = 4096;
-pub const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_EVENTS: usize = 1024;
+pub const BATCH_BYTES: usize = 1 << 20;
 /// Batches waiting for the window, at most.
-const QUEUED_BATCHES: usize = 4;
+const QUEUED_BATCHES: usize = 16;
 
 /// What the loading thread reports, in this order.
 pub enum LoadEvent {
@@ -35,7 +38,7 @@ pub enum LoadEvent {
     /// be shown as a connection of its own, and a line on what else the
     /// file held. Comes before the streams' batches.
     PcapOpened {
-        streams: Vec<Arc<Stream>>,
+        streams: Vec<SpooledStream>,
         summary: String,
     },
     /// The next records of pcap stream `stream` (its position in
@@ -58,39 +61,27 @@ pub fn is_pcap(path: &Path) -> bool {
         ) || u32::from_be_bytes(head) == 0x0a0d0d0a)
 }
 
-/// A pcap stream's packets and messages in wire order, as events: each
-/// message right after the PUBLISH record that carried it, and a closed
-/// connection's end as a status.
-pub fn stream_events(stream: &Stream) -> Vec<EventKind> {
-    let mut out = Vec::with_capacity(stream.records.len() + stream.messages.len() + 1);
-    let mut messages = stream.messages.iter().peekable();
-    for (i, record) in stream.records.iter().enumerate() {
-        // Messages whose record is not kept (none in practice) come first.
-        while let Some(m) = messages.next_if(|m| m.packet_seq.is_none_or(|s| s < i as u64)) {
-            out.push(EventKind::Message(m.clone()));
-        }
-        out.push(EventKind::Packet(record.clone()));
-        while let Some(m) = messages.next_if(|m| m.packet_seq == Some(i as u64)) {
-            out.push(EventKind::Message(m.clone()));
+/// Links the flows of a batch's packets, in capture order.
+fn track(tracker: &mut FlowTracker, batch: &[EventKind]) {
+    for e in batch {
+        match e {
+            EventKind::Packet(r) => tracker.packet(r),
+            EventKind::Status(
+                ConnStatus::Reconnecting { .. } | ConnStatus::Disconnected { .. },
+            ) => tracker.connection_dropped(),
+            _ => {}
         }
     }
-    out.extend(messages.map(|m| EventKind::Message(m.clone())));
-    if stream.info.closed && matches!(stream.info.kind, StreamKind::Mqtt(_)) {
-        out.push(EventKind::Status(ConnStatus::Disconnected {
-            reason: Some("the TCP connection closed inside the capture".into()),
-        }));
-    }
-    out
 }
 
 /// What a pcap file held besides its MQTT streams, in one line.
-fn pcap_summary(path: &Path, c: &Capture) -> String {
-    let mqtt = c
+fn pcap_summary(path: &Path, s: &Spooled) -> String {
+    let mqtt = s
         .streams
         .iter()
         .filter(|s| matches!(s.info.kind, StreamKind::Mqtt(_)))
         .count();
-    let encrypted = c
+    let encrypted = s
         .streams
         .iter()
         .filter(|s| s.info.kind == StreamKind::Encrypted)
@@ -99,15 +90,17 @@ fn pcap_summary(path: &Path, c: &Capture) -> String {
         "{}: {} frames, {mqtt} MQTT streams, {encrypted} encrypted (TLS) streams, {} other \
          streams; {} other TCP connections, {} frames not TCP, {} unreadable frames",
         path.display(),
-        c.frames,
-        c.streams.len() - mqtt - encrypted,
-        c.other_tcp,
-        c.not_tcp,
-        c.unreadable
+        s.summary.frames,
+        s.streams.len() - mqtt - encrypted,
+        s.summary.other_tcp,
+        s.summary.not_tcp,
+        s.summary.unreadable
     )
 }
 
-/// Decodes a pcap file and streams its connections' events.
+/// Decodes a pcap file, each MQTT stream into a temporary capture (so a
+/// file larger than memory opens), then streams each stream's events from
+/// its capture as a recording's are.
 fn load_pcap(
     path: &Path,
     send: &dyn Fn(LoadEvent) -> bool,
@@ -115,23 +108,42 @@ fn load_pcap(
     read: &AtomicU64,
     total: &AtomicU64,
 ) {
-    let (capture, damage) = match Capture::open_partial(path, ReadOptions::default()) {
-        Ok(c) => c,
+    let spooled = match spool_pcap(
+        path,
+        ReadOptions::default(),
+        spool_dir(),
+        Some(cancel),
+        &|n| read.store(n, Ordering::Release),
+    ) {
+        Ok(s) => s,
         Err(e) => {
             send(LoadEvent::Failed(e.to_string()));
             return;
         }
     };
-    let summary = pcap_summary(path, &capture);
-    let frames = capture.frames;
-    let streams: Vec<Arc<Stream>> = capture.streams.into_iter().map(Arc::new).collect();
+    if cancel.load(Ordering::Acquire) {
+        return;
+    }
+    let summary = pcap_summary(path, &spooled);
+    let frames = spooled.summary.frames;
+    read.store(0, Ordering::Release);
     total.store(
-        streams
+        spooled
+            .streams
             .iter()
-            .map(|s| (s.records.len() + s.messages.len()) as u64)
+            .filter_map(|s| s.file.as_ref())
+            .map(|f| f.record_count())
             .sum(),
         Ordering::Release,
     );
+    let mut notices: Vec<String> = Vec::new();
+    if let Some(e) = &spooled.damage {
+        notices.push(format!("{e}: showing the {frames} frames before it"));
+    }
+    if let Some(lost) = &spooled.lost {
+        notices.push(lost.clone());
+    }
+    let streams = spooled.streams;
     if !send(LoadEvent::PcapOpened {
         streams: streams.clone(),
         summary,
@@ -139,23 +151,45 @@ fn load_pcap(
         return;
     }
     for (i, stream) in streams.iter().enumerate() {
-        let mut events = stream_events(stream);
-        while !events.is_empty() {
+        let Some(file) = &stream.file else {
+            continue;
+        };
+        let mut events = match file.events() {
+            Ok(e) => e,
+            Err(e) => {
+                notices.push(e.to_string());
+                continue;
+            }
+        };
+        let mut flows = FlowTracker::new(true);
+        loop {
             if cancel.load(Ordering::Acquire) {
                 return;
             }
-            let rest = events.split_off(events.len().min(BATCH_EVENTS));
-            read.fetch_add(events.len() as u64, Ordering::AcqRel);
-            if !send(LoadEvent::StreamBatch {
-                stream: i,
-                events: std::mem::replace(&mut events, rest),
-            }) {
-                return;
+            match events.next_batch(BATCH_EVENTS, BATCH_BYTES) {
+                Ok(Some(batch)) => {
+                    read.fetch_add(batch.len() as u64, Ordering::AcqRel);
+                    track(&mut flows, &batch);
+                    if !send(LoadEvent::StreamBatch {
+                        stream: i,
+                        events: batch,
+                    }) {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    file.set_flow_index(flows.finish());
+                    break;
+                }
+                Err(e) => {
+                    notices.push(e.to_string());
+                    break;
+                }
             }
         }
     }
     send(LoadEvent::Done {
-        notice: damage.map(|e| format!("{e}: showing the {} frames before it", frames)),
+        notice: (!notices.is_empty()).then(|| notices.join("; ")),
     });
 }
 
@@ -213,6 +247,7 @@ impl Loader {
                         return;
                     }
                 };
+                let mut flows = FlowTracker::new(true);
                 loop {
                     if c.load(Ordering::Acquire) {
                         return;
@@ -220,11 +255,13 @@ impl Loader {
                     match events.next_batch(BATCH_EVENTS, BATCH_BYTES) {
                         Ok(Some(batch)) => {
                             r.fetch_add(batch.len() as u64, Ordering::AcqRel);
+                            track(&mut flows, &batch);
                             if !send(LoadEvent::Batch(batch)) {
                                 return;
                             }
                         }
                         Ok(None) => {
+                            capture.set_flow_index(flows.finish());
                             send(LoadEvent::Done {
                                 notice: capture.notice(),
                             });
@@ -250,6 +287,11 @@ impl Loader {
     /// What is waiting, at most `max` reports, without blocking.
     pub fn drain(&self, max: usize) -> Vec<LoadEvent> {
         self.rx.try_iter().take(max).collect()
+    }
+
+    /// The next report, if one is waiting (never blocks).
+    pub fn next(&self) -> Option<LoadEvent> {
+        self.rx.try_recv().ok()
     }
 
     /// Waits up to `timeout` for the next report (headless use, tests).

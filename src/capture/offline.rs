@@ -1,11 +1,11 @@
 //! What an offline connection (a capture opened in the window) can still be
 //! asked once its records were fed to the connection's state: pages of its
 //! packets for the timeline, and payloads the Store evicted, for the
-//! inspector. An mqscope capture answers from its file (read on demand); a
-//! pcap stream answers from the packets decoded in memory.
+//! inspector. Both an mqscope capture and a pcap stream (transcoded into a
+//! temporary capture while the pcap was read) answer from their file, read
+//! on demand.
 
 use super::file::CaptureFile;
-use super::pcap::Stream;
 use crate::model::packet::PacketRecord;
 use crate::model::protocol::Message;
 use std::ops::Range;
@@ -14,10 +14,9 @@ use std::sync::Arc;
 /// The source of an offline connection.
 #[derive(Clone)]
 pub enum Offline {
-    /// An mqscope capture file, indexed.
+    /// An mqscope capture file, or one TCP stream of a pcap/pcapng file
+    /// transcoded into one; indexed.
     File(Arc<CaptureFile>),
-    /// One TCP stream of a pcap/pcapng file.
-    Stream(Arc<Stream>),
 }
 
 impl Offline {
@@ -25,7 +24,6 @@ impl Offline {
     pub fn packet_count(&self) -> usize {
         match self {
             Offline::File(f) => f.packet_count(),
-            Offline::Stream(s) => s.records.len(),
         }
     }
 
@@ -33,10 +31,6 @@ impl Offline {
     pub fn packets(&self, range: Range<usize>) -> Result<Vec<PacketRecord>, String> {
         match self {
             Offline::File(f) => f.packets(range).map_err(|e| e.to_string()),
-            Offline::Stream(s) => {
-                let end = range.end.min(s.records.len());
-                Ok(s.records[range.start.min(end)..end].to_vec())
-            }
         }
     }
 
@@ -62,17 +56,6 @@ impl Offline {
                 };
                 Some(read.map_err(|e| e.to_string()))
             }
-            Offline::Stream(s) => {
-                let i = s
-                    .messages
-                    .partition_point(|m| m.packet_seq.is_some_and(|p| p < seq));
-                let m = s
-                    .messages
-                    .get(i)
-                    .filter(|m| m.packet_seq == Some(seq))
-                    .or_else(|| s.messages.iter().find(|m| m.packet_seq == Some(seq)))?;
-                Some(Ok(m.payload[..m.payload.len().min(max)].to_vec()))
-            }
         }
     }
 
@@ -80,13 +63,6 @@ impl Offline {
     pub fn message_ids_of(&self, topic: &str) -> Vec<u32> {
         match self {
             Offline::File(f) => f.message_ids_of(topic).to_vec(),
-            Offline::Stream(s) => s
-                .messages
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.topic == topic)
-                .map(|(i, _)| i as u32)
-                .collect(),
         }
     }
 
@@ -102,16 +78,13 @@ impl Offline {
                 let m = f.message_head(i, max).map_err(|e| e.to_string())?;
                 Ok((m, len))
             }
-            Offline::Stream(s) => {
-                let mut m = s
-                    .messages
-                    .get(i as usize)
-                    .cloned()
-                    .ok_or_else(|| format!("the stream holds no message {i}"))?;
-                let len = m.payload.len();
-                m.payload.truncate(len.min(max));
-                Ok((m, len))
-            }
+        }
+    }
+
+    /// The flows linked over the whole capture, once it is loaded.
+    pub fn flow_index(&self) -> Option<&super::flow_index::FlowIndex> {
+        match self {
+            Offline::File(f) => f.flow_index(),
         }
     }
 
@@ -119,11 +92,6 @@ impl Offline {
     pub fn describe(&self) -> String {
         match self {
             Offline::File(f) => format!("capture {}", f.path().display()),
-            Offline::Stream(s) => format!(
-                "pcap stream {} -> {}",
-                s.info.client_text(),
-                s.info.broker_text()
-            ),
         }
     }
 }
