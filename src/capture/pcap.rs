@@ -330,21 +330,24 @@ pub fn read_file_partial(
             what: other.to_string(),
         },
     };
+    // A file header cut short, or one that is not what its magic says.
+    let header_error = |e: PcapError, header: &str| match e {
+        PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ReadError::Truncated {
+                path: path.to_path_buf(),
+                frame: 0,
+            }
+        }
+        other => ReadError::NotPcap {
+            path: path.to_path_buf(),
+            what: format!("its {header} header is invalid: {other}"),
+        },
+    };
     let read_frames = || -> Result<(), ReadError> {
         match u32::from_be_bytes(magic) {
             0x0A0D0D0A => {
-                let mut r = pcap_file::pcapng::PcapNgReader::new(reader).map_err(|e| match e {
-                    PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        ReadError::Truncated {
-                            path: path.to_path_buf(),
-                            frame: 0,
-                        }
-                    }
-                    other => ReadError::NotPcap {
-                        path: path.to_path_buf(),
-                        what: format!("its pcapng section header is invalid: {other}"),
-                    },
-                })?;
+                let mut r = pcap_file::pcapng::PcapNgReader::new(reader)
+                    .map_err(|e| header_error(e, "pcapng section"))?;
                 let mut last_ts = Duration::ZERO;
                 while let Some(block) = r.next_block() {
                     if decoder.sink.done() {
@@ -385,18 +388,8 @@ pub fn read_file_partial(
                 }
             }
             0xA1B2C3D4 | 0xD4C3B2A1 | 0xA1B23C4D | 0x4D3CB2A1 => {
-                let mut r = pcap_file::pcap::PcapReader::new(reader).map_err(|e| match e {
-                    PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        ReadError::Truncated {
-                            path: path.to_path_buf(),
-                            frame: 0,
-                        }
-                    }
-                    other => ReadError::NotPcap {
-                        path: path.to_path_buf(),
-                        what: format!("its pcap header is invalid: {other}"),
-                    },
-                })?;
+                let mut r = pcap_file::pcap::PcapReader::new(reader)
+                    .map_err(|e| header_error(e, "pcap"))?;
                 let header = r.header();
                 if header.version_major != 2 {
                     return Err(ReadError::NotPcap {
